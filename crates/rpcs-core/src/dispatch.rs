@@ -1,0 +1,263 @@
+//! Dispatch: running a named call against a method table, with the
+//! `system.*` introspection and multicall built-ins.
+
+use crate::fault::Fault;
+use crate::kind::Kind;
+use crate::params::{Context, ParamSpec};
+use crate::table::{Builtin, CallResult, Handler, Method, MethodTable};
+use crate::value::{Map, Value};
+use std::future::Future;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::pin::Pin;
+use std::task::{Context as TaskContext, Poll};
+
+/// Bounds the dispatcher enforces on every call.
+#[derive(Debug, Clone)]
+pub struct DispatchLimits {
+    /// The most calls one `system.multicall` may carry.
+    pub max_multicall: usize,
+}
+
+impl Default for DispatchLimits {
+    fn default() -> Self {
+        DispatchLimits {
+            max_multicall: 1000,
+        }
+    }
+}
+
+/// Runs calls against a [`MethodTable`] extended with the built-ins
+/// `system.listMethods`, `system.methodHelp`, `system.methodSignature` and
+/// `system.multicall`.
+///
+/// A handler that panics answers an internal-error fault instead of taking the
+/// connection down.
+pub struct Dispatcher {
+    table: MethodTable,
+    limits: DispatchLimits,
+}
+
+fn spec(name: &str, kind: Kind) -> ParamSpec {
+    ParamSpec {
+        name: name.to_owned(),
+        kind,
+        optional: false,
+        variadic: false,
+    }
+}
+
+fn array_of(kind: Kind) -> Kind {
+    Kind::Array(Box::new(kind))
+}
+
+impl Dispatcher {
+    /// A dispatcher over `table` with default limits.
+    pub fn new(table: MethodTable) -> Dispatcher {
+        Dispatcher::with_limits(table, DispatchLimits::default())
+    }
+
+    /// A dispatcher over `table` with the given limits.
+    pub fn with_limits(mut table: MethodTable, limits: DispatchLimits) -> Dispatcher {
+        table.register_builtin(
+            "system.listMethods",
+            "Return the names of all methods this server offers, sorted.",
+            (vec![], array_of(Kind::String)),
+            Builtin::ListMethods,
+        );
+        table.register_builtin(
+            "system.methodHelp",
+            "Return the documentation string of the named method.",
+            (vec![spec("method", Kind::String)], Kind::String),
+            Builtin::MethodHelp,
+        );
+        table.register_builtin(
+            "system.methodSignature",
+            "Return the signatures of the named method: a list of [result, param, ...] type-name lists.",
+            (vec![spec("method", Kind::String)], array_of(array_of(Kind::String))),
+            Builtin::MethodSignature,
+        );
+        table.register_builtin(
+            "system.multicall",
+            "Run several calls in one request: takes a list of {methodName, params} structs and returns, \
+             for each, [result] or a {faultCode, faultString} struct.",
+            (
+                vec![spec("calls", array_of(Kind::Struct(Box::new(Kind::Any))))],
+                Kind::Array(Box::new(Kind::Any)),
+            ),
+            Builtin::Multicall,
+        );
+        Dispatcher { table, limits }
+    }
+
+    /// The table being served, built-ins included.
+    pub fn table(&self) -> &MethodTable {
+        &self.table
+    }
+
+    /// Runs one call. Multicall expands into one dispatch per inner call.
+    pub async fn call(&self, ctx: &Context, method: &str, params: Vec<Value>) -> CallResult {
+        match self.table.get(method) {
+            Some(m) if matches!(m.handler, Handler::Builtin(Builtin::Multicall)) => {
+                self.multicall(ctx, params).await
+            }
+            Some(m) => self.run(m, ctx, params).await,
+            None => Err(Fault::method_not_found(method)),
+        }
+    }
+
+    /// Runs one call that is not a multicall.
+    async fn call_single(&self, ctx: &Context, method: &str, params: Vec<Value>) -> CallResult {
+        match self.table.get(method) {
+            Some(m) if matches!(m.handler, Handler::Builtin(Builtin::Multicall)) => Err(
+                Fault::invalid_request("system.multicall cannot be nested in system.multicall"),
+            ),
+            Some(m) => self.run(m, ctx, params).await,
+            None => Err(Fault::method_not_found(method)),
+        }
+    }
+
+    async fn run(&self, method: &Method, ctx: &Context, params: Vec<Value>) -> CallResult {
+        match &method.handler {
+            Handler::Sync(f) => catch_unwind(AssertUnwindSafe(|| f(ctx, params)))
+                .unwrap_or_else(|_| Err(panicked(method.name()))),
+            Handler::Async(f) => {
+                let fut = catch_unwind(AssertUnwindSafe(|| f(ctx, params)))
+                    .map_err(|_| panicked(method.name()))?;
+                CatchPanic(fut)
+                    .await
+                    .unwrap_or_else(|| Err(panicked(method.name())))
+            }
+            Handler::Builtin(b) => self.builtin(*b, params),
+        }
+    }
+
+    fn builtin(&self, builtin: Builtin, params: Vec<Value>) -> CallResult {
+        match builtin {
+            Builtin::ListMethods => {
+                expect_params(&params, 0)?;
+                Ok(Value::Array(
+                    self.table.method_names().map(Value::from).collect(),
+                ))
+            }
+            Builtin::MethodHelp => {
+                let method = self.named_method(&params)?;
+                Ok(Value::String(method.doc().to_owned()))
+            }
+            Builtin::MethodSignature => {
+                let method = self.named_method(&params)?;
+                let sigs = method
+                    .signatures()
+                    .into_iter()
+                    .map(|sig| Value::Array(sig.into_iter().map(Value::from).collect()))
+                    .collect();
+                Ok(Value::Array(sigs))
+            }
+            Builtin::Multicall => Err(Fault::internal("multicall dispatched as a plain call")),
+        }
+    }
+
+    fn named_method(&self, params: &[Value]) -> Result<&Method, Fault> {
+        expect_params(params, 1)?;
+        let name = params[0]
+            .as_str()
+            .ok_or_else(|| Fault::invalid_params("parameter 1: expected a method name string"))?;
+        self.table
+            .get(name)
+            .ok_or_else(|| Fault::invalid_params(format!("no method named {name:?}")))
+    }
+
+    async fn multicall(&self, ctx: &Context, params: Vec<Value>) -> CallResult {
+        expect_params(&params, 1)?;
+        let Some(Value::Array(calls)) = params.into_iter().next() else {
+            return Err(Fault::invalid_params(
+                "parameter 1: expected an array of {methodName, params} structs",
+            ));
+        };
+        if calls.len() > self.limits.max_multicall {
+            return Err(Fault::new(
+                Fault::LIMIT_EXCEEDED,
+                format!(
+                    "system.multicall carries {} calls; the limit is {}",
+                    calls.len(),
+                    self.limits.max_multicall
+                ),
+            ));
+        }
+        let mut results = Vec::with_capacity(calls.len());
+        for call in calls {
+            let outcome = match split_call(call) {
+                Ok((name, params)) => self.call_single(ctx, &name, params).await,
+                Err(fault) => Err(fault),
+            };
+            results.push(match outcome {
+                Ok(value) => Value::Array(vec![value]),
+                Err(fault) => fault_struct(&fault),
+            });
+        }
+        Ok(Value::Array(results))
+    }
+}
+
+/// Builds the `{faultCode, faultString}` struct every protocol's fault shape uses.
+pub fn fault_struct(fault: &Fault) -> Value {
+    let mut map = Map::with_capacity(2);
+    map.insert("faultCode".into(), Value::Int(fault.code.into()));
+    map.insert("faultString".into(), Value::String(fault.message.clone()));
+    Value::Struct(map)
+}
+
+fn split_call(call: Value) -> Result<(String, Vec<Value>), Fault> {
+    let Value::Struct(mut members) = call else {
+        return Err(Fault::invalid_request(
+            "each multicall entry must be a {methodName, params} struct",
+        ));
+    };
+    let name = match members.swap_remove("methodName") {
+        Some(Value::String(name)) => name,
+        _ => {
+            return Err(Fault::invalid_request(
+                "multicall entry lacks a string methodName",
+            ))
+        }
+    };
+    let params = match members.swap_remove("params") {
+        Some(Value::Array(params)) => params,
+        None | Some(Value::Nil) => Vec::new(),
+        Some(_) => {
+            return Err(Fault::invalid_request(
+                "multicall entry params must be an array",
+            ))
+        }
+    };
+    Ok((name, params))
+}
+
+fn expect_params(params: &[Value], n: usize) -> Result<(), Fault> {
+    if params.len() == n {
+        return Ok(());
+    }
+    Err(Fault::invalid_params(format!(
+        "takes {n} parameter{}, got {}",
+        if n == 1 { "" } else { "s" },
+        params.len()
+    )))
+}
+
+fn panicked(method: &str) -> Fault {
+    Fault::internal(format!("method {method:?} failed unexpectedly"))
+}
+
+/// Polls a future, turning a panic inside it into `None`.
+struct CatchPanic<F>(F);
+
+impl<F: Future + Unpin> Future for CatchPanic<F> {
+    type Output = Option<F::Output>;
+    fn poll(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
+        let inner = &mut self.0;
+        match catch_unwind(AssertUnwindSafe(|| Pin::new(inner).poll(cx))) {
+            Ok(Poll::Ready(v)) => Poll::Ready(Some(v)),
+            Ok(Poll::Pending) => Poll::Pending,
+            Err(_) => Poll::Ready(None),
+        }
+    }
+}

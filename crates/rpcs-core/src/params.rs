@@ -1,0 +1,242 @@
+//! Turning a call's positional parameters into typed handler arguments, and
+//! typed client arguments into parameters.
+
+use crate::de::from_value;
+use crate::fault::Fault;
+use crate::kind::{Kind, RpcType};
+use crate::ser::{to_value, ConvertError};
+use crate::value::Value;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use std::any::Any;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+/// What a handler may know about the call it is serving.
+///
+/// Take it as a handler argument (any position; it consumes no parameter) to learn
+/// who is calling.
+#[derive(Debug, Clone, Default)]
+pub struct Context {
+    /// The caller's address, when the transport has one.
+    pub peer: Option<SocketAddr>,
+    /// A number unique to the caller's connection within this server.
+    pub connection_id: u64,
+    /// The protocol the call arrived on (`"xmlrpc"`, `"jsonrpc"`, ...).
+    pub protocol: &'static str,
+    /// The authenticated user, when the transport authenticated one.
+    pub principal: Option<Arc<str>>,
+}
+
+impl Context {
+    /// A context for a call that arrived on `protocol` from `peer`.
+    pub fn new(protocol: &'static str, peer: Option<SocketAddr>, connection_id: u64) -> Context {
+        Context {
+            peer,
+            connection_id,
+            protocol,
+            principal: None,
+        }
+    }
+}
+
+/// One parameter as introspection describes it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ParamSpec {
+    /// The parameter's name (`arg0`, ... unless named at registration).
+    pub name: String,
+    /// Its wire type.
+    pub kind: Kind,
+    /// Whether it may be left out (a trailing `Option`).
+    pub optional: bool,
+    /// Whether it takes all remaining parameters ([`Rest`]).
+    pub variadic: bool,
+}
+
+/// The positional parameters of one call, consumed left to right by extractors.
+pub struct Params {
+    iter: std::vec::IntoIter<Value>,
+    taken: usize,
+    total: usize,
+}
+
+impl Params {
+    /// Wraps a call's parameters.
+    pub fn new(values: Vec<Value>) -> Params {
+        let total = values.len();
+        Params {
+            iter: values.into_iter(),
+            taken: 0,
+            total,
+        }
+    }
+
+    /// Takes the next parameter, if any.
+    #[allow(clippy::should_implement_trait)]
+    pub fn next(&mut self) -> Option<Value> {
+        let v = self.iter.next()?;
+        self.taken += 1;
+        Some(v)
+    }
+
+    /// The 1-based position of the next parameter, for error messages.
+    pub fn position(&self) -> usize {
+        self.taken + 1
+    }
+
+    /// Takes every remaining parameter.
+    pub fn rest(&mut self) -> Vec<Value> {
+        let rest: Vec<Value> = self.iter.by_ref().collect();
+        self.taken += rest.len();
+        rest
+    }
+
+    /// Fails when parameters are left over after every argument was extracted.
+    pub fn finish(&self) -> Result<(), Fault> {
+        if self.taken == self.total {
+            return Ok(());
+        }
+        Err(Fault::invalid_params(format!(
+            "too many parameters: takes {}, got {}",
+            self.taken, self.total
+        )))
+    }
+}
+
+/// A handler argument that can be extracted from the call: a typed parameter,
+/// [`Rest`] for all remaining parameters, or the [`Context`].
+pub trait FromParams: Sized {
+    /// Extracts the argument, consuming the parameters it needs.
+    fn from_params(ctx: &Context, params: &mut Params) -> Result<Self, Fault>;
+    /// Appends the parameters it consumes to a signature.
+    fn describe(specs: &mut Vec<ParamSpec>);
+}
+
+fn convert<T: DeserializeOwned + Any>(value: Value, position: usize) -> Result<T, Fault> {
+    from_value(value).map_err(|e| Fault::invalid_params(format!("parameter {position}: {e}")))
+}
+
+impl<T: RpcType + DeserializeOwned + Any> FromParams for T {
+    fn from_params(_: &Context, params: &mut Params) -> Result<T, Fault> {
+        let position = params.position();
+        match params.next() {
+            Some(v) => convert(v, position),
+            None if matches!(T::kind(), Kind::Optional(_)) => convert(Value::Nil, position),
+            None => Err(Fault::invalid_params(format!(
+                "missing parameter {position}: takes at least {position}, got {}",
+                position - 1
+            ))),
+        }
+    }
+    fn describe(specs: &mut Vec<ParamSpec>) {
+        let kind = T::kind();
+        specs.push(ParamSpec {
+            name: format!("arg{}", specs.len()),
+            optional: matches!(kind, Kind::Optional(_)),
+            kind,
+            variadic: false,
+        });
+    }
+}
+
+/// All remaining parameters, each converted to `T`: the Rust form of Python's `*args`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rest<T>(pub Vec<T>);
+
+impl<T: RpcType + DeserializeOwned + Any> FromParams for Rest<T> {
+    fn from_params(_: &Context, params: &mut Params) -> Result<Rest<T>, Fault> {
+        let first = params.position();
+        let values = params.rest();
+        values
+            .into_iter()
+            .enumerate()
+            .map(|(i, v)| convert(v, first + i))
+            .collect::<Result<Vec<T>, Fault>>()
+            .map(Rest)
+    }
+    fn describe(specs: &mut Vec<ParamSpec>) {
+        specs.push(ParamSpec {
+            name: "args".to_owned(),
+            kind: T::kind(),
+            optional: true,
+            variadic: true,
+        });
+    }
+}
+
+impl FromParams for Context {
+    fn from_params(ctx: &Context, _: &mut Params) -> Result<Context, Fault> {
+        Ok(ctx.clone())
+    }
+    fn describe(_: &mut Vec<ParamSpec>) {}
+}
+
+/// What a handler returns: a value, or a `Result` whose error becomes a [`Fault`].
+pub trait IntoResult {
+    /// Converts to the call's outcome.
+    fn into_result(self) -> Result<Value, Fault>;
+    /// The wire type of the success value.
+    fn kind() -> Kind;
+}
+
+impl<T: RpcType + Serialize + Any> IntoResult for T {
+    fn into_result(self) -> Result<Value, Fault> {
+        to_value(self).map_err(|e| Fault::internal(format!("result could not be encoded: {e}")))
+    }
+    fn kind() -> Kind {
+        T::kind()
+    }
+}
+
+impl<T: RpcType + Serialize + Any, E: Into<Fault>> IntoResult for Result<T, E> {
+    fn into_result(self) -> Result<Value, Fault> {
+        self.map_err(Into::into).and_then(IntoResult::into_result)
+    }
+    fn kind() -> Kind {
+        T::kind()
+    }
+}
+
+/// Arguments for an outgoing call: a `Vec<Value>`, `()` or a tuple of serializable values.
+pub trait IntoParams {
+    /// Converts to positional parameters.
+    fn into_params(self) -> Result<Vec<Value>, ConvertError>;
+}
+
+impl IntoParams for Vec<Value> {
+    fn into_params(self) -> Result<Vec<Value>, ConvertError> {
+        Ok(self)
+    }
+}
+
+impl IntoParams for &[Value] {
+    fn into_params(self) -> Result<Vec<Value>, ConvertError> {
+        Ok(self.to_vec())
+    }
+}
+
+impl IntoParams for () {
+    fn into_params(self) -> Result<Vec<Value>, ConvertError> {
+        Ok(Vec::new())
+    }
+}
+
+macro_rules! tuple_params {
+    ($($t:ident),+) => {
+        impl<$($t: Serialize + Any),+> IntoParams for ($($t,)+) {
+            #[allow(non_snake_case)]
+            fn into_params(self) -> Result<Vec<Value>, ConvertError> {
+                let ($($t,)+) = self;
+                Ok(vec![$(to_value($t)?),+])
+            }
+        }
+    };
+}
+tuple_params!(A);
+tuple_params!(A, B);
+tuple_params!(A, B, C);
+tuple_params!(A, B, C, D);
+tuple_params!(A, B, C, D, E);
+tuple_params!(A, B, C, D, E, F);
+tuple_params!(A, B, C, D, E, F, G);
+tuple_params!(A, B, C, D, E, F, G, H);

@@ -1,0 +1,349 @@
+//! The method table: named handlers with their docs and signatures.
+
+use crate::fault::Fault;
+use crate::kind::Kind;
+use crate::params::{Context, FromParams, IntoResult, ParamSpec, Params};
+use crate::value::Value;
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+/// The outcome of one call.
+pub type CallResult = Result<Value, Fault>;
+
+/// A boxed, sendable future, as async handlers return.
+pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+
+type SyncFn = dyn Fn(&Context, Vec<Value>) -> CallResult + Send + Sync;
+type AsyncFn = dyn Fn(&Context, Vec<Value>) -> BoxFuture<CallResult> + Send + Sync;
+
+/// The built-in `system.*` methods, which the dispatcher answers itself because
+/// they need the table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Builtin {
+    ListMethods,
+    MethodHelp,
+    MethodSignature,
+    Multicall,
+}
+
+#[derive(Clone)]
+pub(crate) enum Handler {
+    Sync(Arc<SyncFn>),
+    Async(Arc<AsyncFn>),
+    Builtin(Builtin),
+}
+
+/// A plain Rust function usable as a method: any `Fn` of up to eight
+/// [`FromParams`] arguments returning an [`IntoResult`].
+pub trait SyncHandler<Args>: Send + Sync + 'static {
+    /// Wraps the function so it takes raw parameters.
+    fn into_fn(self) -> Arc<SyncFn>;
+    /// The parameters and result type.
+    fn describe() -> (Vec<ParamSpec>, Kind);
+}
+
+/// An async Rust function usable as a method: any `Fn` of up to eight
+/// [`FromParams`] arguments returning a future of an [`IntoResult`].
+pub trait AsyncHandler<Args>: Send + Sync + 'static {
+    /// Wraps the function so it takes raw parameters.
+    fn into_fn(self) -> Arc<AsyncFn>;
+    /// The parameters and result type.
+    fn describe() -> (Vec<ParamSpec>, Kind);
+}
+
+macro_rules! handlers {
+    ($($a:ident),*) => {
+        impl<F, R, $($a,)*> SyncHandler<($($a,)*)> for F
+        where
+            F: Fn($($a),*) -> R + Send + Sync + 'static,
+            R: IntoResult,
+            $($a: FromParams,)*
+        {
+            #[allow(non_snake_case, unused_mut, unused_variables)]
+            fn into_fn(self) -> Arc<SyncFn> {
+                Arc::new(move |ctx: &Context, values: Vec<Value>| {
+                    let mut params = Params::new(values);
+                    $(let $a = $a::from_params(ctx, &mut params)?;)*
+                    params.finish()?;
+                    (self)($($a),*).into_result()
+                })
+            }
+            #[allow(unused_mut)]
+            fn describe() -> (Vec<ParamSpec>, Kind) {
+                let mut specs = Vec::new();
+                $($a::describe(&mut specs);)*
+                (specs, R::kind())
+            }
+        }
+
+        impl<F, Fut, R, $($a,)*> AsyncHandler<($($a,)*)> for F
+        where
+            F: Fn($($a),*) -> Fut + Send + Sync + 'static,
+            Fut: Future<Output = R> + Send + 'static,
+            R: IntoResult,
+            $($a: FromParams,)*
+        {
+            #[allow(non_snake_case, unused_mut, unused_variables)]
+            fn into_fn(self) -> Arc<AsyncFn> {
+                Arc::new(move |ctx: &Context, values: Vec<Value>| -> BoxFuture<CallResult> {
+                    let mut params = Params::new(values);
+                    let args = (|| -> Result<_, Fault> {
+                        $(let $a = $a::from_params(ctx, &mut params)?;)*
+                        params.finish()?;
+                        Ok(($($a,)*))
+                    })();
+                    match args {
+                        Ok(($($a,)*)) => {
+                            let fut = (self)($($a),*);
+                            Box::pin(async move { fut.await.into_result() })
+                        }
+                        Err(fault) => Box::pin(std::future::ready(Err(fault))),
+                    }
+                })
+            }
+            #[allow(unused_mut)]
+            fn describe() -> (Vec<ParamSpec>, Kind) {
+                let mut specs = Vec::new();
+                $($a::describe(&mut specs);)*
+                (specs, R::kind())
+            }
+        }
+    };
+}
+
+handlers!();
+handlers!(A1);
+handlers!(A1, A2);
+handlers!(A1, A2, A3);
+handlers!(A1, A2, A3, A4);
+handlers!(A1, A2, A3, A4, A5);
+handlers!(A1, A2, A3, A4, A5, A6);
+handlers!(A1, A2, A3, A4, A5, A6, A7);
+handlers!(A1, A2, A3, A4, A5, A6, A7, A8);
+
+/// One registered method: its name, documentation, signature and handler.
+#[derive(Clone)]
+pub struct Method {
+    name: String,
+    doc: String,
+    params: Vec<ParamSpec>,
+    returns: Kind,
+    pub(crate) handler: Handler,
+}
+
+impl Method {
+    /// The full dotted name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The documentation string.
+    pub fn doc(&self) -> &str {
+        &self.doc
+    }
+
+    /// The parameters, in order.
+    pub fn params(&self) -> &[ParamSpec] {
+        &self.params
+    }
+
+    /// The result type.
+    pub fn returns(&self) -> &Kind {
+        &self.returns
+    }
+
+    /// Whether this method is run by the dispatcher as a future.
+    pub fn is_async(&self) -> bool {
+        matches!(self.handler, Handler::Async(_) | Handler::Builtin(Builtin::Multicall))
+    }
+
+    /// The XML-RPC introspection signatures: one `[result, param, ...]` list per
+    /// accepted arity (optional parameters give several; a variadic tail is shown once).
+    pub fn signatures(&self) -> Vec<Vec<&'static str>> {
+        let required: Vec<&ParamSpec> = self.params.iter().filter(|p| !p.optional).collect();
+        let optional: Vec<&ParamSpec> = self.params.iter().filter(|p| p.optional).collect();
+        let ret = self.returns.xmlrpc_name();
+        (0..=optional.len())
+            .map(|n| {
+                std::iter::once(ret)
+                    .chain(required.iter().map(|p| p.kind.xmlrpc_name()))
+                    .chain(optional[..n].iter().map(|p| p.kind.xmlrpc_name()))
+                    .collect()
+            })
+            .collect()
+    }
+
+    /// A one-line rendering like `quadratic(a: double, b: double, c: double) -> array`.
+    pub fn synopsis(&self) -> String {
+        let params: Vec<String> = self
+            .params
+            .iter()
+            .map(|p| {
+                let stars = if p.variadic { "*" } else { "" };
+                let opt = if p.optional && !p.variadic { "?" } else { "" };
+                format!("{stars}{}{opt}: {}", p.name, p.kind.xmlrpc_name())
+            })
+            .collect();
+        format!(
+            "{}({}) -> {}",
+            self.name,
+            params.join(", "),
+            self.returns.xmlrpc_name()
+        )
+    }
+}
+
+/// Names the parameters of a just-registered method.
+pub struct MethodBuilder<'a> {
+    method: &'a mut Method,
+}
+
+impl MethodBuilder<'_> {
+    /// Gives the parameters names, in order (used by introspection and by
+    /// protocols with named parameters). Extra names are ignored.
+    pub fn params(self, names: &[&str]) -> Self {
+        for (spec, name) in self.method.params.iter_mut().zip(names) {
+            spec.name = (*name).to_owned();
+        }
+        self
+    }
+}
+
+/// Two tables both define a method.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("method {0:?} is defined twice")]
+pub struct DuplicateMethod(pub String);
+
+/// A set of named methods; the unit that servers serve.
+///
+/// Register plain functions with [`register`](Self::register) and async ones with
+/// [`register_async`](Self::register_async); names are dotted (`stack.push`).
+#[derive(Clone, Default)]
+pub struct MethodTable {
+    methods: BTreeMap<String, Method>,
+}
+
+impl MethodTable {
+    /// An empty table.
+    pub fn new() -> MethodTable {
+        MethodTable::default()
+    }
+
+    fn insert(
+        &mut self,
+        name: &str,
+        doc: &str,
+        (params, returns): (Vec<ParamSpec>, Kind),
+        handler: Handler,
+    ) -> MethodBuilder<'_> {
+        let method = Method {
+            name: name.to_owned(),
+            doc: doc.to_owned(),
+            params,
+            returns,
+            handler,
+        };
+        self.methods.insert(name.to_owned(), method);
+        MethodBuilder {
+            method: self.methods.get_mut(name).expect("just inserted"),
+        }
+    }
+
+    /// Registers a plain function under `name`, replacing any method of that name.
+    ///
+    /// The function runs on the transport's task, so it should not block for long;
+    /// use [`register_async`](Self::register_async) for work that waits.
+    pub fn register<Args, H: SyncHandler<Args>>(
+        &mut self,
+        name: &str,
+        doc: &str,
+        handler: H,
+    ) -> MethodBuilder<'_> {
+        let f = handler.into_fn();
+        self.insert(name, doc, H::describe(), Handler::Sync(f))
+    }
+
+    /// Registers an async function under `name`, replacing any method of that name.
+    pub fn register_async<Args, H: AsyncHandler<Args>>(
+        &mut self,
+        name: &str,
+        doc: &str,
+        handler: H,
+    ) -> MethodBuilder<'_> {
+        let f = handler.into_fn();
+        self.insert(name, doc, H::describe(), Handler::Async(f))
+    }
+
+    pub(crate) fn register_builtin(
+        &mut self,
+        name: &str,
+        doc: &str,
+        sig: (Vec<ParamSpec>, Kind),
+        builtin: Builtin,
+    ) {
+        if !self.methods.contains_key(name) {
+            self.insert(name, doc, sig, Handler::Builtin(builtin));
+        }
+    }
+
+    /// Makes `alias` answer exactly as `target` does; false if `target` is unknown.
+    pub fn alias(&mut self, alias: &str, target: &str) -> bool {
+        let Some(method) = self.methods.get(target) else {
+            return false;
+        };
+        let mut copy = method.clone();
+        copy.name = alias.to_owned();
+        self.methods.insert(alias.to_owned(), copy);
+        true
+    }
+
+    /// Moves every method of `other` into this table; fails (changing nothing)
+    /// if a name is in both.
+    pub fn merge(&mut self, other: MethodTable) -> Result<(), DuplicateMethod> {
+        if let Some(name) = other.methods.keys().find(|n| self.methods.contains_key(*n)) {
+            return Err(DuplicateMethod(name.clone()));
+        }
+        self.methods.extend(other.methods);
+        Ok(())
+    }
+
+    /// Merges `other` with every name prefixed by `prefix.`.
+    pub fn nest(&mut self, prefix: &str, other: MethodTable) -> Result<(), DuplicateMethod> {
+        let renamed = other
+            .methods
+            .into_values()
+            .map(|mut m| {
+                m.name = format!("{prefix}.{}", m.name);
+                (m.name.clone(), m)
+            })
+            .collect();
+        self.merge(MethodTable { methods: renamed })
+    }
+
+    /// The method of that name.
+    pub fn get(&self, name: &str) -> Option<&Method> {
+        self.methods.get(name)
+    }
+
+    /// All method names, sorted.
+    pub fn method_names(&self) -> impl Iterator<Item = &str> {
+        self.methods.keys().map(String::as_str)
+    }
+
+    /// All methods, sorted by name.
+    pub fn methods(&self) -> impl Iterator<Item = &Method> {
+        self.methods.values()
+    }
+
+    /// How many methods there are.
+    pub fn len(&self) -> usize {
+        self.methods.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.methods.is_empty()
+    }
+}

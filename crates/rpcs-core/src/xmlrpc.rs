@@ -1,0 +1,549 @@
+//! The XML-RPC codec: requests, responses and faults, in both directions.
+//!
+//! Reading accepts everything Python's `xmlrpc` accepts (`<i1>`, `<i2>`, `<i8>`,
+//! `<biginteger>`, `<nil/>`, bare-text strings, CDATA, base64 split over lines) and
+//! refuses what would be unsafe: any DOCTYPE (so no entity can be defined or expanded),
+//! input over the size limit, and nesting deeper than the depth limit. Writing uses
+//! `<int>` for 32-bit integers and `<i8>` only beyond, as Python does.
+
+use crate::fault::Fault;
+use crate::value::{DateTime, Map, Value};
+use base64::Engine as _;
+use quick_xml::events::Event;
+use quick_xml::Reader;
+use std::borrow::Cow;
+use std::fmt::Write as _;
+
+/// A decoded call: the method name and its positional parameters.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Request {
+    /// The method name.
+    pub method: String,
+    /// The positional parameters.
+    pub params: Vec<Value>,
+}
+
+/// Bounds applied while decoding.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// The largest document accepted, in bytes.
+    pub max_size: usize,
+    /// The deepest nesting of arrays and structs accepted.
+    pub max_depth: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_size: 16 << 20,
+            max_depth: 64,
+        }
+    }
+}
+
+/// Why a document could not be decoded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    /// Not well-formed XML (or not UTF-8).
+    #[error("malformed XML: {0}")]
+    Syntax(String),
+    /// Well-formed XML that is not a valid XML-RPC document.
+    #[error("invalid XML-RPC: {0}")]
+    Invalid(String),
+    /// A DOCTYPE was present; entity definitions are never processed.
+    #[error("DOCTYPE declarations are not accepted")]
+    Doctype,
+    /// The document is larger than the size limit.
+    #[error("document of {size} bytes exceeds the limit of {limit}")]
+    TooLarge {
+        /// The document's size.
+        size: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// Arrays and structs are nested deeper than the depth limit.
+    #[error("values are nested deeper than the limit of {0}")]
+    TooDeep(usize),
+}
+
+impl From<DecodeError> for Fault {
+    fn from(e: DecodeError) -> Fault {
+        match e {
+            DecodeError::Invalid(_) => Fault::invalid_request(e.to_string()),
+            DecodeError::TooLarge { .. } | DecodeError::TooDeep(_) => {
+                Fault::new(Fault::LIMIT_EXCEEDED, e.to_string())
+            }
+            DecodeError::Syntax(_) | DecodeError::Doctype => Fault::parse_error(e.to_string()),
+        }
+    }
+}
+
+fn invalid(msg: impl Into<String>) -> DecodeError {
+    DecodeError::Invalid(msg.into())
+}
+
+fn syntax(e: impl std::fmt::Display) -> DecodeError {
+    DecodeError::Syntax(e.to_string())
+}
+
+/// Decodes a `<methodCall>`.
+pub fn decode_request(xml: &[u8], limits: &Limits) -> Result<Request, DecodeError> {
+    let mut p = Parser::new(xml, limits)?;
+    p.expect_start("methodCall")?;
+    p.expect_start("methodName")?;
+    let method = p.text_until_end("methodName")?.trim().to_owned();
+    if method.is_empty() {
+        return Err(invalid("empty methodName"));
+    }
+    let mut params = Vec::new();
+    match p.next_tag()? {
+        Tag::Start(name) if name == "params" => params = p.param_list()?,
+        Tag::Empty(name) if name == "params" => {}
+        Tag::End(name) if name == "methodCall" => return p.finish(Request { method, params }),
+        other => return Err(other.unexpected("<params>")),
+    }
+    p.expect_end("methodCall")?;
+    p.finish(Request { method, params })
+}
+
+/// Decodes a `<methodResponse>` into the returned value or the fault.
+pub fn decode_response(
+    xml: &[u8],
+    limits: &Limits,
+) -> Result<Result<Value, Fault>, DecodeError> {
+    let mut p = Parser::new(xml, limits)?;
+    p.expect_start("methodResponse")?;
+    let outcome = match p.next_tag()? {
+        Tag::Start(name) if name == "params" => {
+            let mut params = p.param_list()?;
+            if params.len() != 1 {
+                return Err(invalid(format!(
+                    "a response carries one value, not {}",
+                    params.len()
+                )));
+            }
+            Ok(params.pop().unwrap_or_default())
+        }
+        Tag::Start(name) if name == "fault" => {
+            p.expect_start("value")?;
+            let value = p.value()?;
+            p.expect_end("fault")?;
+            Err(fault_from_value(value)?)
+        }
+        other => return Err(other.unexpected("<params> or <fault>")),
+    };
+    p.expect_end("methodResponse")?;
+    p.finish(outcome)
+}
+
+fn fault_from_value(value: Value) -> Result<Fault, DecodeError> {
+    let Value::Struct(mut members) = value else {
+        return Err(invalid("a fault must be a struct"));
+    };
+    let code = match members.swap_remove("faultCode") {
+        Some(Value::Int(code)) => i32::try_from(code).unwrap_or(Fault::APPLICATION),
+        _ => return Err(invalid("a fault needs an integer faultCode")),
+    };
+    let message = match members.swap_remove("faultString") {
+        Some(Value::String(s)) => s,
+        _ => return Err(invalid("a fault needs a string faultString")),
+    };
+    let mut fault = Fault::new(code, message);
+    if !members.is_empty() {
+        fault.data = Some(Value::Struct(members));
+    }
+    Ok(fault)
+}
+
+/// A structural event, with text already gathered.
+#[derive(Debug)]
+enum Tag<'a> {
+    Start(Cow<'a, str>),
+    Empty(Cow<'a, str>),
+    End(Cow<'a, str>),
+    Text(Cow<'a, str>),
+    Eof,
+}
+
+impl Tag<'_> {
+    fn unexpected(&self, wanted: &str) -> DecodeError {
+        let found = match self {
+            Tag::Start(n) | Tag::Empty(n) => format!("<{n}>"),
+            Tag::End(n) => format!("</{n}>"),
+            Tag::Text(_) => "text".to_owned(),
+            Tag::Eof => "end of document".to_owned(),
+        };
+        invalid(format!("expected {wanted}, found {found}"))
+    }
+}
+
+struct Parser<'a> {
+    reader: Reader<&'a [u8]>,
+    depth: usize,
+    max_depth: usize,
+}
+
+fn name_of(raw: &[u8]) -> Result<Cow<'_, str>, DecodeError> {
+    std::str::from_utf8(raw)
+        .map(Cow::Borrowed)
+        .map_err(|_| syntax("tag name is not UTF-8"))
+}
+
+impl<'a> Parser<'a> {
+    fn new(xml: &'a [u8], limits: &Limits) -> Result<Parser<'a>, DecodeError> {
+        if xml.len() > limits.max_size {
+            return Err(DecodeError::TooLarge {
+                size: xml.len(),
+                limit: limits.max_size,
+            });
+        }
+        let xml = xml.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(xml);
+        let mut reader = Reader::from_reader(xml);
+        let config = reader.config_mut();
+        config.trim_text(false);
+        config.check_end_names = true;
+        config.expand_empty_elements = false;
+        Ok(Parser {
+            reader,
+            depth: 0,
+            max_depth: limits.max_depth,
+        })
+    }
+
+    /// The next event that matters: comments, processing instructions and the
+    /// XML declaration are skipped, a DOCTYPE is refused.
+    fn raw(&mut self) -> Result<Tag<'a>, DecodeError> {
+        loop {
+            let tag = match self.reader.read_event().map_err(syntax)? {
+                Event::Start(e) => Tag::Start(name_of_owned(e.name().as_ref())?),
+                Event::Empty(e) => Tag::Empty(name_of_owned(e.name().as_ref())?),
+                Event::End(e) => Tag::End(name_of_owned(e.name().as_ref())?),
+                Event::Text(t) => Tag::Text(t.unescape().map_err(syntax)?),
+                Event::CData(c) => Tag::Text(Cow::Owned(
+                    String::from_utf8(c.into_inner().into_owned())
+                        .map_err(|_| syntax("CDATA is not UTF-8"))?,
+                )),
+                Event::DocType(_) => return Err(DecodeError::Doctype),
+                Event::Eof => Tag::Eof,
+                Event::Decl(_) | Event::Comment(_) | Event::PI(_) => continue,
+            };
+            return Ok(tag);
+        }
+    }
+
+    /// The next tag, skipping whitespace; other text is an error.
+    fn next_tag(&mut self) -> Result<Tag<'a>, DecodeError> {
+        loop {
+            match self.raw()? {
+                Tag::Text(t) if t.trim().is_empty() => continue,
+                Tag::Text(_) => return Err(invalid("unexpected text between elements")),
+                tag => return Ok(tag),
+            }
+        }
+    }
+
+    fn expect_start(&mut self, name: &str) -> Result<(), DecodeError> {
+        match self.next_tag()? {
+            Tag::Start(n) if n == name => Ok(()),
+            other => Err(other.unexpected(&format!("<{name}>"))),
+        }
+    }
+
+    fn expect_end(&mut self, name: &str) -> Result<(), DecodeError> {
+        match self.next_tag()? {
+            Tag::End(n) if n == name => Ok(()),
+            other => Err(other.unexpected(&format!("</{name}>"))),
+        }
+    }
+
+    fn finish<T>(&mut self, result: T) -> Result<T, DecodeError> {
+        match self.next_tag()? {
+            Tag::Eof => Ok(result),
+            other => Err(other.unexpected("end of document")),
+        }
+    }
+
+    /// All text up to the closing tag `name`; an element inside is an error.
+    fn text_until_end(&mut self, name: &str) -> Result<String, DecodeError> {
+        let mut text = String::new();
+        loop {
+            match self.raw()? {
+                Tag::Text(t) => text.push_str(&t),
+                Tag::End(n) if n == name => return Ok(text),
+                other => return Err(other.unexpected(&format!("text or </{name}>"))),
+            }
+        }
+    }
+
+    /// `<param><value>...</value></param>` repeated, up to `</params>`.
+    fn param_list(&mut self) -> Result<Vec<Value>, DecodeError> {
+        let mut params = Vec::new();
+        loop {
+            match self.next_tag()? {
+                Tag::Start(n) if n == "param" => {
+                    self.expect_start("value")?;
+                    params.push(self.value()?);
+                    self.expect_end("param")?;
+                }
+                Tag::End(n) if n == "params" => return Ok(params),
+                other => return Err(other.unexpected("<param> or </params>")),
+            }
+        }
+    }
+
+    /// The content of a `<value>` whose start tag was just read, through `</value>`.
+    fn value(&mut self) -> Result<Value, DecodeError> {
+        let mut text = String::new();
+        loop {
+            match self.raw()? {
+                Tag::Text(t) => text.push_str(&t),
+                Tag::End(n) if n == "value" => return Ok(Value::String(text)),
+                Tag::Start(n) => {
+                    if !text.trim().is_empty() {
+                        return Err(invalid("text mixed with a typed value"));
+                    }
+                    let value = self.typed(&n)?;
+                    self.expect_end("value")?;
+                    return Ok(value);
+                }
+                Tag::Empty(n) => {
+                    let value = empty_typed(&n)?;
+                    self.expect_end("value")?;
+                    return Ok(value);
+                }
+                other => return Err(other.unexpected("a value or </value>")),
+            }
+        }
+    }
+
+    /// A typed value whose start tag `<tag>` was just read, through its end tag.
+    fn typed(&mut self, tag: &str) -> Result<Value, DecodeError> {
+        let scalar = |p: &mut Self| p.text_until_end(tag);
+        Ok(match tag {
+            "string" => Value::String(scalar(self)?),
+            "int" | "i4" | "i8" | "i1" | "i2" | "biginteger" | "ex:i8" | "ex:i1" | "ex:i2"
+            | "ex:biginteger" => Value::Int(parse_int(&scalar(self)?)?),
+            "boolean" => Value::Bool(parse_bool(&scalar(self)?)?),
+            "double" | "float" | "ex:float" => Value::Double(parse_double(&scalar(self)?)?),
+            "dateTime.iso8601" | "ex:dateTime" => Value::DateTime(
+                DateTime::parse(&scalar(self)?).map_err(|e| invalid(e.to_string()))?,
+            ),
+            "base64" => Value::Bytes(
+                crate::base64_decode(&scalar(self)?).map_err(|e| invalid(e.to_string()))?,
+            ),
+            "nil" | "ex:nil" => {
+                self.expect_end(tag)?;
+                Value::Nil
+            }
+            "array" => self.nested(Self::array)?,
+            "struct" => self.nested(Self::structure)?,
+            other => return Err(invalid(format!("unknown value type <{other}>"))),
+        })
+    }
+
+    fn nested(
+        &mut self,
+        f: fn(&mut Self) -> Result<Value, DecodeError>,
+    ) -> Result<Value, DecodeError> {
+        self.depth += 1;
+        if self.depth > self.max_depth {
+            return Err(DecodeError::TooDeep(self.max_depth));
+        }
+        let value = f(self)?;
+        self.depth -= 1;
+        Ok(value)
+    }
+
+    /// `<data>` values `</data></array>`.
+    fn array(&mut self) -> Result<Value, DecodeError> {
+        let mut items = Vec::new();
+        match self.next_tag()? {
+            Tag::Start(n) if n == "data" => loop {
+                match self.next_tag()? {
+                    Tag::Start(n) if n == "value" => items.push(self.value()?),
+                    Tag::Empty(n) if n == "value" => items.push(Value::String(String::new())),
+                    Tag::End(n) if n == "data" => break,
+                    other => return Err(other.unexpected("<value> or </data>")),
+                }
+            },
+            Tag::Empty(n) if n == "data" => {}
+            Tag::End(n) if n == "array" => return Ok(Value::Array(items)),
+            other => return Err(other.unexpected("<data>")),
+        }
+        self.expect_end("array")?;
+        Ok(Value::Array(items))
+    }
+
+    /// `<member><name>..</name><value>..</value></member>`... `</struct>`.
+    fn structure(&mut self) -> Result<Value, DecodeError> {
+        let mut members = Map::new();
+        loop {
+            match self.next_tag()? {
+                Tag::Start(n) if n == "member" => {
+                    self.expect_start("name")?;
+                    let name = self.text_until_end("name")?;
+                    let value = match self.next_tag()? {
+                        Tag::Start(n) if n == "value" => self.value()?,
+                        Tag::Empty(n) if n == "value" => Value::String(String::new()),
+                        other => return Err(other.unexpected("<value>")),
+                    };
+                    self.expect_end("member")?;
+                    members.insert(name, value);
+                }
+                Tag::End(n) if n == "struct" => return Ok(Value::Struct(members)),
+                other => return Err(other.unexpected("<member> or </struct>")),
+            }
+        }
+    }
+}
+
+fn name_of_owned(raw: &[u8]) -> Result<Cow<'static, str>, DecodeError> {
+    name_of(raw).map(|n| Cow::Owned(n.into_owned()))
+}
+
+/// The value of a self-closing typed element such as `<nil/>` or `<string/>`.
+fn empty_typed(tag: &str) -> Result<Value, DecodeError> {
+    Ok(match tag {
+        "nil" | "ex:nil" => Value::Nil,
+        "string" => Value::String(String::new()),
+        "base64" => Value::Bytes(Vec::new()),
+        "array" => Value::Array(Vec::new()),
+        "struct" => Value::Struct(Map::new()),
+        other => return Err(invalid(format!("<{other}/> has no value"))),
+    })
+}
+
+fn parse_int(text: &str) -> Result<i64, DecodeError> {
+    let t = text.trim();
+    t.strip_prefix('+')
+        .unwrap_or(t)
+        .parse::<i64>()
+        .map_err(|e| match e.kind() {
+            std::num::IntErrorKind::PosOverflow | std::num::IntErrorKind::NegOverflow => {
+                invalid(format!("integer {t:.40} does not fit in 64 bits"))
+            }
+            _ => invalid(format!("{t:.40?} is not an integer")),
+        })
+}
+
+fn parse_bool(text: &str) -> Result<bool, DecodeError> {
+    match text.trim() {
+        "1" | "true" => Ok(true),
+        "0" | "false" => Ok(false),
+        t => Err(invalid(format!("{t:.40?} is not a boolean (0 or 1)"))),
+    }
+}
+
+fn parse_double(text: &str) -> Result<f64, DecodeError> {
+    let t = text.trim();
+    t.parse::<f64>()
+        .map_err(|_| invalid(format!("{t:.40?} is not a double")))
+}
+
+const HEADER: &str = "<?xml version=\"1.0\"?>\n";
+
+/// Encodes a `<methodCall>`.
+pub fn encode_request(method: &str, params: &[Value]) -> Vec<u8> {
+    let mut out = String::with_capacity(128 + method.len());
+    out.push_str(HEADER);
+    out.push_str("<methodCall><methodName>");
+    escape_into(&mut out, method);
+    out.push_str("</methodName><params>");
+    for param in params {
+        out.push_str("<param>");
+        write_value(&mut out, param);
+        out.push_str("</param>");
+    }
+    out.push_str("</params></methodCall>\n");
+    out.into_bytes()
+}
+
+/// Encodes a `<methodResponse>` carrying a value or a fault.
+pub fn encode_response(outcome: &Result<Value, Fault>) -> Vec<u8> {
+    let mut out = String::with_capacity(128);
+    out.push_str(HEADER);
+    out.push_str("<methodResponse>");
+    match outcome {
+        Ok(value) => {
+            out.push_str("<params><param>");
+            write_value(&mut out, value);
+            out.push_str("</param></params>");
+        }
+        Err(fault) => {
+            out.push_str("<fault>");
+            write_value(&mut out, &crate::dispatch::fault_struct(fault));
+            out.push_str("</fault>");
+        }
+    }
+    out.push_str("</methodResponse>\n");
+    out.into_bytes()
+}
+
+/// Appends one `<value>` element.
+pub fn write_value(out: &mut String, value: &Value) {
+    out.push_str("<value>");
+    match value {
+        Value::Nil => out.push_str("<nil/>"),
+        Value::Bool(b) => out.push_str(if *b { "<boolean>1</boolean>" } else { "<boolean>0</boolean>" }),
+        Value::Int(i) if i32::try_from(*i).is_ok() => {
+            let _ = write!(out, "<int>{i}</int>");
+        }
+        Value::Int(i) => {
+            let _ = write!(out, "<i8>{i}</i8>");
+        }
+        Value::Double(d) => {
+            let _ = write!(out, "<double>{d:?}</double>");
+        }
+        Value::String(s) => {
+            out.push_str("<string>");
+            escape_into(out, s);
+            out.push_str("</string>");
+        }
+        Value::Bytes(b) => {
+            out.push_str("<base64>");
+            base64::engine::general_purpose::STANDARD.encode_string(b, out);
+            out.push_str("</base64>");
+        }
+        Value::DateTime(d) => {
+            let _ = write!(out, "<dateTime.iso8601>{d}</dateTime.iso8601>");
+        }
+        Value::Array(items) => {
+            out.push_str("<array><data>");
+            for item in items {
+                write_value(out, item);
+            }
+            out.push_str("</data></array>");
+        }
+        Value::Struct(members) => {
+            out.push_str("<struct>");
+            for (name, v) in members {
+                out.push_str("<member><name>");
+                escape_into(out, name);
+                out.push_str("</name>");
+                write_value(out, v);
+                out.push_str("</member>");
+            }
+            out.push_str("</struct>");
+        }
+    }
+    out.push_str("</value>");
+}
+
+/// Escapes text content. `\r` becomes a character reference because XML
+/// parsers would otherwise normalise it to `\n`.
+fn escape_into(out: &mut String, text: &str) {
+    let mut last = 0;
+    for (i, b) in text.bytes().enumerate() {
+        let rep = match b {
+            b'&' => "&amp;",
+            b'<' => "&lt;",
+            b'>' => "&gt;",
+            b'\r' => "&#13;",
+            _ => continue,
+        };
+        out.push_str(&text[last..i]);
+        out.push_str(rep);
+        last = i + 1;
+    }
+    out.push_str(&text[last..]);
+}

@@ -1,0 +1,1 @@
+//! rpcs-master
