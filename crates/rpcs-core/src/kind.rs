@@ -90,7 +90,7 @@ kinds! {
     Bool: bool;
     Int: i8, i16, i32, i64, u8, u16, u32, u64, isize, usize;
     Double: f32, f64;
-    String: String, char, Box<str>, std::sync::Arc<str>;
+    String: String, &'static str, char, Box<str>, std::sync::Arc<str>;
     Bytes: Bytes;
     DateTime: DateTime;
     Any: Value;

@@ -125,8 +125,7 @@ pub fn decode_response(
             Ok(params.pop().unwrap_or_default())
         }
         Tag::Start(name) if name == "fault" => {
-            p.expect_start("value")?;
-            let value = p.value()?;
+            let value = p.value_element()?;
             p.expect_end("fault")?;
             Err(fault_from_value(value)?)
         }
@@ -281,13 +280,21 @@ impl<'a> Parser<'a> {
         loop {
             match self.next_tag()? {
                 Tag::Start(n) if n == "param" => {
-                    self.expect_start("value")?;
-                    params.push(self.value()?);
+                    params.push(self.value_element()?);
                     self.expect_end("param")?;
                 }
                 Tag::End(n) if n == "params" => return Ok(params),
                 other => return Err(other.unexpected("<param> or </params>")),
             }
+        }
+    }
+
+    /// A whole `<value>` element (`<value/>` is the empty string).
+    fn value_element(&mut self) -> Result<Value, DecodeError> {
+        match self.next_tag()? {
+            Tag::Start(n) if n == "value" => self.value(),
+            Tag::Empty(n) if n == "value" => Ok(Value::String(String::new())),
+            other => Err(other.unexpected("<value>")),
         }
     }
 
@@ -382,11 +389,7 @@ impl<'a> Parser<'a> {
                 Tag::Start(n) if n == "member" => {
                     self.expect_start("name")?;
                     let name = self.text_until_end("name")?;
-                    let value = match self.next_tag()? {
-                        Tag::Start(n) if n == "value" => self.value()?,
-                        Tag::Empty(n) if n == "value" => Value::String(String::new()),
-                        other => return Err(other.unexpected("<value>")),
-                    };
+                    let value = self.value_element()?;
                     self.expect_end("member")?;
                     members.insert(name, value);
                 }
