@@ -1,0 +1,257 @@
+//! Clients: one [`Client`] type whose URL selects the protocol, in async and
+//! [blocking](BlockingClient) forms.
+//!
+//! | URL | protocol |
+//! |---|---|
+//! | `http://host:port/path` | XML-RPC over HTTP (`/RPC2` when no path is given... see [`Client::new`]) |
+//!
+//! Calls take any [`IntoParams`] (a tuple of serializable values, a `Vec<Value>`, or
+//! `()`); [`Client::call`] returns a [`Value`] and [`Client::call_as`] converts it.
+
+mod blocking;
+mod xmlrpc;
+
+pub use blocking::BlockingClient;
+
+use rpcs_core::{from_value, ConvertError, Fault, IntoParams, Map, Value};
+use serde::de::DeserializeOwned;
+use std::any::Any;
+use std::time::Duration;
+
+/// Why a call did not return a value.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The server answered with a fault.
+    #[error("{0}")]
+    Fault(Fault),
+    /// The URL cannot be used.
+    #[error("bad URL {url:?}: {reason}")]
+    Url {
+        /// The URL as given.
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The connection failed or broke.
+    #[error("connection failed: {0}")]
+    Connect(String),
+    /// No answer arrived within the timeout.
+    #[error("no answer within {0:?}")]
+    Timeout(Duration),
+    /// The server answered with an HTTP error.
+    #[error("HTTP {status}: {body}")]
+    Http {
+        /// The status code.
+        status: u16,
+        /// The start of the response body.
+        body: String,
+    },
+    /// The answer could not be decoded.
+    #[error("undecodable answer: {0}")]
+    Decode(String),
+    /// The arguments, or the answer for [`Client::call_as`], could not be converted.
+    #[error("conversion failed: {0}")]
+    Convert(#[from] ConvertError),
+}
+
+impl ClientError {
+    /// The fault, if the server answered with one.
+    pub fn fault(&self) -> Option<&Fault> {
+        match self {
+            ClientError::Fault(f) => Some(f),
+            _ => None,
+        }
+    }
+}
+
+/// Settings for a [`Client`].
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// How long one call may take, connection included.
+    pub timeout: Duration,
+    /// Requests larger than this are sent gzipped; `None` never compresses
+    /// (the default, since not every server accepts it).
+    pub gzip_requests_over: Option<usize>,
+    /// The largest answer accepted, after decompression.
+    pub max_response_bytes: usize,
+}
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        ClientConfig {
+            timeout: Duration::from_secs(30),
+            gzip_requests_over: None,
+            max_response_bytes: 64 << 20,
+        }
+    }
+}
+
+#[derive(Clone)]
+enum Transport {
+    XmlRpc(xmlrpc::XmlRpcHttp),
+}
+
+/// A connection-reusing RPC client; the URL picks the protocol.
+///
+/// Cloning is cheap and clones share connections.
+#[derive(Clone)]
+pub struct Client {
+    transport: Transport,
+}
+
+/// Introspection data about one remote method, as [`Client::describe`] gathers it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MethodInfo {
+    /// The method name.
+    pub name: String,
+    /// Signatures as `[result, param, ...]` type-name lists; empty if the server has none.
+    pub signatures: Vec<Vec<String>>,
+    /// The documentation string.
+    pub help: String,
+}
+
+impl Client {
+    /// A client for `url` with default settings.
+    ///
+    /// `http://host:port/path` speaks XML-RPC; a missing path means `/RPC2`, the
+    /// path Python's client uses. Credentials in the URL (`http://user:pass@host/`)
+    /// are sent as HTTP basic authentication.
+    pub fn new(url: &str) -> Result<Client, ClientError> {
+        Client::with_config(url, ClientConfig::default())
+    }
+
+    /// A client for `url` with the given settings.
+    pub fn with_config(url: &str, config: ClientConfig) -> Result<Client, ClientError> {
+        let bad = |reason: &str| ClientError::Url {
+            url: url.to_owned(),
+            reason: reason.to_owned(),
+        };
+        let scheme = url.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
+        let transport = match scheme.as_deref() {
+            Some("http") => Transport::XmlRpc(xmlrpc::XmlRpcHttp::new(url, config)?),
+            Some("https") => return Err(bad("https is not supported; use http")),
+            Some(_) => return Err(bad("unknown scheme (http:// is supported)")),
+            None => return Err(bad("expected a URL such as http://127.0.0.1:8000/")),
+        };
+        Ok(Client { transport })
+    }
+
+    /// Calls `method` with `params` and returns the result.
+    pub async fn call(&self, method: &str, params: impl IntoParams) -> Result<Value, ClientError> {
+        let params = params.into_params()?;
+        match &self.transport {
+            Transport::XmlRpc(t) => t.call(method, &params).await,
+        }
+    }
+
+    /// Calls `method` and converts the result to `T`.
+    pub async fn call_as<T: DeserializeOwned + Any>(
+        &self,
+        method: &str,
+        params: impl IntoParams,
+    ) -> Result<T, ClientError> {
+        let value = self.call(method, params).await?;
+        Ok(from_value(value)?)
+    }
+
+    /// Runs several calls in one round trip with `system.multicall`; each
+    /// result is the value or the fault of that call.
+    pub async fn multicall(
+        &self,
+        calls: Vec<(String, Vec<Value>)>,
+    ) -> Result<Vec<Result<Value, Fault>>, ClientError> {
+        let entries = calls
+            .into_iter()
+            .map(|(name, params)| {
+                let mut m = Map::with_capacity(2);
+                m.insert("methodName".into(), Value::String(name));
+                m.insert("params".into(), Value::Array(params));
+                Value::Struct(m)
+            })
+            .collect();
+        let out = self
+            .call("system.multicall", vec![Value::Array(entries)])
+            .await?;
+        let Value::Array(items) = out else {
+            return Err(ClientError::Decode("system.multicall did not return an array".into()));
+        };
+        items.into_iter().map(multicall_item).collect()
+    }
+
+    /// Lists the server's methods with signatures and docs, using one multicall
+    /// when the server has it and single calls otherwise.
+    pub async fn describe(&self) -> Result<Vec<MethodInfo>, ClientError> {
+        let names: Vec<String> = self.call_as("system.listMethods", ()).await?;
+        let calls = names
+            .iter()
+            .flat_map(|n| {
+                [
+                    ("system.methodSignature".to_owned(), vec![Value::from(n.as_str())]),
+                    ("system.methodHelp".to_owned(), vec![Value::from(n.as_str())]),
+                ]
+            })
+            .collect::<Vec<_>>();
+        let answers = match self.multicall(calls.clone()).await {
+            Ok(answers) if answers.len() == calls.len() => answers,
+            _ => {
+                let mut answers = Vec::with_capacity(calls.len());
+                for (method, params) in calls {
+                    answers.push(match self.call(&method, params).await {
+                        Ok(v) => Ok(v),
+                        Err(ClientError::Fault(f)) => Err(f),
+                        Err(e) => return Err(e),
+                    });
+                }
+                answers
+            }
+        };
+        let mut answers = answers.into_iter();
+        let mut out = Vec::with_capacity(names.len());
+        for name in names {
+            let sig = answers.next().and_then(Result::ok);
+            let help = answers.next().and_then(Result::ok);
+            out.push(MethodInfo {
+                name,
+                signatures: parse_signatures(sig),
+                help: help.and_then(|h| h.as_str().map(str::to_owned)).unwrap_or_default(),
+            });
+        }
+        Ok(out)
+    }
+}
+
+fn multicall_item(item: Value) -> Result<Result<Value, Fault>, ClientError> {
+    match item {
+        Value::Array(mut one) if one.len() == 1 => Ok(Ok(one.pop().unwrap_or_default())),
+        Value::Struct(m) => {
+            let code = m.get("faultCode").and_then(Value::as_i64);
+            let text = m.get("faultString").and_then(Value::as_str);
+            match (code, text) {
+                (Some(code), Some(text)) => Ok(Err(Fault::new(
+                    i32::try_from(code).unwrap_or(Fault::APPLICATION),
+                    text,
+                ))),
+                _ => Err(ClientError::Decode("malformed multicall fault".into())),
+            }
+        }
+        _ => Err(ClientError::Decode("malformed multicall result".into())),
+    }
+}
+
+/// Reads a `system.methodSignature` answer; anything but a list of lists of
+/// strings (Python answers the string "signatures not supported") means none.
+fn parse_signatures(answer: Option<Value>) -> Vec<Vec<String>> {
+    let Some(Value::Array(sigs)) = answer else {
+        return Vec::new();
+    };
+    sigs.iter()
+        .filter_map(|sig| {
+            sig.as_array().map(|types| {
+                types
+                    .iter()
+                    .filter_map(|t| t.as_str().map(str::to_owned))
+                    .collect()
+            })
+        })
+        .collect()
+}

@@ -1,0 +1,146 @@
+//! XML-RPC over HTTP/1.1, with pooled keep-alive connections.
+
+use super::{ClientConfig, ClientError};
+use crate::compress::{self, Encoding};
+use base64::Engine as _;
+use bytes::Bytes;
+use http::header::{HeaderValue, ACCEPT_ENCODING, AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE};
+use http::{Request, Uri};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper_util::client::legacy::{connect::HttpConnector, Client};
+use hyper_util::rt::TokioExecutor;
+use rpcs_core::{xmlrpc, Value};
+
+#[derive(Clone)]
+pub(super) struct XmlRpcHttp {
+    http: Client<HttpConnector, Full<Bytes>>,
+    uri: Uri,
+    auth: Option<HeaderValue>,
+    config: ClientConfig,
+    limits: xmlrpc::Limits,
+}
+
+impl XmlRpcHttp {
+    pub(super) fn new(url: &str, config: ClientConfig) -> Result<XmlRpcHttp, ClientError> {
+        let bad = |reason: String| ClientError::Url {
+            url: url.to_owned(),
+            reason,
+        };
+        let parsed: Uri = url.parse().map_err(|e| bad(format!("{e}")))?;
+        let authority = parsed
+            .authority()
+            .ok_or_else(|| bad("no host".into()))?
+            .clone();
+        let (auth, host) = match authority.as_str().rsplit_once('@') {
+            Some((userinfo, host)) => {
+                let token = base64::engine::general_purpose::STANDARD.encode(userinfo);
+                let value = HeaderValue::from_str(&format!("Basic {token}"))
+                    .map_err(|e| bad(e.to_string()))?;
+                (Some(value), host.to_owned())
+            }
+            None => (None, authority.as_str().to_owned()),
+        };
+        let path = match parsed.path_and_query().map(|p| p.as_str()) {
+            None | Some("") | Some("/") if !url.trim_end().ends_with('/') => "/RPC2",
+            Some(p) => p,
+            None => "/",
+        };
+        let uri = Uri::builder()
+            .scheme("http")
+            .authority(host)
+            .path_and_query(path)
+            .build()
+            .map_err(|e| bad(e.to_string()))?;
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(config.timeout));
+        let http = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(std::time::Duration::from_secs(60))
+            .build(connector);
+        let limits = xmlrpc::Limits {
+            max_size: config.max_response_bytes,
+            ..xmlrpc::Limits::default()
+        };
+        Ok(XmlRpcHttp {
+            http,
+            uri,
+            auth,
+            config,
+            limits,
+        })
+    }
+
+    pub(super) async fn call(&self, method: &str, params: &[Value]) -> Result<Value, ClientError> {
+        let timeout = self.config.timeout;
+        match tokio::time::timeout(timeout, self.exchange(method, params)).await {
+            Ok(result) => result,
+            Err(_) => Err(ClientError::Timeout(timeout)),
+        }
+    }
+
+    async fn exchange(&self, method: &str, params: &[Value]) -> Result<Value, ClientError> {
+        let mut body = xmlrpc::encode_request(method, params);
+        let mut req = Request::post(self.uri.clone())
+            .header(CONTENT_TYPE, "text/xml")
+            .header(ACCEPT_ENCODING, "gzip");
+        if self
+            .config
+            .gzip_requests_over
+            .is_some_and(|limit| body.len() > limit)
+        {
+            body = compress::gzip(&body);
+            req = req.header(CONTENT_ENCODING, "gzip");
+        }
+        if let Some(auth) = &self.auth {
+            req = req.header(AUTHORIZATION, auth.clone());
+        }
+        let req = req
+            .body(Full::new(Bytes::from(body)))
+            .map_err(|e| ClientError::Connect(e.to_string()))?;
+        let resp = self
+            .http
+            .request(req)
+            .await
+            .map_err(|e| ClientError::Connect(error_chain(&e)))?;
+        let status = resp.status();
+        let encoding = resp
+            .headers()
+            .get(CONTENT_ENCODING)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let max = self.config.max_response_bytes;
+        let bytes = Limited::new(resp.into_body(), max)
+            .collect()
+            .await
+            .map_err(|e| ClientError::Decode(format!("reading the answer: {e}")))?
+            .to_bytes();
+        let encoding = Encoding::parse(encoding.as_deref())
+            .ok_or_else(|| ClientError::Decode("unsupported Content-Encoding".into()))?;
+        let bytes = compress::inflate(&bytes, encoding, max)
+            .map_err(|e| ClientError::Decode(e.to_string()))?;
+        if !status.is_success() {
+            let text = String::from_utf8_lossy(&bytes[..bytes.len().min(200)]);
+            return Err(ClientError::Http {
+                status: status.as_u16(),
+                body: text.trim().to_owned(),
+            });
+        }
+        match xmlrpc::decode_response(&bytes, &self.limits) {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(fault)) => Err(ClientError::Fault(fault)),
+            Err(e) => Err(ClientError::Decode(e.to_string())),
+        }
+    }
+}
+
+/// The error with its causes, which hyper keeps in the source chain.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}

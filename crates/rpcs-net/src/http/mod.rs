@@ -1,0 +1,193 @@
+//! The HTTP transport: XML-RPC on POST to the RPC paths, over HTTP/1.1 keep-alive.
+//!
+//! Status codes: 404 for other paths, 405 (with `Allow: POST`) for other methods,
+//! 415 for a content type or encoding that is not served, 413 for a body over
+//! the size limits, 408 when the body is too slow to arrive, 400 for a body that
+//! cannot be read. Everything that reaches the codec is answered with 200 and an
+//! XML-RPC response, faults included, as XML-RPC requires.
+
+use crate::compress::{self, Encoding, InflateError};
+use crate::server::{accept_failed, acquire_slot, stopped, Shared};
+use bytes::Bytes;
+use http::header::{HeaderValue, ALLOW, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE};
+use http::{HeaderMap, Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use rpcs_core::{xmlrpc, Context, Fault};
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tracing::{debug, warn};
+
+/// Accepts connections until shutdown, then drains them.
+pub(crate) async fn serve(
+    shared: Arc<Shared>,
+    listener: TcpListener,
+    mut stop: watch::Receiver<bool>,
+) {
+    let graceful = GracefulShutdown::new();
+    loop {
+        let Some(permit) = acquire_slot(&shared, &mut stop).await else {
+            break;
+        };
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(e) => {
+                    accept_failed(e).await;
+                    continue;
+                }
+            },
+            _ = stopped(&mut stop) => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let conn_id = shared.connection_id();
+        let svc_shared = shared.clone();
+        let service = service_fn(move |req| {
+            let shared = svc_shared.clone();
+            async move { Ok::<_, Infallible>(handle(&shared, peer, conn_id, req).await) }
+        });
+        let conn = http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(shared.config.header_timeout)
+            .serve_connection(TokioIo::new(stream), service);
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                debug!(%peer, error = %e, "connection ended with an error");
+            }
+            drop(permit);
+        });
+    }
+    drop(listener);
+    let grace = shared.config.shutdown_grace;
+    if tokio::time::timeout(grace, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        warn!(?grace, "connections still open after the grace period; dropping them");
+    }
+}
+
+type Reply = Response<Full<Bytes>>;
+
+fn plain(status: StatusCode, text: &str) -> Reply {
+    let mut resp = Response::new(Full::new(Bytes::from(format!("{text}\n"))));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    resp
+}
+
+fn header<'a>(headers: &'a HeaderMap, name: http::header::HeaderName) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// Whether the request's content type is one this endpoint serves as XML-RPC.
+fn is_xml(content_type: Option<&str>) -> bool {
+    match content_type {
+        None => true,
+        Some(ct) => {
+            let mime = ct.split(';').next().unwrap_or("").trim();
+            mime.eq_ignore_ascii_case("text/xml")
+                || mime.eq_ignore_ascii_case("application/xml")
+                || mime.is_empty()
+        }
+    }
+}
+
+async fn handle(shared: &Shared, peer: SocketAddr, conn_id: u64, req: Request<Incoming>) -> Reply {
+    let config = &shared.config;
+    if !config.rpc_paths.iter().any(|p| p == req.uri().path()) {
+        return plain(StatusCode::NOT_FOUND, "no RPC service at this path");
+    }
+    if req.method() != Method::POST {
+        let mut resp = plain(StatusCode::METHOD_NOT_ALLOWED, "RPC requests use POST");
+        resp.headers_mut()
+            .insert(ALLOW, HeaderValue::from_static("POST"));
+        return resp;
+    }
+    let headers = req.headers();
+    if !is_xml(header(headers, CONTENT_TYPE)) {
+        return plain(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "this endpoint serves XML-RPC (text/xml)",
+        );
+    }
+    let Some(encoding) = Encoding::parse(header(headers, CONTENT_ENCODING)) else {
+        return plain(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported Content-Encoding (use gzip, deflate or none)",
+        );
+    };
+    let declared = header(headers, CONTENT_LENGTH).and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > config.max_request_bytes as u64) {
+        return plain(StatusCode::PAYLOAD_TOO_LARGE, "request body too large");
+    }
+    let gzip_reply = compress::accepts_gzip(header(headers, http::header::ACCEPT_ENCODING));
+    let body = match read_body(shared, req.into_body(), encoding).await {
+        Ok(body) => body,
+        Err(reply) => return reply,
+    };
+    let outcome = match xmlrpc::decode_request(&body, &config.xml_limits) {
+        Ok(call) => {
+            let ctx = Context::new("xmlrpc", Some(peer), conn_id);
+            shared
+                .dispatcher
+                .call(&ctx, &call.method, call.params)
+                .await
+        }
+        Err(e) => {
+            debug!(%peer, error = %e, "undecodable XML-RPC request");
+            Err(Fault::from(e))
+        }
+    };
+    xml_reply(xmlrpc::encode_response(&outcome), gzip_reply, config.gzip_threshold)
+}
+
+/// Reads the whole body within the time and size limits, then inflates it.
+async fn read_body(shared: &Shared, body: Incoming, encoding: Encoding) -> Result<Vec<u8>, Reply> {
+    let config = &shared.config;
+    let limited = Limited::new(body, config.max_request_bytes);
+    let collected = match tokio::time::timeout(config.body_timeout, limited.collect()).await {
+        Err(_) => return Err(plain(StatusCode::REQUEST_TIMEOUT, "request body too slow")),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
+            return Err(plain(StatusCode::PAYLOAD_TOO_LARGE, "request body too large"))
+        }
+        Ok(Err(e)) => {
+            debug!(error = %e, "request body unreadable");
+            return Err(plain(StatusCode::BAD_REQUEST, "request body unreadable"));
+        }
+        Ok(Ok(c)) => c.to_bytes(),
+    };
+    if encoding == Encoding::Identity {
+        return Ok(collected.into());
+    }
+    compress::inflate(&collected, encoding, config.max_decompressed_bytes).map_err(|e| match e {
+        InflateError::TooLarge(_) => plain(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "decompressed request body too large",
+        ),
+        InflateError::Corrupt(_) => plain(StatusCode::BAD_REQUEST, "corrupt compressed body"),
+    })
+}
+
+fn xml_reply(body: Vec<u8>, gzip_ok: bool, threshold: usize) -> Reply {
+    let gzipped = gzip_ok && body.len() > threshold;
+    let body = if gzipped { compress::gzip(&body) } else { body };
+    let mut resp = Response::new(Full::new(Bytes::from(body)));
+    let headers = resp.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/xml"));
+    if gzipped {
+        headers.insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+    }
+    resp
+}

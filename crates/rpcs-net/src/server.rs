@@ -1,0 +1,197 @@
+//! The server: listeners sharing one dispatcher, with connection limits and
+//! graceful shutdown.
+
+use crate::http;
+use rpcs_core::{xmlrpc, Dispatcher};
+use std::future::Future;
+use std::io;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::{watch, Semaphore};
+use tokio::task::JoinSet;
+use tracing::{debug, info, warn};
+
+/// Limits and behaviour of a [`Server`]; every bound applies per request or per connection.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Connections served at once; further clients wait in the listen backlog.
+    pub max_connections: usize,
+    /// The largest request body accepted, as sent (compressed or not).
+    pub max_request_bytes: usize,
+    /// The largest request body accepted after decompression.
+    pub max_decompressed_bytes: usize,
+    /// Time allowed to receive a request's headers (also bounds an idle keep-alive wait).
+    pub header_timeout: Duration,
+    /// Time allowed to receive a request's body once its headers arrived.
+    pub body_timeout: Duration,
+    /// Replies larger than this are gzipped when the client accepts gzip.
+    pub gzip_threshold: usize,
+    /// The HTTP paths that serve RPC (POST only).
+    pub rpc_paths: Vec<String>,
+    /// Depth and size bounds for XML-RPC documents.
+    pub xml_limits: xmlrpc::Limits,
+    /// How long shutdown waits for in-flight requests before dropping them.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            max_connections: 1024,
+            max_request_bytes: 16 << 20,
+            max_decompressed_bytes: 16 << 20,
+            header_timeout: Duration::from_secs(30),
+            body_timeout: Duration::from_secs(30),
+            gzip_threshold: 1400,
+            rpc_paths: vec!["/".into(), "/RPC2".into()],
+            xml_limits: xmlrpc::Limits::default(),
+            shutdown_grace: Duration::from_secs(10),
+        }
+    }
+}
+
+/// A socket to serve on.
+pub enum Listener {
+    /// HTTP on TCP: XML-RPC on POST to the RPC paths.
+    Http(TcpListener),
+}
+
+impl Listener {
+    /// Binds an HTTP listener.
+    pub async fn http(addr: &str) -> io::Result<Listener> {
+        Ok(Listener::Http(TcpListener::bind(addr).await?))
+    }
+
+    /// The bound address (useful after binding port 0).
+    pub fn local_addr(&self) -> io::Result<std::net::SocketAddr> {
+        match self {
+            Listener::Http(l) => l.local_addr(),
+        }
+    }
+}
+
+/// What every connection handler shares.
+pub(crate) struct Shared {
+    pub(crate) dispatcher: Dispatcher,
+    pub(crate) config: ServerConfig,
+    next_connection: AtomicU64,
+    slots: Arc<Semaphore>,
+}
+
+impl Shared {
+    pub(crate) fn connection_id(&self) -> u64 {
+        self.next_connection.fetch_add(1, Ordering::Relaxed)
+    }
+}
+
+/// Serves one [`Dispatcher`] on any number of listeners.
+///
+/// Cloning is cheap; clones serve the same dispatcher and share the connection cap.
+#[derive(Clone)]
+pub struct Server {
+    shared: Arc<Shared>,
+}
+
+impl Server {
+    /// A server for `dispatcher` with the given limits.
+    pub fn new(dispatcher: Dispatcher, config: ServerConfig) -> Server {
+        let slots = Arc::new(Semaphore::new(config.max_connections.max(1)));
+        Server {
+            shared: Arc::new(Shared {
+                dispatcher,
+                config,
+                next_connection: AtomicU64::new(1),
+                slots,
+            }),
+        }
+    }
+
+    /// The dispatcher being served.
+    pub fn dispatcher(&self) -> &Dispatcher {
+        &self.shared.dispatcher
+    }
+
+    /// Serves every listener until `shutdown` completes, then stops accepting,
+    /// lets in-flight requests finish (up to the grace period) and returns.
+    pub async fn run(
+        &self,
+        listeners: Vec<Listener>,
+        shutdown: impl Future<Output = ()> + Send,
+    ) -> io::Result<()> {
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let mut tasks = JoinSet::new();
+        for listener in listeners {
+            let shared = self.shared.clone();
+            let stop = stop_rx.clone();
+            match listener {
+                Listener::Http(l) => {
+                    info!(addr = %l.local_addr()?, "serving HTTP (XML-RPC)");
+                    tasks.spawn(http::serve(shared, l, stop));
+                }
+            }
+        }
+        shutdown.await;
+        info!("shutting down");
+        let _ = stop_tx.send(true);
+        while let Some(res) = tasks.join_next().await {
+            if let Err(e) = res {
+                warn!(error = %e, "listener task failed");
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Waits for a connection slot, or for shutdown (then `None`).
+pub(crate) async fn acquire_slot(
+    shared: &Shared,
+    stop: &mut watch::Receiver<bool>,
+) -> Option<tokio::sync::OwnedSemaphorePermit> {
+    tokio::select! {
+        permit = shared.slots.clone().acquire_owned() => permit.ok(),
+        _ = stopped(stop) => None,
+    }
+}
+
+/// Completes once shutdown was requested.
+pub(crate) async fn stopped(stop: &mut watch::Receiver<bool>) {
+    while !*stop.borrow_and_update() {
+        if stop.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Logs an accept error and pauses briefly when it is a resource shortage
+/// (too many open files), so the loop does not spin.
+pub(crate) async fn accept_failed(e: io::Error) {
+    debug!(error = %e, "accept failed");
+    if e.raw_os_error() == Some(24) || e.raw_os_error() == Some(23) {
+        warn!("out of file descriptors; pausing accept");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Completes on SIGINT (Ctrl-C) or SIGTERM: the usual trigger for [`Server::run`]'s shutdown.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}

@@ -1,0 +1,42 @@
+//! Serves the example methods (`add`, `addtogether`, `quadratic`, `remote_repr`,
+//! `spin`, `spinList`) over XML-RPC.
+//!
+//! `cargo run -p rpcs-examples --bin example-server -- --listen 127.0.0.1:8008`
+
+use clap::Parser;
+use rpcs_core::Dispatcher;
+use rpcs_net::{Listener, Server, ServerConfig};
+
+#[derive(Parser)]
+#[command(about = "Serve the rpcs example methods over XML-RPC")]
+struct Args {
+    /// Address to listen on (repeat for several); port 0 picks a free port.
+    #[arg(long, default_value = "127.0.0.1:8008")]
+    listen: Vec<String>,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let args = Args::parse();
+    let mut listeners = Vec::new();
+    for addr in &args.listen {
+        let l = Listener::http(addr).await?;
+        // Tests and scripts read this line to learn the port.
+        println!("listening on http://{}/", l.local_addr()?);
+        listeners.push(l);
+    }
+    let server = Server::new(
+        Dispatcher::new(rpcs_examples::seed::table()),
+        ServerConfig::default(),
+    );
+    server
+        .run(listeners, rpcs_net::server::shutdown_signal())
+        .await?;
+    Ok(())
+}
