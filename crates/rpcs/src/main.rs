@@ -1,1 +1,99 @@
-fn main() {}
+//! `rpcs`: call, inspect and benchmark RPC servers from the command line.
+//!
+//! # Layout
+//!
+//! - `main.rs`: the clap command tree and exit codes.
+//! - `call.rs`: `rpcs call` and `rpcs methods`.
+//! - `bench.rs`: `rpcs bench`, a closed-loop load generator.
+//! - `output.rs`: rendering values for people and for machines.
+
+mod bench;
+mod call;
+mod output;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+/// Exit status for a call the server answered with a fault.
+const EXIT_FAULT: u8 = 1;
+/// Exit status for any other failure (connection, protocol, bad input).
+const EXIT_ERROR: u8 = 3;
+
+#[derive(Parser)]
+#[command(name = "rpcs", version, about = "Call, inspect and benchmark RPC servers")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Call a method; with no method, list the server's methods.
+    Call(call::CallArgs),
+    /// List a server's methods with their signatures and documentation.
+    Methods(call::MethodsArgs),
+    /// Measure calls per second and latency percentiles against a server.
+    Bench(bench::BenchArgs),
+}
+
+/// An error that already knows its exit status.
+#[derive(Debug)]
+pub struct Exit(pub u8);
+
+impl std::fmt::Display for Exit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "exit {}", self.0)
+    }
+}
+
+impl std::error::Error for Exit {}
+
+/// zerorpc's CLI spells `--print-json` as `-pj`; accept that spelling too.
+fn normalized_args() -> Vec<std::ffi::OsString> {
+    std::env::args_os()
+        .map(|a| if a == "-pj" { "--print-json".into() } else { a })
+        .collect()
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("RPCS_LOG")
+                .unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse_from(normalized_args());
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("rpcs: cannot start the async runtime: {e}");
+            return ExitCode::from(EXIT_ERROR);
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Call(args) => call::call(args).await,
+            Command::Methods(args) => call::methods(args).await,
+            Command::Bench(args) => bench::bench(args).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => match e.downcast_ref::<Exit>() {
+            Some(Exit(code)) => ExitCode::from(*code),
+            None if is_broken_pipe(&e) => ExitCode::SUCCESS,
+            None => {
+                eprintln!("rpcs: {e:#}");
+                ExitCode::from(EXIT_ERROR)
+            }
+        },
+    }
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
