@@ -7,8 +7,12 @@ use rpcs_core::{Fault, MethodTable, Rest, Value};
 /// Every example method: the classic functions plus the roulette wheel.
 pub fn table() -> MethodTable {
     let mut t = MethodTable::new();
-    t.register("add", "Add two numbers (or join two strings or arrays).", add)
-        .params(&["a", "b"]);
+    t.register(
+        "add",
+        "Add two numbers (or join two strings or arrays).",
+        add,
+    )
+    .params(&["a", "b"]);
     t.register(
         "addtogether",
         "Add together everything in the list `things`.",
@@ -104,7 +108,10 @@ mod tests {
         assert_eq!(err.message, "ValueError: math domain error");
         assert!(addtogether(vec![]).is_err());
         assert!(add(Value::Int(1), s("x")).is_err());
-        assert_eq!(add(Value::Int(1), Value::Double(0.5)), Ok(Value::Double(1.5)));
+        assert_eq!(
+            add(Value::Int(1), Value::Double(0.5)),
+            Ok(Value::Double(1.5))
+        );
         assert!(add(Value::Int(i64::MAX), Value::Int(1)).is_err());
     }
 }

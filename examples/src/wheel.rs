@@ -20,7 +20,7 @@ pub fn pocket(n: u8) -> Spin {
         return (number.to_owned(), "GREEN", "ZERO", "ZERO");
     }
     let color = if RED.contains(&n) { "RED" } else { "BLACK" };
-    let parity = if n % 2 == 0 { "EVEN" } else { "ODD" };
+    let parity = if n.is_multiple_of(2) { "EVEN" } else { "ODD" };
     let half = if n <= 18 { "LOW" } else { "HIGH" };
     (n.to_string(), color, parity, half)
 }

@@ -455,10 +455,7 @@ mod tests {
         assert!(from_value::<i64>(Value::String("3".into())).is_err());
         assert!(from_value::<u8>(Value::Int(300)).is_err());
         assert!(to_value(u64::MAX).is_err());
-        assert_eq!(
-            from_value::<Option<i32>>(Value::Nil).unwrap(),
-            None::<i32>
-        );
+        assert_eq!(from_value::<Option<i32>>(Value::Nil).unwrap(), None::<i32>);
         let dt: DateTime = from_value(Value::String("2026-11-21T05:17:00".into())).unwrap();
         assert_eq!(dt.hour, 5);
         let b: Bytes = from_value(Value::String("AP8H".into())).unwrap();

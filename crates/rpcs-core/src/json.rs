@@ -73,7 +73,10 @@ mod tests {
         assert!(matches!(m["big"], Value::Double(_)));
         assert_eq!(to_json(&m["a"]), json["a"]);
         let d = DateTime::new(2026, 1, 2, 3, 4, 5).unwrap();
-        assert_eq!(to_json(&Value::DateTime(d)), Json::from("2026-01-02T03:04:05"));
+        assert_eq!(
+            to_json(&Value::DateTime(d)),
+            Json::from("2026-01-02T03:04:05")
+        );
         assert_eq!(to_json(&Value::Bytes(vec![0, 255])), Json::from("AP8="));
         assert_eq!(to_json(&Value::Double(f64::NAN)), Json::Null);
     }

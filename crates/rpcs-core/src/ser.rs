@@ -338,7 +338,8 @@ impl ser::SerializeStruct for MapBuilder {
         key: &'static str,
         v: &T,
     ) -> Result<(), ConvertError> {
-        self.map.insert(key.to_owned(), v.serialize(ValueSerializer)?);
+        self.map
+            .insert(key.to_owned(), v.serialize(ValueSerializer)?);
         Ok(())
     }
     fn end(self) -> Result<Value, ConvertError> {
@@ -382,6 +383,9 @@ impl ser::SerializeStructVariant for VariantBuilder<MapBuilder> {
         ser::SerializeStruct::serialize_field(&mut self.inner, key, v)
     }
     fn end(self) -> Result<Value, ConvertError> {
-        Ok(Self::wrap(self.name, ser::SerializeStruct::end(self.inner)?))
+        Ok(Self::wrap(
+            self.name,
+            ser::SerializeStruct::end(self.inner)?,
+        ))
     }
 }

@@ -156,7 +156,10 @@ impl Method {
 
     /// Whether this method is run by the dispatcher as a future.
     pub fn is_async(&self) -> bool {
-        matches!(self.handler, Handler::Async(_) | Handler::Builtin(Builtin::Multicall))
+        matches!(
+            self.handler,
+            Handler::Async(_) | Handler::Builtin(Builtin::Multicall)
+        )
     }
 
     /// The XML-RPC introspection signatures: one `[result, param, ...]` list per

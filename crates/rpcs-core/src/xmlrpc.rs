@@ -107,10 +107,7 @@ pub fn decode_request(xml: &[u8], limits: &Limits) -> Result<Request, DecodeErro
 }
 
 /// Decodes a `<methodResponse>` into the returned value or the fault.
-pub fn decode_response(
-    xml: &[u8],
-    limits: &Limits,
-) -> Result<Result<Value, Fault>, DecodeError> {
+pub fn decode_response(xml: &[u8], limits: &Limits) -> Result<Result<Value, Fault>, DecodeError> {
     let mut p = Parser::new(xml, limits)?;
     p.expect_start("methodResponse")?;
     let outcome = match p.next_tag()? {
@@ -487,7 +484,11 @@ pub fn write_value(out: &mut String, value: &Value) {
     out.push_str("<value>");
     match value {
         Value::Nil => out.push_str("<nil/>"),
-        Value::Bool(b) => out.push_str(if *b { "<boolean>1</boolean>" } else { "<boolean>0</boolean>" }),
+        Value::Bool(b) => out.push_str(if *b {
+            "<boolean>1</boolean>"
+        } else {
+            "<boolean>0</boolean>"
+        }),
         Value::Int(i) if i32::try_from(*i).is_ok() => {
             let _ = write!(out, "<int>{i}</int>");
         }

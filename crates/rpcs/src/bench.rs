@@ -301,7 +301,10 @@ mod tests {
     #[test]
     fn targets() {
         let t = Target::parse("http://127.0.0.1:8000").unwrap();
-        assert_eq!((t.addr.as_str(), t.path.as_str()), ("127.0.0.1:8000", "/RPC2"));
+        assert_eq!(
+            (t.addr.as_str(), t.path.as_str()),
+            ("127.0.0.1:8000", "/RPC2")
+        );
         let t = Target::parse("http://localhost/x").unwrap();
         assert_eq!((t.addr.as_str(), t.path.as_str()), ("localhost:80", "/x"));
         assert!(Target::parse("tcp://x").is_err());

@@ -141,7 +141,9 @@ pub fn synopsis(m: &MethodInfo) -> String {
     m.signatures
         .iter()
         .map(|sig| {
-            let (ret, params) = sig.split_first().map_or(("", &[][..]), |(r, p)| (r.as_str(), p));
+            let (ret, params) = sig
+                .split_first()
+                .map_or(("", &[][..]), |(r, p)| (r.as_str(), p));
             format!("{}({}) -> {}", m.name, params.join(", "), ret)
         })
         .collect::<Vec<_>>()
@@ -161,7 +163,10 @@ mod tests {
         );
         assert_eq!(
             parse_args(&args, true).unwrap(),
-            vec![Value::Int(3), Value::Array(vec![Value::Int(1), Value::from("x")])]
+            vec![
+                Value::Int(3),
+                Value::Array(vec![Value::Int(1), Value::from("x")])
+            ]
         );
         assert!(parse_args(&["{".to_owned()], true).is_err());
     }
@@ -174,7 +179,10 @@ mod tests {
             help: String::new(),
         };
         assert_eq!(synopsis(&m), "add(int, int) -> int");
-        let bare = MethodInfo { signatures: vec![], ..m };
+        let bare = MethodInfo {
+            signatures: vec![],
+            ..m
+        };
         assert_eq!(synopsis(&bare), "add");
     }
 }

@@ -20,7 +20,11 @@ const EXIT_FAULT: u8 = 1;
 const EXIT_ERROR: u8 = 3;
 
 #[derive(Parser)]
-#[command(name = "rpcs", version, about = "Call, inspect and benchmark RPC servers")]
+#[command(
+    name = "rpcs",
+    version,
+    about = "Call, inspect and benchmark RPC servers"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -64,7 +68,10 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse_from(normalized_args());
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("rpcs: cannot start the async runtime: {e}");

@@ -10,7 +10,8 @@ pub fn print_human(value: &Value) -> io::Result<()> {
     match value {
         Value::String(s) => writeln!(out, "{s}"),
         other => {
-            let text = serde_json::to_string_pretty(&json::to_json(other)).map_err(io::Error::other)?;
+            let text =
+                serde_json::to_string_pretty(&json::to_json(other)).map_err(io::Error::other)?;
             writeln!(out, "{text}")
         }
     }

@@ -13,19 +13,39 @@ fn table() -> MethodTable {
     let mut t = MethodTable::new();
     t.register("math.add", "Add two integers.", |a: i64, b: i64| a + b)
         .params(&["a", "b"]);
-    t.register("sum", "Sum any number of doubles.", |xs: Rest<f64>| xs.0.iter().sum::<f64>());
-    t.register("greet", "Greet, optionally loudly.", |name: String, loud: Option<bool>| {
-        if loud.unwrap_or(false) { format!("HELLO {name}") } else { format!("hello {name}") }
+    t.register("sum", "Sum any number of doubles.", |xs: Rest<f64>| {
+        xs.0.iter().sum::<f64>()
     });
-    t.register("flip", "Swap a point's coordinates.", |p: Point| Point { x: p.y, y: p.x });
+    t.register(
+        "greet",
+        "Greet, optionally loudly.",
+        |name: String, loud: Option<bool>| {
+            if loud.unwrap_or(false) {
+                format!("HELLO {name}")
+            } else {
+                format!("hello {name}")
+            }
+        },
+    );
+    t.register("flip", "Swap a point's coordinates.", |p: Point| Point {
+        x: p.y,
+        y: p.x,
+    });
     t.register("fail", "Always fails.", || -> Result<i32, Fault> {
         Err(Fault::named("StackIndexError", "pop from empty stack"))
     });
     t.register("boom", "Panics.", || -> i32 { panic!("boom") });
-    t.register("who", "The caller's protocol.", |ctx: Context| ctx.protocol.to_owned());
+    t.register("who", "The caller's protocol.", |ctx: Context| {
+        ctx.protocol.to_owned()
+    });
     t.register("nothing", "Returns nil.", || ());
     t.register_async("later", "Async echo.", |v: Value| async move { v });
-    t.register_async("async_boom", "Async panic.", || async { if true { panic!("x") } 1 });
+    t.register_async("async_boom", "Async panic.", || async {
+        if true {
+            panic!("x")
+        }
+        1
+    });
     t
 }
 
@@ -42,13 +62,25 @@ fn typed_calls() {
     let d = Dispatcher::new(table());
     assert_eq!(run(&d, "math.add", ints(&[2, 3])), Ok(Value::Int(5)));
     assert_eq!(run(&d, "sum", vec![]), Ok(Value::Double(0.0)));
-    assert_eq!(run(&d, "sum", vec![Value::Int(1), Value::Double(0.5)]), Ok(Value::Double(1.5)));
+    assert_eq!(
+        run(&d, "sum", vec![Value::Int(1), Value::Double(0.5)]),
+        Ok(Value::Double(1.5))
+    );
     assert_eq!(run(&d, "greet", vec!["bob".into()]), Ok("hello bob".into()));
-    assert_eq!(run(&d, "greet", vec!["bob".into(), true.into()]), Ok("HELLO bob".into()));
-    assert_eq!(run(&d, "greet", vec!["bob".into(), Value::Nil]), Ok("hello bob".into()));
+    assert_eq!(
+        run(&d, "greet", vec!["bob".into(), true.into()]),
+        Ok("HELLO bob".into())
+    );
+    assert_eq!(
+        run(&d, "greet", vec!["bob".into(), Value::Nil]),
+        Ok("hello bob".into())
+    );
     assert_eq!(run(&d, "who", vec![]), Ok("test".into()));
     assert_eq!(run(&d, "nothing", vec![]), Ok(Value::Nil));
-    assert_eq!(run(&d, "later", vec![Value::Bytes(vec![1])]), Ok(Value::Bytes(vec![1])));
+    assert_eq!(
+        run(&d, "later", vec![Value::Bytes(vec![1])]),
+        Ok(Value::Bytes(vec![1]))
+    );
     let mut p = Map::new();
     p.insert("x".into(), 1.into());
     p.insert("y".into(), 2.into());
@@ -63,10 +95,15 @@ fn bad_calls_fault_with_the_right_code() {
     assert_eq!(code("nope", vec![]), Fault::METHOD_NOT_FOUND);
     assert_eq!(code("math.add", ints(&[1])), Fault::INVALID_PARAMS);
     assert_eq!(code("math.add", ints(&[1, 2, 3])), Fault::INVALID_PARAMS);
-    assert_eq!(code("math.add", vec![1.into(), "x".into()]), Fault::INVALID_PARAMS);
+    assert_eq!(
+        code("math.add", vec![1.into(), "x".into()]),
+        Fault::INVALID_PARAMS
+    );
     assert_eq!(code("sum", vec!["x".into()]), Fault::INVALID_PARAMS);
     assert_eq!(code("flip", vec![1.into()]), Fault::INVALID_PARAMS);
-    let msg = run(&d, "math.add", vec![1.into(), "x".into()]).unwrap_err().message;
+    let msg = run(&d, "math.add", vec![1.into(), "x".into()])
+        .unwrap_err()
+        .message;
     assert!(msg.contains("parameter 2"), "{msg}");
     let fault = run(&d, "fail", vec![]).unwrap_err();
     assert_eq!(fault.name(), Some("StackIndexError"));
@@ -76,8 +113,14 @@ fn bad_calls_fault_with_the_right_code() {
 #[test]
 fn panics_become_internal_faults() {
     let d = Dispatcher::new(table());
-    assert_eq!(run(&d, "boom", vec![]).unwrap_err().code, Fault::INTERNAL_ERROR);
-    assert_eq!(run(&d, "async_boom", vec![]).unwrap_err().code, Fault::INTERNAL_ERROR);
+    assert_eq!(
+        run(&d, "boom", vec![]).unwrap_err().code,
+        Fault::INTERNAL_ERROR
+    );
+    assert_eq!(
+        run(&d, "async_boom", vec![]).unwrap_err().code,
+        Fault::INTERNAL_ERROR
+    );
     // The dispatcher still works afterwards.
     assert_eq!(run(&d, "math.add", ints(&[1, 1])), Ok(Value::Int(2)));
 }
@@ -86,24 +129,55 @@ fn panics_become_internal_faults() {
 fn introspection() {
     let d = Dispatcher::new(table());
     let names = run(&d, "system.listMethods", vec![]).unwrap();
-    let names: Vec<&str> = names.as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+    let names: Vec<&str> = names
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
     let mut sorted = names.clone();
     sorted.sort();
     assert_eq!(names, sorted);
-    for n in ["math.add", "system.listMethods", "system.methodHelp", "system.methodSignature", "system.multicall"] {
+    for n in [
+        "math.add",
+        "system.listMethods",
+        "system.methodHelp",
+        "system.methodSignature",
+        "system.multicall",
+    ] {
         assert!(names.contains(&n), "{n}");
     }
-    assert_eq!(run(&d, "system.methodHelp", vec!["math.add".into()]), Ok("Add two integers.".into()));
+    assert_eq!(
+        run(&d, "system.methodHelp", vec!["math.add".into()]),
+        Ok("Add two integers.".into())
+    );
     let sig = |m: &str| run(&d, "system.methodSignature", vec![m.into()]).unwrap();
-    let arr = |v: &[&[&str]]| Value::Array(v.iter().map(|s| Value::Array(s.iter().map(|x| Value::from(*x)).collect())).collect());
+    let arr = |v: &[&[&str]]| {
+        Value::Array(
+            v.iter()
+                .map(|s| Value::Array(s.iter().map(|x| Value::from(*x)).collect()))
+                .collect(),
+        )
+    };
     assert_eq!(sig("math.add"), arr(&[&["int", "int", "int"]]));
-    assert_eq!(sig("greet"), arr(&[&["string", "string"], &["string", "string", "boolean"]]));
+    assert_eq!(
+        sig("greet"),
+        arr(&[&["string", "string"], &["string", "string", "boolean"]])
+    );
     assert_eq!(sig("flip"), arr(&[&["struct", "struct"]]));
     assert_eq!(sig("nothing"), arr(&[&["nil"]]));
     assert_eq!(sig("sum"), arr(&[&["double"], &["double", "double"]]));
     assert_eq!(sig("system.listMethods"), arr(&[&["array"]]));
-    assert_eq!(run(&d, "system.methodHelp", vec!["nope".into()]).unwrap_err().code, Fault::INVALID_PARAMS);
-    assert_eq!(run(&d, "system.methodHelp", vec![]).unwrap_err().code, Fault::INVALID_PARAMS);
+    assert_eq!(
+        run(&d, "system.methodHelp", vec!["nope".into()])
+            .unwrap_err()
+            .code,
+        Fault::INVALID_PARAMS
+    );
+    assert_eq!(
+        run(&d, "system.methodHelp", vec![]).unwrap_err().code,
+        Fault::INVALID_PARAMS
+    );
     let add = d.table().get("math.add").unwrap();
     assert_eq!(add.synopsis(), "math.add(a: int, b: int) -> int");
 }
@@ -132,7 +206,10 @@ fn multicall_runs_each_call_on_its_own() {
     assert_eq!(out[0], Value::Array(vec![Value::Int(3)]));
     let code = |v: &Value| v.as_struct().unwrap()["faultCode"].as_i64().unwrap();
     assert_eq!(code(&out[1]), 1);
-    assert!(out[1].as_struct().unwrap()["faultString"].as_str().unwrap().starts_with("StackIndexError:"));
+    assert!(out[1].as_struct().unwrap()["faultString"]
+        .as_str()
+        .unwrap()
+        .starts_with("StackIndexError:"));
     assert_eq!(code(&out[2]), -32601);
     assert_eq!(code(&out[3]), -32600);
     assert_eq!(code(&out[4]), -32600);
@@ -144,8 +221,16 @@ fn multicall_limit_and_shape() {
     let limits = rpcs_core::DispatchLimits { max_multicall: 2 };
     let d = Dispatcher::with_limits(table(), limits);
     let three = Value::Array((0..3).map(|_| entry("nothing", vec![])).collect());
-    assert_eq!(run(&d, "system.multicall", vec![three]).unwrap_err().code, Fault::LIMIT_EXCEEDED);
-    assert_eq!(run(&d, "system.multicall", vec![1.into()]).unwrap_err().code, Fault::INVALID_PARAMS);
+    assert_eq!(
+        run(&d, "system.multicall", vec![three]).unwrap_err().code,
+        Fault::LIMIT_EXCEEDED
+    );
+    assert_eq!(
+        run(&d, "system.multicall", vec![1.into()])
+            .unwrap_err()
+            .code,
+        Fault::INVALID_PARAMS
+    );
 }
 
 #[test]

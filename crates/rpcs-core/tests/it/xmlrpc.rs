@@ -1,4 +1,6 @@
-use rpcs_core::xmlrpc::{decode_request, decode_response, encode_request, encode_response, DecodeError, Limits};
+use rpcs_core::xmlrpc::{
+    decode_request, decode_response, encode_request, encode_response, DecodeError, Limits,
+};
 use rpcs_core::{DateTime, Fault, Map, Value};
 
 fn lim() -> Limits {
@@ -10,7 +12,10 @@ fn call(body: &str) -> String {
 }
 
 fn one(value_xml: &str) -> Result<Value, DecodeError> {
-    let req = decode_request(call(&format!("<param>{value_xml}</param>")).as_bytes(), &lim())?;
+    let req = decode_request(
+        call(&format!("<param>{value_xml}</param>")).as_bytes(),
+        &lim(),
+    )?;
     assert_eq!(req.method, "m");
     Ok(req.params.into_iter().next().unwrap())
 }
@@ -51,7 +56,10 @@ fn response_round_trip_value_and_fault() {
     let ok = Ok(sample());
     assert_eq!(decode_response(&encode_response(&ok), &lim()).unwrap(), ok);
     let fault = Err(Fault::named("StackIndexError", "pop from empty stack"));
-    assert_eq!(decode_response(&encode_response(&fault), &lim()).unwrap(), fault);
+    assert_eq!(
+        decode_response(&encode_response(&fault), &lim()).unwrap(),
+        fault
+    );
 }
 
 #[test]
@@ -65,37 +73,79 @@ fn ints_use_i8_only_beyond_32_bits() {
 #[test]
 fn every_integer_tag_is_read() {
     for tag in ["int", "i4", "i8", "i1", "i2", "biginteger", "ex:i8"] {
-        assert_eq!(one(&format!("<value><{tag}> -12 </{tag}></value>")), Ok(Value::Int(-12)), "{tag}");
+        assert_eq!(
+            one(&format!("<value><{tag}> -12 </{tag}></value>")),
+            Ok(Value::Int(-12)),
+            "{tag}"
+        );
     }
     assert_eq!(one("<value><int>+7</int></value>"), Ok(Value::Int(7)));
-    assert_eq!(one("<value><i8>9223372036854775807</i8></value>"), Ok(Value::Int(i64::MAX)));
+    assert_eq!(
+        one("<value><i8>9223372036854775807</i8></value>"),
+        Ok(Value::Int(i64::MAX))
+    );
 }
 
 #[test]
 fn scalar_forms() {
-    assert_eq!(one("<value>bare text</value>"), Ok(Value::String("bare text".into())));
+    assert_eq!(
+        one("<value>bare text</value>"),
+        Ok(Value::String("bare text".into()))
+    );
     assert_eq!(one("<value></value>"), Ok(Value::String(String::new())));
     assert_eq!(one("<value/>"), Ok(Value::String(String::new())));
-    assert_eq!(one("<value><string/></value>"), Ok(Value::String(String::new())));
-    assert_eq!(one("<value><string> a &amp; b &#x263A; &#13;</string></value>"), Ok(Value::String(" a & b ☺ \r".into())));
-    assert_eq!(one("<value><string><![CDATA[<raw> & ]]>tail</string></value>"), Ok(Value::String("<raw> & tail".into())));
+    assert_eq!(
+        one("<value><string/></value>"),
+        Ok(Value::String(String::new()))
+    );
+    assert_eq!(
+        one("<value><string> a &amp; b &#x263A; &#13;</string></value>"),
+        Ok(Value::String(" a & b ☺ \r".into()))
+    );
+    assert_eq!(
+        one("<value><string><![CDATA[<raw> & ]]>tail</string></value>"),
+        Ok(Value::String("<raw> & tail".into()))
+    );
     assert_eq!(one("<value><nil/></value>"), Ok(Value::Nil));
     assert_eq!(one("<value><nil></nil></value>"), Ok(Value::Nil));
     assert_eq!(one("<value><ex:nil/></value>"), Ok(Value::Nil));
-    assert_eq!(one("<value><boolean>1</boolean></value>"), Ok(Value::Bool(true)));
-    assert_eq!(one("<value><boolean>0</boolean></value>"), Ok(Value::Bool(false)));
-    assert_eq!(one("<value><double>8</double></value>"), Ok(Value::Double(8.0)));
-    assert_eq!(one("<value><double>-1.5e3</double></value>"), Ok(Value::Double(-1500.0)));
+    assert_eq!(
+        one("<value><boolean>1</boolean></value>"),
+        Ok(Value::Bool(true))
+    );
+    assert_eq!(
+        one("<value><boolean>0</boolean></value>"),
+        Ok(Value::Bool(false))
+    );
+    assert_eq!(
+        one("<value><double>8</double></value>"),
+        Ok(Value::Double(8.0))
+    );
+    assert_eq!(
+        one("<value><double>-1.5e3</double></value>"),
+        Ok(Value::Double(-1500.0))
+    );
     assert_eq!(
         one("<value><dateTime.iso8601>20261121T05:17:00</dateTime.iso8601></value>"),
-        Ok(Value::DateTime(DateTime::new(2026, 11, 21, 5, 17, 0).unwrap()))
+        Ok(Value::DateTime(
+            DateTime::new(2026, 11, 21, 5, 17, 0).unwrap()
+        ))
     );
     // Python's encodebytes splits base64 over lines.
-    assert_eq!(one("<value><base64>aGVs\nbG8=\n</base64></value>"), Ok(Value::Bytes(b"hello".to_vec())));
+    assert_eq!(
+        one("<value><base64>aGVs\nbG8=\n</base64></value>"),
+        Ok(Value::Bytes(b"hello".to_vec()))
+    );
     assert_eq!(one("<value><base64/></value>"), Ok(Value::Bytes(vec![])));
-    assert_eq!(one("<value><array><data/></array></value>"), Ok(Value::Array(vec![])));
+    assert_eq!(
+        one("<value><array><data/></array></value>"),
+        Ok(Value::Array(vec![]))
+    );
     assert_eq!(one("<value><array/></value>"), Ok(Value::Array(vec![])));
-    assert_eq!(one("<value><struct/></value>"), Ok(Value::Struct(Map::new())));
+    assert_eq!(
+        one("<value><struct/></value>"),
+        Ok(Value::Struct(Map::new()))
+    );
 }
 
 #[test]
@@ -115,11 +165,22 @@ fn struct_member_order_and_duplicates() {
 fn whitespace_layout_like_python_sends() {
     let xml = "<?xml version='1.0'?>\n<methodCall>\n<methodName>add</methodName>\n<params>\n<param>\n<value><int>2</int></value>\n</param>\n<param>\n<value><array><data>\n<value><int>1</int></value>\n</data></array></value>\n</param>\n</params>\n</methodCall>\n";
     let req = decode_request(xml.as_bytes(), &lim()).unwrap();
-    assert_eq!(req.params, vec![Value::Int(2), Value::Array(vec![Value::Int(1)])]);
+    assert_eq!(
+        req.params,
+        vec![Value::Int(2), Value::Array(vec![Value::Int(1)])]
+    );
     let no_params = "<methodCall><methodName>system.listMethods</methodName></methodCall>";
-    assert_eq!(decode_request(no_params.as_bytes(), &lim()).unwrap().params, vec![]);
+    assert_eq!(
+        decode_request(no_params.as_bytes(), &lim()).unwrap().params,
+        vec![]
+    );
     let empty_params = "<!-- hi --><methodCall><methodName>x</methodName><params/></methodCall>";
-    assert_eq!(decode_request(empty_params.as_bytes(), &lim()).unwrap().params, vec![]);
+    assert_eq!(
+        decode_request(empty_params.as_bytes(), &lim())
+            .unwrap()
+            .params,
+        vec![]
+    );
 }
 
 fn rejects(xml: &str) -> DecodeError {
@@ -145,22 +206,66 @@ fn malformed_documents_are_errors() {
 #[test]
 fn invalid_calls_are_errors() {
     for (xml, what) in [
-        (call("<param><value><float3>1</float3></value></param>"), "unknown type"),
-        (call("<param><value><int>12x</int></value></param>"), "bad int"),
-        (call("<param><value><int>99999999999999999999</int></value></param>"), "huge int"),
-        (call("<param><value><biginteger>-99999999999999999999999</biginteger></value></param>"), "huge bigint"),
-        (call("<param><value><boolean>2</boolean></value></param>"), "bad bool"),
-        (call("<param><value><double>one</double></value></param>"), "bad double"),
-        (call("<param><value><base64>@@@@</base64></value></param>"), "bad base64"),
-        (call("<param><value><dateTime.iso8601>yesterday</dateTime.iso8601></value></param>"), "bad date"),
-        (call("<param><value>text<int>1</int></value></param>"), "mixed"),
-        (call("<param><value><int><b>1</b></int></value></param>"), "element in scalar"),
-        (call("<param><value><struct><member><value>1</value></member></struct></value></param>"), "member without name"),
-        (call("<param><value><array><value>1</value></array></value></param>"), "array without data"),
+        (
+            call("<param><value><float3>1</float3></value></param>"),
+            "unknown type",
+        ),
+        (
+            call("<param><value><int>12x</int></value></param>"),
+            "bad int",
+        ),
+        (
+            call("<param><value><int>99999999999999999999</int></value></param>"),
+            "huge int",
+        ),
+        (
+            call("<param><value><biginteger>-99999999999999999999999</biginteger></value></param>"),
+            "huge bigint",
+        ),
+        (
+            call("<param><value><boolean>2</boolean></value></param>"),
+            "bad bool",
+        ),
+        (
+            call("<param><value><double>one</double></value></param>"),
+            "bad double",
+        ),
+        (
+            call("<param><value><base64>@@@@</base64></value></param>"),
+            "bad base64",
+        ),
+        (
+            call("<param><value><dateTime.iso8601>yesterday</dateTime.iso8601></value></param>"),
+            "bad date",
+        ),
+        (
+            call("<param><value>text<int>1</int></value></param>"),
+            "mixed",
+        ),
+        (
+            call("<param><value><int><b>1</b></int></value></param>"),
+            "element in scalar",
+        ),
+        (
+            call(
+                "<param><value><struct><member><value>1</value></member></struct></value></param>",
+            ),
+            "member without name",
+        ),
+        (
+            call("<param><value><array><value>1</value></array></value></param>"),
+            "array without data",
+        ),
         (call("<param>stray<value>1</value></param>"), "stray text"),
         (call("<param><value><int/></value></param>"), "empty int"),
-        ("<methodCall><methodName> </methodName></methodCall>".to_owned(), "empty name"),
-        ("<methodCall><methodName>a<b/></methodName></methodCall>".to_owned(), "element in name"),
+        (
+            "<methodCall><methodName> </methodName></methodCall>".to_owned(),
+            "empty name",
+        ),
+        (
+            "<methodCall><methodName>a<b/></methodName></methodCall>".to_owned(),
+            "element in name",
+        ),
     ] {
         let err = decode_request(xml.as_bytes(), &lim()).expect_err(what);
         assert!(matches!(err, DecodeError::Invalid(_)), "{what}: {err:?}");
@@ -180,9 +285,15 @@ fn doctype_and_entities_are_refused() {
 
 #[test]
 fn size_and_depth_limits() {
-    let small = Limits { max_size: 64, max_depth: 64 };
+    let small = Limits {
+        max_size: 64,
+        max_depth: 64,
+    };
     let big = call(&"<param><value>x</value></param>".repeat(10));
-    assert!(matches!(decode_request(big.as_bytes(), &small), Err(DecodeError::TooLarge { .. })));
+    assert!(matches!(
+        decode_request(big.as_bytes(), &small),
+        Err(DecodeError::TooLarge { .. })
+    ));
 
     let nest = |n: usize| {
         let open = "<value><array><data>".repeat(n);
@@ -190,22 +301,40 @@ fn size_and_depth_limits() {
         call(&format!("<param>{open}{close}</param>"))
     };
     assert!(decode_request(nest(64).as_bytes(), &lim()).is_ok());
-    assert_eq!(decode_request(nest(65).as_bytes(), &lim()), Err(DecodeError::TooDeep(64)));
+    assert_eq!(
+        decode_request(nest(65).as_bytes(), &lim()),
+        Err(DecodeError::TooDeep(64))
+    );
     // Far deeper than the limit is refused quickly, without exhausting the stack.
-    assert_eq!(decode_request(nest(100_000).as_bytes(), &Limits { max_size: usize::MAX, max_depth: 64 }), Err(DecodeError::TooDeep(64)));
+    assert_eq!(
+        decode_request(
+            nest(100_000).as_bytes(),
+            &Limits {
+                max_size: usize::MAX,
+                max_depth: 64
+            }
+        ),
+        Err(DecodeError::TooDeep(64))
+    );
 }
 
 #[test]
 fn decode_errors_map_to_fault_codes() {
     assert_eq!(Fault::from(rejects("<x")).code, Fault::PARSE_ERROR);
-    assert_eq!(Fault::from(rejects("<!DOCTYPE x><x/>")).code, Fault::PARSE_ERROR);
+    assert_eq!(
+        Fault::from(rejects("<!DOCTYPE x><x/>")).code,
+        Fault::PARSE_ERROR
+    );
     assert_eq!(Fault::from(rejects("<a/>")).code, Fault::INVALID_REQUEST);
 }
 
 #[test]
 fn responses_from_python_are_read() {
     let ok = "<?xml version='1.0'?>\n<methodResponse>\n<params>\n<param>\n<value><array><data>\n<value><double>0.0</double></value>\n<value><double>8.0</double></value>\n</data></array></value>\n</param>\n</params>\n</methodResponse>\n";
-    assert_eq!(decode_response(ok.as_bytes(), &lim()).unwrap(), Ok(Value::Array(vec![Value::Double(0.0), Value::Double(8.0)])));
+    assert_eq!(
+        decode_response(ok.as_bytes(), &lim()).unwrap(),
+        Ok(Value::Array(vec![Value::Double(0.0), Value::Double(8.0)]))
+    );
     let fault = "<?xml version='1.0'?>\n<methodResponse>\n<fault>\n<value><struct>\n<member>\n<name>faultCode</name>\n<value><int>1</int></value>\n</member>\n<member>\n<name>faultString</name>\n<value><string>&lt;class 'ValueError'&gt;:math domain error</string></value>\n</member>\n</struct></value>\n</fault>\n</methodResponse>\n";
     assert_eq!(
         decode_response(fault.as_bytes(), &lim()).unwrap(),
@@ -223,7 +352,11 @@ fn responses_from_python_are_read() {
 
 #[test]
 fn doubles_are_written_so_python_reads_them() {
-    let xml = String::from_utf8(encode_request("m", &[Value::Double(8.0), Value::Double(0.1), Value::Double(1e21)])).unwrap();
+    let xml = String::from_utf8(encode_request(
+        "m",
+        &[Value::Double(8.0), Value::Double(0.1), Value::Double(1e21)],
+    ))
+    .unwrap();
     assert!(xml.contains("<double>8.0</double>"), "{xml}");
     assert!(xml.contains("<double>0.1</double>"), "{xml}");
     assert!(xml.contains("<double>1e21</double>"), "{xml}");

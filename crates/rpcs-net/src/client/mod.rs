@@ -173,7 +173,9 @@ impl Client {
             .call("system.multicall", vec![Value::Array(entries)])
             .await?;
         let Value::Array(items) = out else {
-            return Err(ClientError::Decode("system.multicall did not return an array".into()));
+            return Err(ClientError::Decode(
+                "system.multicall did not return an array".into(),
+            ));
         };
         items.into_iter().map(multicall_item).collect()
     }
@@ -186,8 +188,14 @@ impl Client {
             .iter()
             .flat_map(|n| {
                 [
-                    ("system.methodSignature".to_owned(), vec![Value::from(n.as_str())]),
-                    ("system.methodHelp".to_owned(), vec![Value::from(n.as_str())]),
+                    (
+                        "system.methodSignature".to_owned(),
+                        vec![Value::from(n.as_str())],
+                    ),
+                    (
+                        "system.methodHelp".to_owned(),
+                        vec![Value::from(n.as_str())],
+                    ),
                 ]
             })
             .collect::<Vec<_>>();
@@ -213,7 +221,9 @@ impl Client {
             out.push(MethodInfo {
                 name,
                 signatures: parse_signatures(sig),
-                help: help.and_then(|h| h.as_str().map(str::to_owned)).unwrap_or_default(),
+                help: help
+                    .and_then(|h| h.as_str().map(str::to_owned))
+                    .unwrap_or_default(),
             });
         }
         Ok(out)

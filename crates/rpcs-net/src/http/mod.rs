@@ -71,7 +71,10 @@ pub(crate) async fn serve(
         .await
         .is_err()
     {
-        warn!(?grace, "connections still open after the grace period; dropping them");
+        warn!(
+            ?grace,
+            "connections still open after the grace period; dropping them"
+        );
     }
 }
 
@@ -87,7 +90,7 @@ fn plain(status: StatusCode, text: &str) -> Reply {
     resp
 }
 
-fn header<'a>(headers: &'a HeaderMap, name: http::header::HeaderName) -> Option<&'a str> {
+fn header(headers: &HeaderMap, name: http::header::HeaderName) -> Option<&str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
@@ -150,7 +153,11 @@ async fn handle(shared: &Shared, peer: SocketAddr, conn_id: u64, req: Request<In
             Err(Fault::from(e))
         }
     };
-    xml_reply(xmlrpc::encode_response(&outcome), gzip_reply, config.gzip_threshold)
+    xml_reply(
+        xmlrpc::encode_response(&outcome),
+        gzip_reply,
+        config.gzip_threshold,
+    )
 }
 
 /// Reads the whole body within the time and size limits, then inflates it.
@@ -160,7 +167,10 @@ async fn read_body(shared: &Shared, body: Incoming, encoding: Encoding) -> Resul
     let collected = match tokio::time::timeout(config.body_timeout, limited.collect()).await {
         Err(_) => return Err(plain(StatusCode::REQUEST_TIMEOUT, "request body too slow")),
         Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
-            return Err(plain(StatusCode::PAYLOAD_TOO_LARGE, "request body too large"))
+            return Err(plain(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "request body too large",
+            ))
         }
         Ok(Err(e)) => {
             debug!(error = %e, "request body unreadable");

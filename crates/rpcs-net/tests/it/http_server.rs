@@ -1,0 +1,195 @@
+use crate::start;
+use rpcs_core::xmlrpc;
+use rpcs_core::Value;
+use rpcs_net::{Client, ServerConfig};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// Sends raw bytes and returns the whole response (the server closes after it,
+/// because the request asks it to).
+async fn raw(addr: std::net::SocketAddr, request: &[u8]) -> String {
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    s.write_all(request).await.unwrap();
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut out)).await;
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn post(path: &str, extra_headers: &str, body: &[u8]) -> Vec<u8> {
+    let mut req = format!(
+        "POST {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{extra_headers}Content-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    req.extend_from_slice(body);
+    req
+}
+
+fn status(resp: &str) -> u16 {
+    resp.split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn status_codes() {
+    let srv = start(ServerConfig::default()).await;
+    let call = xmlrpc::encode_request("add", &[Value::Int(1), Value::Int(2)]);
+    let ok = raw(
+        srv.addr,
+        &post("/RPC2", "Content-Type: text/xml\r\n", &call),
+    )
+    .await;
+    assert_eq!(status(&ok), 200);
+    assert!(ok.contains("<int>3</int>"), "{ok}");
+    assert_eq!(status(&raw(srv.addr, &post("/", "", &call)).await), 200);
+    assert_eq!(status(&raw(srv.addr, &post("/x", "", &call)).await), 404);
+    let get = raw(
+        srv.addr,
+        b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert_eq!(status(&get), 405);
+    assert!(get.to_ascii_lowercase().contains("allow: post"), "{get}");
+    let json = raw(
+        srv.addr,
+        &post("/", "Content-Type: application/json\r\n", &call),
+    )
+    .await;
+    assert_eq!(status(&json), 415);
+    let br = raw(srv.addr, &post("/", "Content-Encoding: br\r\n", &call)).await;
+    assert_eq!(status(&br), 415);
+    let corrupt = raw(
+        srv.addr,
+        &post("/", "Content-Encoding: gzip\r\n", b"not gzip"),
+    )
+    .await;
+    assert_eq!(status(&corrupt), 400);
+    let garbage = raw(srv.addr, &post("/", "", b"<methodCall><oops")).await;
+    assert_eq!(status(&garbage), 200);
+    assert!(garbage.contains("<int>-32700</int>"), "{garbage}");
+    srv.shutdown().await;
+}
+
+#[tokio::test]
+async fn size_limits() {
+    let config = ServerConfig {
+        max_request_bytes: 1000,
+        max_decompressed_bytes: 2000,
+        ..ServerConfig::default()
+    };
+    let srv = start(config).await;
+    let big = xmlrpc::encode_request("echo", &[Value::String("x".repeat(1500))]);
+    // Declared too large: refused before reading.
+    assert_eq!(status(&raw(srv.addr, &post("/", "", &big)).await), 413);
+    // Undeclared (chunked) and too large: refused while reading.
+    let mut chunked =
+        b"POST / HTTP/1.1\r\nHost: x\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n"
+            .to_vec();
+    chunked.extend_from_slice(format!("{:x}\r\n", big.len()).as_bytes());
+    chunked.extend_from_slice(&big);
+    chunked.extend_from_slice(b"\r\n0\r\n\r\n");
+    assert_eq!(status(&raw(srv.addr, &chunked).await), 413);
+    // Small when compressed, too large once inflated.
+    let bomb = rpcs_net::compress::gzip(&xmlrpc::encode_request(
+        "echo",
+        &[Value::String("x".repeat(5000))],
+    ));
+    assert!(bomb.len() < 1000);
+    assert_eq!(
+        status(&raw(srv.addr, &post("/", "Content-Encoding: gzip\r\n", &bomb)).await),
+        413
+    );
+    srv.shutdown().await;
+}
+
+#[tokio::test]
+async fn slow_bodies_time_out() {
+    let config = ServerConfig {
+        body_timeout: Duration::from_millis(200),
+        ..ServerConfig::default()
+    };
+    let srv = start(config).await;
+    let mut s = TcpStream::connect(srv.addr).await.unwrap();
+    s.write_all(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n<metho")
+        .await
+        .unwrap();
+    let mut out = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut out))
+        .await
+        .expect("the server answers and closes")
+        .unwrap();
+    assert_eq!(status(&String::from_utf8_lossy(&out)), 408);
+    srv.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_stuck_client_does_not_block_others() {
+    let srv = start(ServerConfig::default()).await;
+    let mut stuck = TcpStream::connect(srv.addr).await.unwrap();
+    stuck
+        .write_all(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n<meth")
+        .await
+        .unwrap();
+    let mut junk = TcpStream::connect(srv.addr).await.unwrap();
+    junk.write_all(b"\x00\x01\x02 garbage\r\n\r\n")
+        .await
+        .unwrap();
+    let client = Client::new(&srv.url).unwrap();
+    for i in 0..20 {
+        assert_eq!(client.call("add", (i, 1)).await.unwrap(), Value::Int(i + 1));
+    }
+    drop(stuck);
+    srv.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_connection_cap_holds_new_clients_until_a_slot_frees() {
+    let config = ServerConfig {
+        max_connections: 1,
+        ..ServerConfig::default()
+    };
+    let srv = start(config).await;
+    let first = Client::new(&srv.url).unwrap();
+    assert_eq!(first.call("add", (1, 1)).await.unwrap(), Value::Int(2));
+    let released = Arc::new(AtomicBool::new(false));
+    let seen = released.clone();
+    let url = srv.url.clone();
+    let second = tokio::spawn(async move {
+        let client = Client::new(&url).unwrap();
+        let value = client.call("add", (2, 2)).await.unwrap();
+        (value, seen.load(Ordering::SeqCst))
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    released.store(true, Ordering::SeqCst);
+    drop(first);
+    let (value, after_release) = second.await.unwrap();
+    assert_eq!(value, Value::Int(4));
+    assert!(
+        after_release,
+        "the second client was served while the only slot was taken"
+    );
+    srv.shutdown().await;
+}
+
+#[tokio::test]
+async fn shutdown_drains_in_flight_calls() {
+    let srv = start(ServerConfig::default()).await;
+    let client = Client::new(&srv.url).unwrap();
+    let in_flight = tokio::spawn({
+        let client = client.clone();
+        async move { client.call("sleep", (300,)).await }
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let addr = srv.addr;
+    srv.shutdown().await;
+    assert_eq!(in_flight.await.unwrap().unwrap(), Value::Int(300));
+    assert!(
+        TcpStream::connect(addr).await.is_err(),
+        "still accepting after shutdown"
+    );
+}

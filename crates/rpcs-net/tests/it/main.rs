@@ -1,0 +1,68 @@
+//! Integration tests for rpcs-net over real sockets on 127.0.0.1.
+
+mod client;
+mod http_server;
+
+use rpcs_core::{Context, Dispatcher, Fault, MethodTable, Value};
+use rpcs_net::{Listener, Server, ServerConfig};
+use std::net::SocketAddr;
+use std::time::Duration;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// A running test server; dropping `stop` shuts it down.
+pub struct Running {
+    pub addr: SocketAddr,
+    pub url: String,
+    pub stop: Option<oneshot::Sender<()>>,
+    pub task: JoinHandle<std::io::Result<()>>,
+}
+
+impl Running {
+    /// Requests shutdown and waits for the server to return.
+    pub async fn shutdown(mut self) {
+        let _ = self.stop.take().map(|s| s.send(()));
+        self.task.await.unwrap().unwrap();
+    }
+}
+
+pub fn table() -> MethodTable {
+    let mut t = MethodTable::new();
+    t.register("add", "Add.", |a: i64, b: i64| a + b);
+    t.register("echo", "Echo.", |v: Value| v);
+    t.register("conn", "The caller's connection id.", |ctx: Context| {
+        ctx.connection_id
+    });
+    t.register("fail", "Fails.", || -> Result<(), Fault> {
+        Err(Fault::named("StackIndexError", "empty"))
+    });
+    t.register_async(
+        "sleep",
+        "Sleeps for ms milliseconds.",
+        |ms: u64| async move {
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            ms
+        },
+    );
+    t
+}
+
+pub async fn start(config: ServerConfig) -> Running {
+    let listener = Listener::http("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = Server::new(Dispatcher::new(table()), config);
+    let (tx, rx) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        server
+            .run(vec![listener], async {
+                let _ = rx.await;
+            })
+            .await
+    });
+    Running {
+        addr,
+        url: format!("http://{addr}/"),
+        stop: Some(tx),
+        task,
+    }
+}
