@@ -88,8 +88,10 @@ fn syntax(e: impl std::fmt::Display) -> DecodeError {
 
 /// Decodes a `<methodCall>`.
 pub fn decode_request(xml: &[u8], limits: &Limits) -> Result<Request, DecodeError> {
-    let mut p = Parser::new(xml, limits)?;
-    p.expect_start("methodCall")?;
+    check_size(xml, limits)?;
+    let xml = to_utf8(xml)?;
+    let mut p = Parser::new(&xml, limits);
+    p.open_root("methodCall")?;
     p.expect_start("methodName")?;
     let method = p.text_until_end("methodName")?.trim().to_owned();
     if method.is_empty() {
@@ -108,8 +110,10 @@ pub fn decode_request(xml: &[u8], limits: &Limits) -> Result<Request, DecodeErro
 
 /// Decodes a `<methodResponse>` into the returned value or the fault.
 pub fn decode_response(xml: &[u8], limits: &Limits) -> Result<Result<Value, Fault>, DecodeError> {
-    let mut p = Parser::new(xml, limits)?;
-    p.expect_start("methodResponse")?;
+    check_size(xml, limits)?;
+    let xml = to_utf8(xml)?;
+    let mut p = Parser::new(&xml, limits);
+    p.open_root("methodResponse")?;
     let outcome = match p.next_tag()? {
         Tag::Start(name) if name == "params" => {
             let mut params = p.param_list()?;
@@ -167,7 +171,8 @@ impl Tag<'_> {
             Tag::Start(n) | Tag::Empty(n) => format!("<{n}>"),
             Tag::End(n) => format!("</{n}>"),
             Tag::Text(_) => "text".to_owned(),
-            Tag::Eof => "end of document".to_owned(),
+            // A document that ends early is not well-formed: a syntax error.
+            Tag::Eof => return syntax(format!("document ends where {wanted} was expected")),
         };
         invalid(format!("expected {wanted}, found {found}"))
     }
@@ -177,6 +182,7 @@ struct Parser<'a> {
     reader: Reader<&'a [u8]>,
     depth: usize,
     max_depth: usize,
+    in_root: bool,
 }
 
 fn name_of(raw: &[u8]) -> Result<Cow<'_, str>, DecodeError> {
@@ -186,24 +192,18 @@ fn name_of(raw: &[u8]) -> Result<Cow<'_, str>, DecodeError> {
 }
 
 impl<'a> Parser<'a> {
-    fn new(xml: &'a [u8], limits: &Limits) -> Result<Parser<'a>, DecodeError> {
-        if xml.len() > limits.max_size {
-            return Err(DecodeError::TooLarge {
-                size: xml.len(),
-                limit: limits.max_size,
-            });
-        }
-        let xml = xml.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(xml);
+    fn new(xml: &'a [u8], limits: &Limits) -> Parser<'a> {
         let mut reader = Reader::from_reader(xml);
         let config = reader.config_mut();
         config.trim_text(false);
         config.check_end_names = true;
         config.expand_empty_elements = false;
-        Ok(Parser {
+        Parser {
             reader,
             depth: 0,
             max_depth: limits.max_depth,
-        })
+            in_root: false,
+        }
     }
 
     /// The next event that matters: comments, processing instructions and the
@@ -214,11 +214,8 @@ impl<'a> Parser<'a> {
                 Event::Start(e) => Tag::Start(name_of_owned(e.name().as_ref())?),
                 Event::Empty(e) => Tag::Empty(name_of_owned(e.name().as_ref())?),
                 Event::End(e) => Tag::End(name_of_owned(e.name().as_ref())?),
-                Event::Text(t) => Tag::Text(t.unescape().map_err(syntax)?),
-                Event::CData(c) => Tag::Text(Cow::Owned(
-                    String::from_utf8(c.into_inner().into_owned())
-                        .map_err(|_| syntax("CDATA is not UTF-8"))?,
-                )),
+                Event::Text(t) => Tag::Text(text_content(t.into_inner(), true)?),
+                Event::CData(c) => Tag::Text(text_content(c.into_inner(), false)?),
                 Event::DocType(_) => return Err(DecodeError::Doctype),
                 Event::Eof => Tag::Eof,
                 Event::Decl(_) | Event::Comment(_) | Event::PI(_) => continue,
@@ -227,15 +224,26 @@ impl<'a> Parser<'a> {
         }
     }
 
-    /// The next tag, skipping whitespace; other text is an error.
+    /// The next tag, skipping whitespace; other text is an error (a syntax
+    /// error outside the root element, where XML allows no text at all).
     fn next_tag(&mut self) -> Result<Tag<'a>, DecodeError> {
         loop {
             match self.raw()? {
                 Tag::Text(t) if t.trim().is_empty() => continue,
+                Tag::Text(_) if !self.in_root => {
+                    return Err(syntax("text outside the root element"))
+                }
                 Tag::Text(_) => return Err(invalid("unexpected text between elements")),
                 tag => return Ok(tag),
             }
         }
+    }
+
+    /// Reads the root element's start tag.
+    fn open_root(&mut self, name: &str) -> Result<(), DecodeError> {
+        self.expect_start(name)?;
+        self.in_root = true;
+        Ok(())
     }
 
     fn expect_start(&mut self, name: &str) -> Result<(), DecodeError> {
@@ -252,10 +260,12 @@ impl<'a> Parser<'a> {
         }
     }
 
+    /// Checks that nothing but comments and whitespace follows the root element.
     fn finish<T>(&mut self, result: T) -> Result<T, DecodeError> {
+        self.in_root = false;
         match self.next_tag()? {
             Tag::Eof => Ok(result),
-            other => Err(other.unexpected("end of document")),
+            _ => Err(syntax("content after the root element")),
         }
     }
 
@@ -395,6 +405,92 @@ impl<'a> Parser<'a> {
             }
         }
     }
+}
+
+fn check_size(xml: &[u8], limits: &Limits) -> Result<(), DecodeError> {
+    if xml.len() > limits.max_size {
+        return Err(DecodeError::TooLarge {
+            size: xml.len(),
+            limit: limits.max_size,
+        });
+    }
+    Ok(())
+}
+
+/// The document as UTF-8. Like Python's parser (expat), this reads UTF-8,
+/// US-ASCII, ISO-8859-1 (by the XML declaration) and UTF-16 (by its byte-order mark).
+fn to_utf8(xml: &[u8]) -> Result<Cow<'_, [u8]>, DecodeError> {
+    if let Some(rest) = xml.strip_prefix(b"\xEF\xBB\xBF") {
+        return Ok(Cow::Borrowed(rest));
+    }
+    if let Some(units) = utf16_units(xml) {
+        let text = char::decode_utf16(units)
+            .collect::<Result<String, _>>()
+            .map_err(|_| syntax("invalid UTF-16"))?;
+        return Ok(Cow::Owned(text.into_bytes()));
+    }
+    match declared_encoding(xml).as_deref() {
+        None | Some("utf-8" | "utf8" | "us-ascii" | "ascii") => Ok(Cow::Borrowed(xml)),
+        Some("iso-8859-1" | "iso8859-1" | "latin-1" | "latin1" | "l1") => Ok(Cow::Owned(
+            xml.iter()
+                .map(|&b| char::from(b))
+                .collect::<String>()
+                .into_bytes(),
+        )),
+        Some(other) => Err(syntax(format!("unsupported encoding {other:.40?}"))),
+    }
+}
+
+/// UTF-16 code units after a byte-order mark, if the document starts with one.
+fn utf16_units(xml: &[u8]) -> Option<Vec<u16>> {
+    let (body, big_endian) = match xml {
+        [0xFF, 0xFE, rest @ ..] => (rest, false),
+        [0xFE, 0xFF, rest @ ..] => (rest, true),
+        _ => return None,
+    };
+    let pair = |c: &[u8]| {
+        let b = [c[0], c[1]];
+        if big_endian {
+            u16::from_be_bytes(b)
+        } else {
+            u16::from_le_bytes(b)
+        }
+    };
+    Some(body.chunks_exact(2).map(pair).collect())
+}
+
+/// The lower-cased `encoding` of the XML declaration, if there is one.
+fn declared_encoding(xml: &[u8]) -> Option<String> {
+    let decl = xml.strip_prefix(b"<?xml")?;
+    let end = decl.windows(2).position(|w| w == b"?>")?;
+    let decl = std::str::from_utf8(&decl[..end]).ok()?;
+    let after = &decl[decl.find("encoding")? + "encoding".len()..];
+    let after = after.trim_start().strip_prefix('=')?.trim_start();
+    let quote = after.chars().next().filter(|c| *c == '"' || *c == '\'')?;
+    let value = &after[1..];
+    Some(value[..value.find(quote)?].to_ascii_lowercase())
+}
+
+/// Text content as a string: line ends normalised to `\n` as XML requires
+/// (so a raw `\r\n` reads as `\n`; an escaped `&#13;` survives), and entity
+/// references resolved when `escaped` (CDATA has none).
+fn text_content(raw: Cow<'_, [u8]>, escaped: bool) -> Result<Cow<'_, str>, DecodeError> {
+    let text = match raw {
+        Cow::Borrowed(b) => {
+            Cow::Borrowed(std::str::from_utf8(b).map_err(|_| syntax("text is not UTF-8"))?)
+        }
+        Cow::Owned(b) => Cow::Owned(String::from_utf8(b).map_err(|_| syntax("text is not UTF-8"))?),
+    };
+    let text = if text.contains('\r') {
+        Cow::Owned(text.replace("\r\n", "\n").replace('\r', "\n"))
+    } else {
+        text
+    };
+    if !escaped || !text.contains('&') {
+        return Ok(text);
+    }
+    let unescaped = quick_xml::escape::unescape(&text).map_err(syntax)?;
+    Ok(Cow::Owned(unescaped.into_owned()))
 }
 
 fn name_of_owned(raw: &[u8]) -> Result<Cow<'static, str>, DecodeError> {

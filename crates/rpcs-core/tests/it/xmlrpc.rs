@@ -197,10 +197,10 @@ fn malformed_documents_are_errors() {
         "<methodCall><methodName>m</methodName><params><param><value><int>1</value></int></param></params></methodCall>",
         "not xml at all",
         "<methodCall><methodName>m</methodName></methodCall><extra/>",
-        "<a/>",
     ] {
-        rejects(xml);
+        assert!(matches!(rejects(xml), DecodeError::Syntax(_)), "{xml}");
     }
+    assert!(matches!(rejects("<a/>"), DecodeError::Invalid(_)));
 }
 
 #[test]
@@ -360,4 +360,61 @@ fn doubles_are_written_so_python_reads_them() {
     assert!(xml.contains("<double>8.0</double>"), "{xml}");
     assert!(xml.contains("<double>0.1</double>"), "{xml}");
     assert!(xml.contains("<double>1e21</double>"), "{xml}");
+}
+
+#[test]
+fn every_truncation_is_a_syntax_error() {
+    let full = encode_request("m", &[sample()]);
+    for cut in 0..full.len() - 1 {
+        let prefix = &full[..cut];
+        if std::str::from_utf8(prefix).is_err() {
+            continue;
+        }
+        let err = decode_request(prefix, &lim()).expect_err("truncated");
+        assert!(
+            matches!(err, DecodeError::Syntax(_)),
+            "cut at {cut}: {err:?}"
+        );
+    }
+}
+
+#[test]
+fn text_outside_the_root_is_a_syntax_error() {
+    for xml in [
+        "not xml at all",
+        "<methodCall><methodName>m</methodName></methodCall>garbage",
+    ] {
+        assert!(matches!(rejects(xml), DecodeError::Syntax(_)), "{xml}");
+    }
+}
+
+#[test]
+fn declared_and_marked_encodings() {
+    let latin1 = b"<?xml version='1.0' encoding='iso-8859-1'?><methodCall><methodName>m</methodName><params><param><value><string>caf\xe9 \xff</string></value></param></params></methodCall>";
+    let req = decode_request(latin1, &lim()).unwrap();
+    assert_eq!(req.params, vec![Value::String("café ÿ".into())]);
+
+    let text = "<?xml version='1.0' encoding='utf-16'?><methodCall><methodName>m</methodName><params><param><value>漢 ☺</value></param></params></methodCall>";
+    let mut utf16 = vec![0xFF, 0xFE];
+    utf16.extend(text.encode_utf16().flat_map(u16::to_le_bytes));
+    assert_eq!(
+        decode_request(&utf16, &lim()).unwrap().params,
+        vec![Value::String("漢 ☺".into())]
+    );
+
+    let other = b"<?xml version='1.0' encoding='koi8-r'?><methodCall><methodName>m</methodName></methodCall>";
+    assert!(matches!(
+        decode_request(other, &lim()),
+        Err(DecodeError::Syntax(_))
+    ));
+    let bom = b"\xEF\xBB\xBF<methodCall><methodName>m</methodName></methodCall>";
+    assert_eq!(decode_request(bom, &lim()).unwrap().method, "m");
+}
+
+#[test]
+fn raw_line_ends_are_normalised_but_escaped_ones_kept() {
+    let v = one("<value><string>a\r\nb\rc&#13;d</string></value>").unwrap();
+    assert_eq!(v, Value::String("a\nb\nc\rd".into()));
+    let cdata = one("<value><string><![CDATA[x\r\ny]]></string></value>").unwrap();
+    assert_eq!(cdata, Value::String("x\ny".into()));
 }

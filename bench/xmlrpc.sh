@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# XML-RPC throughput and latency, in one run on this machine:
+#   - our example server (rpcs-net, `add(1, 2)`),
+#   - a bare hyper server answering a constant reply (the HTTP ceiling),
+#   - Python's SimpleXMLRPCServer with the same `add`.
+# Each is measured with `rpcs bench` at 1 and 16 connections.
+# Usage: bench/xmlrpc.sh [SECONDS_PER_ROUND]   (default 5)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+secs=${1:-5}
+
+cargo build --release --quiet -p rpcs -p rpcs-examples
+bin=target/release
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
+trap cleanup EXIT
+
+# Starts a server that prints "listening on URL"; sets $url.
+start() {
+    local out
+    out=$(mktemp)
+    "$@" >"$out" 2>/dev/null &
+    pids+=($!)
+    for _ in $(seq 100); do
+        url=$(sed -n 's/^listening on //p' "$out" | head -n1)
+        [ -n "$url" ] && { rm -f "$out"; return 0; }
+        sleep 0.1
+    done
+    echo "server did not start: $*" >&2
+    exit 1
+}
+
+start "$bin/example-server" --listen 127.0.0.1:0; ours=$url
+start "$bin/bare-http" --listen 127.0.0.1:0; bare=$url
+start python3 bench/py_xmlrpc_server.py; python=$url
+
+echo "# XML-RPC add(1, 2), ${secs}s per round, $(nproc) cores, $(date -u +%Y-%m-%d)"
+"$bin/rpcs" bench "$ours" add -j 1 2 -d "$secs" --label "rpcs example-server"
+"$bin/rpcs" bench "$bare" add -j 1 2 -d "$secs" --label "bare hyper (constant)" | tail -n +2
+"$bin/rpcs" bench "$python" add -j 1 2 -d "$secs" --label "Python SimpleXMLRPCServer" | tail -n +2
