@@ -13,13 +13,15 @@ use std::fmt;
 /// a [`DateTime`] or [`Bytes`] target also accepts its string form
 /// (ISO 8601, base64), which is how JSON carries them.
 pub fn from_value<T: DeserializeOwned + Any>(value: Value) -> Result<T, ConvertError> {
-    let boxed: Box<dyn Any> = Box::new(value);
-    match boxed.downcast::<T>() {
-        Ok(same) => Ok(*same),
-        Err(boxed) => match boxed.downcast::<Value>() {
-            Ok(value) => T::deserialize(*value),
-            Err(_) => Err(ConvertError("unreachable downcast".into())),
-        },
+    let mut slot = Some(value);
+    if let Some(same) = (&mut slot as &mut dyn Any).downcast_mut::<Option<T>>() {
+        if let Some(v) = same.take() {
+            return Ok(v);
+        }
+    }
+    match slot {
+        Some(value) => T::deserialize(value),
+        None => Err(ConvertError("value already taken".into())),
     }
 }
 

@@ -179,17 +179,13 @@ impl Tag<'_> {
 }
 
 struct Parser<'a> {
+    input: &'a [u8],
     reader: Reader<&'a [u8]>,
     depth: usize,
     max_depth: usize,
     in_root: bool,
 }
 
-fn name_of(raw: &[u8]) -> Result<Cow<'_, str>, DecodeError> {
-    std::str::from_utf8(raw)
-        .map(Cow::Borrowed)
-        .map_err(|_| syntax("tag name is not UTF-8"))
-}
 
 impl<'a> Parser<'a> {
     fn new(xml: &'a [u8], limits: &Limits) -> Parser<'a> {
@@ -199,6 +195,7 @@ impl<'a> Parser<'a> {
         config.check_end_names = true;
         config.expand_empty_elements = false;
         Parser {
+            input: xml,
             reader,
             depth: 0,
             max_depth: limits.max_depth,
@@ -206,14 +203,25 @@ impl<'a> Parser<'a> {
         }
     }
 
+    /// A tag name as a string borrowed from the input. Events over a byte slice
+    /// borrow their names from it, so the name is found again by its offset.
+    fn tag_name(&self, name: &[u8]) -> Result<Cow<'a, str>, DecodeError> {
+        let offset = (name.as_ptr() as usize).wrapping_sub(self.input.as_ptr() as usize);
+        let text = match self.input.get(offset..offset + name.len()) {
+            Some(same) if same.as_ptr() == name.as_ptr() => std::str::from_utf8(same).map(Cow::Borrowed),
+            _ => std::str::from_utf8(name).map(|n| Cow::Owned(n.to_owned())),
+        };
+        text.map_err(|_| syntax("tag name is not UTF-8"))
+    }
+
     /// The next event that matters: comments, processing instructions and the
     /// XML declaration are skipped, a DOCTYPE is refused.
     fn raw(&mut self) -> Result<Tag<'a>, DecodeError> {
         loop {
             let tag = match self.reader.read_event().map_err(syntax)? {
-                Event::Start(e) => Tag::Start(name_of_owned(e.name().as_ref())?),
-                Event::Empty(e) => Tag::Empty(name_of_owned(e.name().as_ref())?),
-                Event::End(e) => Tag::End(name_of_owned(e.name().as_ref())?),
+                Event::Start(e) => Tag::Start(self.tag_name(e.name().as_ref())?),
+                Event::Empty(e) => Tag::Empty(self.tag_name(e.name().as_ref())?),
+                Event::End(e) => Tag::End(self.tag_name(e.name().as_ref())?),
                 Event::Text(t) => Tag::Text(text_content(t.into_inner(), true)?),
                 Event::CData(c) => Tag::Text(text_content(c.into_inner(), false)?),
                 Event::DocType(_) => return Err(DecodeError::Doctype),
@@ -493,9 +501,6 @@ fn text_content(raw: Cow<'_, [u8]>, escaped: bool) -> Result<Cow<'_, str>, Decod
     Ok(Cow::Owned(unescaped.into_owned()))
 }
 
-fn name_of_owned(raw: &[u8]) -> Result<Cow<'static, str>, DecodeError> {
-    name_of(raw).map(|n| Cow::Owned(n.into_owned()))
-}
 
 /// The value of a self-closing typed element such as `<nil/>` or `<string/>`.
 fn empty_typed(tag: &str) -> Result<Value, DecodeError> {

@@ -4,7 +4,7 @@
 
 use bytes::Bytes;
 use clap::Parser;
-use http_body_util::Full;
+use http_body_util::{BodyExt, Full};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::Response;
@@ -31,7 +31,9 @@ async fn main() -> anyhow::Result<()> {
         let (stream, _) = listener.accept().await?;
         let _ = stream.set_nodelay(true);
         tokio::spawn(async move {
-            let service = service_fn(|_req| async {
+            let service = service_fn(|req: hyper::Request<hyper::body::Incoming>| async {
+                // Read the request body, as any POST endpoint must.
+                let _ = req.into_body().collect().await;
                 let mut resp = Response::new(Full::new(Bytes::from_static(REPLY.as_bytes())));
                 resp.headers_mut()
                     .insert("content-type", "text/xml".parse().expect("static header"));

@@ -20,7 +20,9 @@ use hyper_util::server::graceful::GracefulShutdown;
 use rpcs_core::{xmlrpc, Context, Fault};
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::future::Future;
 use std::sync::Arc;
+use std::task::Poll;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tracing::{debug, warn};
@@ -163,8 +165,14 @@ async fn handle(shared: &Shared, peer: SocketAddr, conn_id: u64, req: Request<In
 /// Reads the whole body within the time and size limits, then inflates it.
 async fn read_body(shared: &Shared, body: Incoming, encoding: Encoding) -> Result<Vec<u8>, Reply> {
     let config = &shared.config;
-    let limited = Limited::new(body, config.max_request_bytes);
-    let collected = match tokio::time::timeout(config.body_timeout, limited.collect()).await {
+    let mut collect = std::pin::pin!(Limited::new(body, config.max_request_bytes).collect());
+    // A small body usually arrives with its headers: finish without arming a timer.
+    let first = std::future::poll_fn(|cx| Poll::Ready(collect.as_mut().poll(cx))).await;
+    let result = match first {
+        Poll::Ready(done) => Ok(done),
+        Poll::Pending => tokio::time::timeout(config.body_timeout, collect).await,
+    };
+    let collected = match result {
         Err(_) => return Err(plain(StatusCode::REQUEST_TIMEOUT, "request body too slow")),
         Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
             return Err(plain(
