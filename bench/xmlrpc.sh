@@ -3,11 +3,14 @@
 #   - our example server (rpcs-net, `add(1, 2)`),
 #   - a bare hyper server answering a constant reply (the HTTP ceiling),
 #   - Python's SimpleXMLRPCServer with the same `add`.
-# Each is measured with `rpcs bench` at 1 and 16 connections.
-# Usage: bench/xmlrpc.sh [SECONDS_PER_ROUND]   (default 5)
+# Each is measured with `rpcs bench` at 1 and 16 connections, in interleaved
+# rounds; the table shows each one's median round, since a shared 2-core machine
+# is noisy.
+# Usage: bench/xmlrpc.sh [SECONDS_PER_ROUND] [ROUNDS]   (default 5 and 3)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-5}
+rounds=${2:-3}
 
 cargo build --release --quiet -p rpcs -p rpcs-examples
 bin=target/release
@@ -34,7 +37,9 @@ start "$bin/example-server" --listen 127.0.0.1:0; ours=$url
 start "$bin/bare-http" --listen 127.0.0.1:0; bare=$url
 start python3 bench/py_xmlrpc_server.py; python=$url
 
-echo "# XML-RPC add(1, 2), ${secs}s per round, $(nproc) cores, $(date -u +%Y-%m-%d)"
-"$bin/rpcs" bench "$ours" add -j 1 2 -d "$secs" --label "rpcs example-server"
-"$bin/rpcs" bench "$bare" add -j 1 2 -d "$secs" --label "bare hyper (constant)" | tail -n +2
-"$bin/rpcs" bench "$python" add -j 1 2 -d "$secs" --label "Python SimpleXMLRPCServer" | tail -n +2
+echo "XML-RPC add(1, 2): ${rounds} rounds of ${secs}s, $(nproc) cores, $(date -u +%Y-%m-%d)"
+for _ in $(seq "$rounds"); do
+    "$bin/rpcs" bench "$ours" add -j 1 2 -d "$secs" --print-json --label "rpcs example-server"
+    "$bin/rpcs" bench "$bare" add -j 1 2 -d "$secs" --print-json --label "bare hyper (reads body, constant reply)"
+    "$bin/rpcs" bench "$python" add -j 1 2 -d "$secs" --print-json --label "Python SimpleXMLRPCServer"
+done | python3 bench/summarize.py

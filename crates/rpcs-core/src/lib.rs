@@ -49,6 +49,7 @@ pub mod params;
 mod ser;
 pub mod table;
 pub mod value;
+mod xml;
 pub mod xmlrpc;
 
 pub use de::from_value;

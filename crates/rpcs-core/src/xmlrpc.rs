@@ -9,8 +9,7 @@
 use crate::fault::Fault;
 use crate::value::{DateTime, Map, Value};
 use base64::Engine as _;
-use quick_xml::events::Event;
-use quick_xml::Reader;
+use crate::xml::{Token, Tokenizer, XmlError};
 use std::borrow::Cow;
 use std::fmt::Write as _;
 
@@ -99,9 +98,9 @@ pub fn decode_request(xml: &[u8], limits: &Limits) -> Result<Request, DecodeErro
     }
     let mut params = Vec::new();
     match p.next_tag()? {
-        Tag::Start(name) if name == "params" => params = p.param_list()?,
-        Tag::Empty(name) if name == "params" => {}
-        Tag::End(name) if name == "methodCall" => return p.finish(Request { method, params }),
+        Token::Start(name) if name == "params" => params = p.param_list()?,
+        Token::Empty(name) if name == "params" => {}
+        Token::End(name) if name == "methodCall" => return p.finish(Request { method, params }),
         other => return Err(other.unexpected("<params>")),
     }
     p.expect_end("methodCall")?;
@@ -115,7 +114,7 @@ pub fn decode_response(xml: &[u8], limits: &Limits) -> Result<Result<Value, Faul
     let mut p = Parser::new(&xml, limits);
     p.open_root("methodResponse")?;
     let outcome = match p.next_tag()? {
-        Tag::Start(name) if name == "params" => {
+        Token::Start(name) if name == "params" => {
             let mut params = p.param_list()?;
             if params.len() != 1 {
                 return Err(invalid(format!(
@@ -125,7 +124,7 @@ pub fn decode_response(xml: &[u8], limits: &Limits) -> Result<Result<Value, Faul
             }
             Ok(params.pop().unwrap_or_default())
         }
-        Tag::Start(name) if name == "fault" => {
+        Token::Start(name) if name == "fault" => {
             let value = p.value_element()?;
             p.expect_end("fault")?;
             Err(fault_from_value(value)?)
@@ -155,32 +154,21 @@ fn fault_from_value(value: Value) -> Result<Fault, DecodeError> {
     Ok(fault)
 }
 
-/// A structural event, with text already gathered.
-#[derive(Debug)]
-enum Tag<'a> {
-    Start(Cow<'a, str>),
-    Empty(Cow<'a, str>),
-    End(Cow<'a, str>),
-    Text(Cow<'a, str>),
-    Eof,
-}
-
-impl Tag<'_> {
+impl Token<'_> {
     fn unexpected(&self, wanted: &str) -> DecodeError {
         let found = match self {
-            Tag::Start(n) | Tag::Empty(n) => format!("<{n}>"),
-            Tag::End(n) => format!("</{n}>"),
-            Tag::Text(_) => "text".to_owned(),
+            Token::Start(n) | Token::Empty(n) => format!("<{n}>"),
+            Token::End(n) => format!("</{n}>"),
+            Token::Text(_) => "text".to_owned(),
             // A document that ends early is not well-formed: a syntax error.
-            Tag::Eof => return syntax(format!("document ends where {wanted} was expected")),
+            Token::Eof => return syntax(format!("document ends where {wanted} was expected")),
         };
         invalid(format!("expected {wanted}, found {found}"))
     }
 }
 
 struct Parser<'a> {
-    input: &'a [u8],
-    reader: Reader<&'a [u8]>,
+    tokens: Tokenizer<'a>,
     depth: usize,
     max_depth: usize,
     in_root: bool,
@@ -188,60 +176,34 @@ struct Parser<'a> {
 
 
 impl<'a> Parser<'a> {
-    fn new(xml: &'a [u8], limits: &Limits) -> Parser<'a> {
-        let mut reader = Reader::from_reader(xml);
-        let config = reader.config_mut();
-        config.trim_text(false);
-        config.check_end_names = true;
-        config.expand_empty_elements = false;
+    fn new(xml: &'a str, limits: &Limits) -> Parser<'a> {
         Parser {
-            input: xml,
-            reader,
+            tokens: Tokenizer::new(xml),
             depth: 0,
             max_depth: limits.max_depth,
             in_root: false,
         }
     }
 
-    /// A tag name as a string borrowed from the input. Events over a byte slice
-    /// borrow their names from it, so the name is found again by its offset.
-    fn tag_name(&self, name: &[u8]) -> Result<Cow<'a, str>, DecodeError> {
-        let offset = (name.as_ptr() as usize).wrapping_sub(self.input.as_ptr() as usize);
-        let text = match self.input.get(offset..offset + name.len()) {
-            Some(same) if same.as_ptr() == name.as_ptr() => std::str::from_utf8(same).map(Cow::Borrowed),
-            _ => std::str::from_utf8(name).map(|n| Cow::Owned(n.to_owned())),
-        };
-        text.map_err(|_| syntax("tag name is not UTF-8"))
-    }
-
-    /// The next event that matters: comments, processing instructions and the
-    /// XML declaration are skipped, a DOCTYPE is refused.
-    fn raw(&mut self) -> Result<Tag<'a>, DecodeError> {
-        loop {
-            let tag = match self.reader.read_event().map_err(syntax)? {
-                Event::Start(e) => Tag::Start(self.tag_name(e.name().as_ref())?),
-                Event::Empty(e) => Tag::Empty(self.tag_name(e.name().as_ref())?),
-                Event::End(e) => Tag::End(self.tag_name(e.name().as_ref())?),
-                Event::Text(t) => Tag::Text(text_content(t.into_inner(), true)?),
-                Event::CData(c) => Tag::Text(text_content(c.into_inner(), false)?),
-                Event::DocType(_) => return Err(DecodeError::Doctype),
-                Event::Eof => Tag::Eof,
-                Event::Decl(_) | Event::Comment(_) | Event::PI(_) => continue,
-            };
-            return Ok(tag);
-        }
+    /// The next token; comments, processing instructions and the XML declaration
+    /// are skipped, a DOCTYPE is refused.
+    fn raw(&mut self) -> Result<Token<'a>, DecodeError> {
+        self.tokens.next_token().map_err(|e| match e {
+            XmlError::Doctype => DecodeError::Doctype,
+            XmlError::Syntax(what, at) => syntax(format!("{what} at byte {at}")),
+        })
     }
 
     /// The next tag, skipping whitespace; other text is an error (a syntax
     /// error outside the root element, where XML allows no text at all).
-    fn next_tag(&mut self) -> Result<Tag<'a>, DecodeError> {
+    fn next_tag(&mut self) -> Result<Token<'a>, DecodeError> {
         loop {
             match self.raw()? {
-                Tag::Text(t) if t.trim().is_empty() => continue,
-                Tag::Text(_) if !self.in_root => {
+                Token::Text(t) if t.trim().is_empty() => continue,
+                Token::Text(_) if !self.in_root => {
                     return Err(syntax("text outside the root element"))
                 }
-                Tag::Text(_) => return Err(invalid("unexpected text between elements")),
+                Token::Text(_) => return Err(invalid("unexpected text between elements")),
                 tag => return Ok(tag),
             }
         }
@@ -256,14 +218,14 @@ impl<'a> Parser<'a> {
 
     fn expect_start(&mut self, name: &str) -> Result<(), DecodeError> {
         match self.next_tag()? {
-            Tag::Start(n) if n == name => Ok(()),
+            Token::Start(n) if n == name => Ok(()),
             other => Err(other.unexpected(&format!("<{name}>"))),
         }
     }
 
     fn expect_end(&mut self, name: &str) -> Result<(), DecodeError> {
         match self.next_tag()? {
-            Tag::End(n) if n == name => Ok(()),
+            Token::End(n) if n == name => Ok(()),
             other => Err(other.unexpected(&format!("</{name}>"))),
         }
     }
@@ -272,18 +234,19 @@ impl<'a> Parser<'a> {
     fn finish<T>(&mut self, result: T) -> Result<T, DecodeError> {
         self.in_root = false;
         match self.next_tag()? {
-            Tag::Eof => Ok(result),
+            Token::Eof => Ok(result),
             _ => Err(syntax("content after the root element")),
         }
     }
 
     /// All text up to the closing tag `name`; an element inside is an error.
-    fn text_until_end(&mut self, name: &str) -> Result<String, DecodeError> {
-        let mut text = String::new();
+    fn text_until_end(&mut self, name: &str) -> Result<Cow<'a, str>, DecodeError> {
+        let mut text = Cow::Borrowed("");
         loop {
             match self.raw()? {
-                Tag::Text(t) => text.push_str(&t),
-                Tag::End(n) if n == name => return Ok(text),
+                Token::Text(t) if text.is_empty() => text = t,
+                Token::Text(t) => text.to_mut().push_str(&t),
+                Token::End(n) if n == name => return Ok(text),
                 other => return Err(other.unexpected(&format!("text or </{name}>"))),
             }
         }
@@ -294,11 +257,11 @@ impl<'a> Parser<'a> {
         let mut params = Vec::new();
         loop {
             match self.next_tag()? {
-                Tag::Start(n) if n == "param" => {
+                Token::Start(n) if n == "param" => {
                     params.push(self.value_element()?);
                     self.expect_end("param")?;
                 }
-                Tag::End(n) if n == "params" => return Ok(params),
+                Token::End(n) if n == "params" => return Ok(params),
                 other => return Err(other.unexpected("<param> or </params>")),
             }
         }
@@ -307,8 +270,8 @@ impl<'a> Parser<'a> {
     /// A whole `<value>` element (`<value/>` is the empty string).
     fn value_element(&mut self) -> Result<Value, DecodeError> {
         match self.next_tag()? {
-            Tag::Start(n) if n == "value" => self.value(),
-            Tag::Empty(n) if n == "value" => Ok(Value::String(String::new())),
+            Token::Start(n) if n == "value" => self.value(),
+            Token::Empty(n) if n == "value" => Ok(Value::String(String::new())),
             other => Err(other.unexpected("<value>")),
         }
     }
@@ -318,18 +281,18 @@ impl<'a> Parser<'a> {
         let mut text = String::new();
         loop {
             match self.raw()? {
-                Tag::Text(t) => text.push_str(&t),
-                Tag::End(n) if n == "value" => return Ok(Value::String(text)),
-                Tag::Start(n) => {
+                Token::Text(t) => text.push_str(&t),
+                Token::End(n) if n == "value" => return Ok(Value::String(text)),
+                Token::Start(n) => {
                     if !text.trim().is_empty() {
                         return Err(invalid("text mixed with a typed value"));
                     }
-                    let value = self.typed(&n)?;
+                    let value = self.typed(n)?;
                     self.expect_end("value")?;
                     return Ok(value);
                 }
-                Tag::Empty(n) => {
-                    let value = empty_typed(&n)?;
+                Token::Empty(n) => {
+                    let value = empty_typed(n)?;
                     self.expect_end("value")?;
                     return Ok(value);
                 }
@@ -342,7 +305,7 @@ impl<'a> Parser<'a> {
     fn typed(&mut self, tag: &str) -> Result<Value, DecodeError> {
         let scalar = |p: &mut Self| p.text_until_end(tag);
         Ok(match tag {
-            "string" => Value::String(scalar(self)?),
+            "string" => Value::String(scalar(self)?.into_owned()),
             "int" | "i4" | "i8" | "i1" | "i2" | "biginteger" | "ex:i8" | "ex:i1" | "ex:i2"
             | "ex:biginteger" => Value::Int(parse_int(&scalar(self)?)?),
             "boolean" => Value::Bool(parse_bool(&scalar(self)?)?),
@@ -380,16 +343,16 @@ impl<'a> Parser<'a> {
     fn array(&mut self) -> Result<Value, DecodeError> {
         let mut items = Vec::new();
         match self.next_tag()? {
-            Tag::Start(n) if n == "data" => loop {
+            Token::Start(n) if n == "data" => loop {
                 match self.next_tag()? {
-                    Tag::Start(n) if n == "value" => items.push(self.value()?),
-                    Tag::Empty(n) if n == "value" => items.push(Value::String(String::new())),
-                    Tag::End(n) if n == "data" => break,
+                    Token::Start(n) if n == "value" => items.push(self.value()?),
+                    Token::Empty(n) if n == "value" => items.push(Value::String(String::new())),
+                    Token::End(n) if n == "data" => break,
                     other => return Err(other.unexpected("<value> or </data>")),
                 }
             },
-            Tag::Empty(n) if n == "data" => {}
-            Tag::End(n) if n == "array" => return Ok(Value::Array(items)),
+            Token::Empty(n) if n == "data" => {}
+            Token::End(n) if n == "array" => return Ok(Value::Array(items)),
             other => return Err(other.unexpected("<data>")),
         }
         self.expect_end("array")?;
@@ -401,14 +364,14 @@ impl<'a> Parser<'a> {
         let mut members = Map::new();
         loop {
             match self.next_tag()? {
-                Tag::Start(n) if n == "member" => {
+                Token::Start(n) if n == "member" => {
                     self.expect_start("name")?;
-                    let name = self.text_until_end("name")?;
+                    let name = self.text_until_end("name")?.into_owned();
                     let value = self.value_element()?;
                     self.expect_end("member")?;
                     members.insert(name, value);
                 }
-                Tag::End(n) if n == "struct" => return Ok(Value::Struct(members)),
+                Token::End(n) if n == "struct" => return Ok(Value::Struct(members)),
                 other => return Err(other.unexpected("<member> or </struct>")),
             }
         }
@@ -427,26 +390,27 @@ fn check_size(xml: &[u8], limits: &Limits) -> Result<(), DecodeError> {
 
 /// The document as UTF-8. Like Python's parser (expat), this reads UTF-8,
 /// US-ASCII, ISO-8859-1 (by the XML declaration) and UTF-16 (by its byte-order mark).
-fn to_utf8(xml: &[u8]) -> Result<Cow<'_, [u8]>, DecodeError> {
+fn to_utf8(xml: &[u8]) -> Result<Cow<'_, str>, DecodeError> {
     if let Some(rest) = xml.strip_prefix(b"\xEF\xBB\xBF") {
-        return Ok(Cow::Borrowed(rest));
+        return utf8(rest).map(Cow::Borrowed);
     }
     if let Some(units) = utf16_units(xml) {
         let text = char::decode_utf16(units)
             .collect::<Result<String, _>>()
             .map_err(|_| syntax("invalid UTF-16"))?;
-        return Ok(Cow::Owned(text.into_bytes()));
+        return Ok(Cow::Owned(text));
     }
     match declared_encoding(xml).as_deref() {
-        None | Some("utf-8" | "utf8" | "us-ascii" | "ascii") => Ok(Cow::Borrowed(xml)),
-        Some("iso-8859-1" | "iso8859-1" | "latin-1" | "latin1" | "l1") => Ok(Cow::Owned(
-            xml.iter()
-                .map(|&b| char::from(b))
-                .collect::<String>()
-                .into_bytes(),
-        )),
+        None | Some("utf-8" | "utf8" | "us-ascii" | "ascii") => utf8(xml).map(Cow::Borrowed),
+        Some("iso-8859-1" | "iso8859-1" | "latin-1" | "latin1" | "l1") => {
+            Ok(Cow::Owned(xml.iter().map(|&b| char::from(b)).collect()))
+        }
         Some(other) => Err(syntax(format!("unsupported encoding {other:.40?}"))),
     }
+}
+
+fn utf8(bytes: &[u8]) -> Result<&str, DecodeError> {
+    std::str::from_utf8(bytes).map_err(|e| syntax(format!("not UTF-8: {e}")))
 }
 
 /// UTF-16 code units after a byte-order mark, if the document starts with one.
@@ -472,34 +436,14 @@ fn declared_encoding(xml: &[u8]) -> Option<String> {
     let decl = xml.strip_prefix(b"<?xml")?;
     let end = decl.windows(2).position(|w| w == b"?>")?;
     let decl = std::str::from_utf8(&decl[..end]).ok()?;
-    let after = &decl[decl.find("encoding")? + "encoding".len()..];
+    let at = decl.as_bytes().windows(8).position(|w| w == b"encoding")?;
+    let after = &decl[at + "encoding".len()..];
     let after = after.trim_start().strip_prefix('=')?.trim_start();
     let quote = after.chars().next().filter(|c| *c == '"' || *c == '\'')?;
     let value = &after[1..];
     Some(value[..value.find(quote)?].to_ascii_lowercase())
 }
 
-/// Text content as a string: line ends normalised to `\n` as XML requires
-/// (so a raw `\r\n` reads as `\n`; an escaped `&#13;` survives), and entity
-/// references resolved when `escaped` (CDATA has none).
-fn text_content(raw: Cow<'_, [u8]>, escaped: bool) -> Result<Cow<'_, str>, DecodeError> {
-    let text = match raw {
-        Cow::Borrowed(b) => {
-            Cow::Borrowed(std::str::from_utf8(b).map_err(|_| syntax("text is not UTF-8"))?)
-        }
-        Cow::Owned(b) => Cow::Owned(String::from_utf8(b).map_err(|_| syntax("text is not UTF-8"))?),
-    };
-    let text = if text.contains('\r') {
-        Cow::Owned(text.replace("\r\n", "\n").replace('\r', "\n"))
-    } else {
-        text
-    };
-    if !escaped || !text.contains('&') {
-        return Ok(text);
-    }
-    let unescaped = quick_xml::escape::unescape(&text).map_err(syntax)?;
-    Ok(Cow::Owned(unescaped.into_owned()))
-}
 
 
 /// The value of a self-closing typed element such as `<nil/>` or `<string/>`.

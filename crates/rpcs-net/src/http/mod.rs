@@ -58,6 +58,8 @@ pub(crate) async fn serve(
         let conn = http1::Builder::new()
             .timer(TokioTimer::new())
             .header_read_timeout(shared.config.header_timeout)
+            // Replies are small: one flat write beats a two-part writev.
+            .writev(false)
             .serve_connection(TokioIo::new(stream), service);
         let conn = graceful.watch(conn);
         tokio::spawn(async move {
@@ -163,7 +165,7 @@ async fn handle(shared: &Shared, peer: SocketAddr, conn_id: u64, req: Request<In
 }
 
 /// Reads the whole body within the time and size limits, then inflates it.
-async fn read_body(shared: &Shared, body: Incoming, encoding: Encoding) -> Result<Vec<u8>, Reply> {
+async fn read_body(shared: &Shared, body: Incoming, encoding: Encoding) -> Result<Bytes, Reply> {
     let config = &shared.config;
     let mut collect = std::pin::pin!(Limited::new(body, config.max_request_bytes).collect());
     // A small body usually arrives with its headers: finish without arming a timer.
@@ -187,9 +189,10 @@ async fn read_body(shared: &Shared, body: Incoming, encoding: Encoding) -> Resul
         Ok(Ok(c)) => c.to_bytes(),
     };
     if encoding == Encoding::Identity {
-        return Ok(collected.into());
+        return Ok(collected);
     }
-    compress::inflate(&collected, encoding, config.max_decompressed_bytes).map_err(|e| match e {
+    let inflated = compress::inflate(&collected, encoding, config.max_decompressed_bytes);
+    inflated.map(Bytes::from).map_err(|e| match e {
         InflateError::TooLarge(_) => plain(
             StatusCode::PAYLOAD_TOO_LARGE,
             "decompressed request body too large",

@@ -193,3 +193,25 @@ async fn shutdown_drains_in_flight_calls() {
         "still accepting after shutdown"
     );
 }
+
+#[tokio::test]
+async fn idle_keep_alive_connections_are_closed() {
+    let config = ServerConfig {
+        header_timeout: Duration::from_millis(300),
+        ..ServerConfig::default()
+    };
+    let srv = start(config).await;
+    let call = xmlrpc::encode_request("add", &[Value::Int(1), Value::Int(2)]);
+    let mut req = format!("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n", call.len()).into_bytes();
+    req.extend_from_slice(&call);
+    let mut s = TcpStream::connect(srv.addr).await.unwrap();
+    s.write_all(&req).await.unwrap();
+    let mut out = Vec::new();
+    // The answer arrives, then the idle connection is closed by the server.
+    tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut out))
+        .await
+        .expect("the server closes an idle connection")
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out).contains("<int>3</int>"));
+    srv.shutdown().await;
+}
