@@ -28,7 +28,10 @@ fn main() {
     for _ in 0..rounds {
         let call = xmlrpc::decode_request(std::hint::black_box(&request), &limits).unwrap();
         let mut fut = std::pin::pin!(dispatcher.call(&ctx, &call.method, call.params));
-        let Poll::Ready(outcome) = fut.as_mut().poll(&mut TaskContext::from_waker(Waker::noop())) else {
+        let Poll::Ready(outcome) = fut
+            .as_mut()
+            .poll(&mut TaskContext::from_waker(Waker::noop()))
+        else {
             unreachable!("plain handlers complete at once");
         };
         bytes += xmlrpc::encode_response(&outcome).len();

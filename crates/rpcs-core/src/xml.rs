@@ -195,7 +195,19 @@ fn is_name(name: &str) -> bool {
     let bad = |b: &u8| {
         matches!(
             b,
-            b' ' | b'\t' | b'\r' | b'\n' | b'<' | b'>' | b'/' | b'&' | b'"' | b'\'' | b'=' | b'!' | b'?' | b';'
+            b' ' | b'\t'
+                | b'\r'
+                | b'\n'
+                | b'<'
+                | b'>'
+                | b'/'
+                | b'&'
+                | b'"'
+                | b'\''
+                | b'='
+                | b'!'
+                | b'?'
+                | b';'
         )
     };
     !(first.is_ascii_digit() || matches!(first, b'-' | b'.')) && !bytes.iter().any(bad)
@@ -306,9 +318,22 @@ mod tests {
         assert_eq!(tokens("<!DOCTYPE a><a/>"), Err(XmlError::Doctype));
         assert_eq!(tokens("<a><!ENTITY x 'y'></a>"), Err(XmlError::Doctype));
         for bad in [
-            "<a>", "<a></b>", "</a>", "<a", "<a x='1></a>", "<1a/>", "<a>&foo;</a>",
-            "<a>&#0;</a>", "<a>&#xD800;</a>", "<a>&amp</a>", "<a><!-- x</a>", "<a><![CDATA[x</a>",
-            "<?xml", "<a><b></a></b>", "< a/>", "<a x='<'/>",
+            "<a>",
+            "<a></b>",
+            "</a>",
+            "<a",
+            "<a x='1></a>",
+            "<1a/>",
+            "<a>&foo;</a>",
+            "<a>&#0;</a>",
+            "<a>&#xD800;</a>",
+            "<a>&amp</a>",
+            "<a><!-- x</a>",
+            "<a><![CDATA[x</a>",
+            "<?xml",
+            "<a><b></a></b>",
+            "< a/>",
+            "<a x='<'/>",
         ] {
             assert!(matches!(tokens(bad), Err(XmlError::Syntax(..))), "{bad}");
         }

@@ -8,8 +8,8 @@
 
 use crate::fault::Fault;
 use crate::value::{DateTime, Map, Value};
-use base64::Engine as _;
 use crate::xml::{Token, Tokenizer, XmlError};
+use base64::Engine as _;
 use std::borrow::Cow;
 use std::fmt::Write as _;
 
@@ -173,7 +173,6 @@ struct Parser<'a> {
     max_depth: usize,
     in_root: bool,
 }
-
 
 impl<'a> Parser<'a> {
     fn new(xml: &'a str, limits: &Limits) -> Parser<'a> {
@@ -443,8 +442,6 @@ fn declared_encoding(xml: &[u8]) -> Option<String> {
     let value = &after[1..];
     Some(value[..value.find(quote)?].to_ascii_lowercase())
 }
-
-
 
 /// The value of a self-closing typed element such as `<nil/>` or `<string/>`.
 fn empty_typed(tag: &str) -> Result<Value, DecodeError> {

@@ -202,7 +202,11 @@ async fn idle_keep_alive_connections_are_closed() {
     };
     let srv = start(config).await;
     let call = xmlrpc::encode_request("add", &[Value::Int(1), Value::Int(2)]);
-    let mut req = format!("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n", call.len()).into_bytes();
+    let mut req = format!(
+        "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n",
+        call.len()
+    )
+    .into_bytes();
     req.extend_from_slice(&call);
     let mut s = TcpStream::connect(srv.addr).await.unwrap();
     s.write_all(&req).await.unwrap();
