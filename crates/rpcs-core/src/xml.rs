@@ -210,7 +210,7 @@ fn is_name(name: &str) -> bool {
                 | b';'
         )
     };
-    !(first.is_ascii_digit() || matches!(first, b'-' | b'.')) && !bytes.iter().any(bad)
+    !(first.is_ascii_digit() || matches!(first, b'-' | b'.') || bytes.iter().any(bad))
 }
 
 /// The position of the first `needle` byte.

@@ -98,9 +98,9 @@ pub fn decode_request(xml: &[u8], limits: &Limits) -> Result<Request, DecodeErro
     }
     let mut params = Vec::new();
     match p.next_tag()? {
-        Token::Start(name) if name == "params" => params = p.param_list()?,
-        Token::Empty(name) if name == "params" => {}
-        Token::End(name) if name == "methodCall" => return p.finish(Request { method, params }),
+        Token::Start("params") => params = p.param_list()?,
+        Token::Empty("params") => {}
+        Token::End("methodCall") => return p.finish(Request { method, params }),
         other => return Err(other.unexpected("<params>")),
     }
     p.expect_end("methodCall")?;
@@ -114,7 +114,7 @@ pub fn decode_response(xml: &[u8], limits: &Limits) -> Result<Result<Value, Faul
     let mut p = Parser::new(&xml, limits);
     p.open_root("methodResponse")?;
     let outcome = match p.next_tag()? {
-        Token::Start(name) if name == "params" => {
+        Token::Start("params") => {
             let mut params = p.param_list()?;
             if params.len() != 1 {
                 return Err(invalid(format!(
@@ -124,7 +124,7 @@ pub fn decode_response(xml: &[u8], limits: &Limits) -> Result<Result<Value, Faul
             }
             Ok(params.pop().unwrap_or_default())
         }
-        Token::Start(name) if name == "fault" => {
+        Token::Start("fault") => {
             let value = p.value_element()?;
             p.expect_end("fault")?;
             Err(fault_from_value(value)?)
@@ -256,11 +256,11 @@ impl<'a> Parser<'a> {
         let mut params = Vec::new();
         loop {
             match self.next_tag()? {
-                Token::Start(n) if n == "param" => {
+                Token::Start("param") => {
                     params.push(self.value_element()?);
                     self.expect_end("param")?;
                 }
-                Token::End(n) if n == "params" => return Ok(params),
+                Token::End("params") => return Ok(params),
                 other => return Err(other.unexpected("<param> or </params>")),
             }
         }
@@ -269,8 +269,8 @@ impl<'a> Parser<'a> {
     /// A whole `<value>` element (`<value/>` is the empty string).
     fn value_element(&mut self) -> Result<Value, DecodeError> {
         match self.next_tag()? {
-            Token::Start(n) if n == "value" => self.value(),
-            Token::Empty(n) if n == "value" => Ok(Value::String(String::new())),
+            Token::Start("value") => self.value(),
+            Token::Empty("value") => Ok(Value::String(String::new())),
             other => Err(other.unexpected("<value>")),
         }
     }
@@ -281,7 +281,7 @@ impl<'a> Parser<'a> {
         loop {
             match self.raw()? {
                 Token::Text(t) => text.push_str(&t),
-                Token::End(n) if n == "value" => return Ok(Value::String(text)),
+                Token::End("value") => return Ok(Value::String(text)),
                 Token::Start(n) => {
                     if !text.trim().is_empty() {
                         return Err(invalid("text mixed with a typed value"));
@@ -342,16 +342,16 @@ impl<'a> Parser<'a> {
     fn array(&mut self) -> Result<Value, DecodeError> {
         let mut items = Vec::new();
         match self.next_tag()? {
-            Token::Start(n) if n == "data" => loop {
+            Token::Start("data") => loop {
                 match self.next_tag()? {
-                    Token::Start(n) if n == "value" => items.push(self.value()?),
-                    Token::Empty(n) if n == "value" => items.push(Value::String(String::new())),
-                    Token::End(n) if n == "data" => break,
+                    Token::Start("value") => items.push(self.value()?),
+                    Token::Empty("value") => items.push(Value::String(String::new())),
+                    Token::End("data") => break,
                     other => return Err(other.unexpected("<value> or </data>")),
                 }
             },
-            Token::Empty(n) if n == "data" => {}
-            Token::End(n) if n == "array" => return Ok(Value::Array(items)),
+            Token::Empty("data") => {}
+            Token::End("array") => return Ok(Value::Array(items)),
             other => return Err(other.unexpected("<data>")),
         }
         self.expect_end("array")?;
@@ -363,14 +363,14 @@ impl<'a> Parser<'a> {
         let mut members = Map::new();
         loop {
             match self.next_tag()? {
-                Token::Start(n) if n == "member" => {
+                Token::Start("member") => {
                     self.expect_start("name")?;
                     let name = self.text_until_end("name")?.into_owned();
                     let value = self.value_element()?;
                     self.expect_end("member")?;
                     members.insert(name, value);
                 }
-                Token::End(n) if n == "struct" => return Ok(Value::Struct(members)),
+                Token::End("struct") => return Ok(Value::Struct(members)),
                 other => return Err(other.unexpected("<member> or </struct>")),
             }
         }
