@@ -5,8 +5,11 @@
 //! character references. Any `<!DOCTYPE` (indeed any `<!` other than a comment or
 //! CDATA) is refused, so no entity can ever be defined, expanded or fetched.
 //! Names and plain text are borrowed from the input; only text with references or
-//! carriage returns is copied.
+//! carriage returns is copied. Errors are the XML-RPC codec's own
+//! ([`DecodeError::Doctype`], [`DecodeError::Syntax`]) so tokens pass through it
+//! without conversion.
 
+use crate::xmlrpc::DecodeError;
 use std::borrow::Cow;
 
 /// One token.
@@ -24,20 +27,15 @@ pub(crate) enum Token<'a> {
     Eof,
 }
 
-/// Why the input is not well-formed XML.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum XmlError {
-    /// A `<!DOCTYPE` or other markup declaration.
-    Doctype,
-    /// Anything else, with a description and the byte offset.
-    Syntax(String, usize),
-}
-
-/// The tokenizer state: input, position and the open elements.
+/// The tokenizer state: input, position and nesting depth.
+///
+/// End-tag names are not matched against their start tags here: the caller's
+/// grammar expects exactly the innermost element's end tag wherever one may
+/// appear, so it treats any other end tag as not well-formed.
 pub(crate) struct Tokenizer<'a> {
     src: &'a str,
     pos: usize,
-    open: Vec<&'a str>,
+    depth: usize,
 }
 
 impl<'a> Tokenizer<'a> {
@@ -45,12 +43,12 @@ impl<'a> Tokenizer<'a> {
         Tokenizer {
             src,
             pos: 0,
-            open: Vec::with_capacity(16),
+            depth: 0,
         }
     }
 
-    fn fail<T>(&self, what: &str) -> Result<T, XmlError> {
-        Err(XmlError::Syntax(what.to_owned(), self.pos))
+    fn fail<T>(&self, what: &str) -> Result<T, DecodeError> {
+        Err(DecodeError::Syntax(format!("{what} at byte {}", self.pos)))
     }
 
     fn rest(&self) -> &'a str {
@@ -58,7 +56,7 @@ impl<'a> Tokenizer<'a> {
     }
 
     /// Skips to just after `end`, failing with `what` if it never comes.
-    fn skip_past(&mut self, end: &str, what: &str) -> Result<&'a str, XmlError> {
+    fn skip_past(&mut self, end: &str, what: &str) -> Result<&'a str, DecodeError> {
         match self.rest().find(end) {
             Some(i) => {
                 let body = &self.rest()[..i];
@@ -71,17 +69,13 @@ impl<'a> Tokenizer<'a> {
 
     /// The next token. Comments, processing instructions and the XML
     /// declaration are skipped.
-    pub(crate) fn next_token(&mut self) -> Result<Token<'a>, XmlError> {
+    pub(crate) fn next_token(&mut self) -> Result<Token<'a>, DecodeError> {
         loop {
             let rest = self.rest();
             let bytes = rest.as_bytes();
             match bytes {
-                [] => {
-                    return match self.open.last() {
-                        None => Ok(Token::Eof),
-                        Some(_) => self.fail("document ends inside an element"),
-                    }
-                }
+                [] if self.depth == 0 => return Ok(Token::Eof),
+                [] => return self.fail("document ends inside an element"),
                 [b'<', b'/', ..] => return self.end_tag(),
                 [b'<', b'?', ..] => {
                     self.skip_past("?>", "unterminated processing instruction")?;
@@ -91,7 +85,7 @@ impl<'a> Tokenizer<'a> {
                     self.skip_past("-->", "unterminated comment")?;
                 }
                 [b'<', b'!', b'[', b'C', b'D', b'A', b'T', b'A', b'[', ..] => return self.cdata(),
-                [b'<', b'!', ..] => return Err(XmlError::Doctype),
+                [b'<', b'!', ..] => return Err(DecodeError::Doctype),
                 [b'<', ..] => return self.start_tag(),
                 _ => {
                     let end = find_byte(bytes, b'<').unwrap_or(bytes.len());
@@ -99,24 +93,24 @@ impl<'a> Tokenizer<'a> {
                     self.pos += end;
                     return text(raw, true)
                         .map(Token::Text)
-                        .map_err(|e| XmlError::Syntax(e, self.pos));
+                        .map_err(|e| DecodeError::Syntax(format!("{e} at byte {}", self.pos)));
                 }
             }
         }
     }
 
-    fn cdata(&mut self) -> Result<Token<'a>, XmlError> {
-        if self.open.is_empty() {
+    fn cdata(&mut self) -> Result<Token<'a>, DecodeError> {
+        if self.depth == 0 {
             return self.fail("CDATA outside the root element");
         }
         self.pos += 9;
         let body = self.skip_past("]]>", "unterminated CDATA section")?;
         text(body, false)
             .map(Token::Text)
-            .map_err(|e| XmlError::Syntax(e, self.pos))
+            .map_err(|e| DecodeError::Syntax(format!("{e} at byte {}", self.pos)))
     }
 
-    fn end_tag(&mut self) -> Result<Token<'a>, XmlError> {
+    fn end_tag(&mut self) -> Result<Token<'a>, DecodeError> {
         self.pos += 2;
         let rest = self.rest();
         let Some(close) = find_byte(rest.as_bytes(), b'>') else {
@@ -125,17 +119,14 @@ impl<'a> Tokenizer<'a> {
         let body = &rest[..close];
         self.pos += close + 1;
         let name = body.trim_end_matches(is_space);
-        if !is_name(name) {
-            return self.fail("bad end tag name");
+        if self.depth == 0 {
+            return self.fail("end tag without an open element");
         }
-        match self.open.pop() {
-            Some(open) if open == name => Ok(Token::End(name)),
-            Some(_) => self.fail("end tag does not match the open element"),
-            None => self.fail("end tag without an open element"),
-        }
+        self.depth -= 1;
+        Ok(Token::End(name))
     }
 
-    fn start_tag(&mut self) -> Result<Token<'a>, XmlError> {
+    fn start_tag(&mut self) -> Result<Token<'a>, DecodeError> {
         self.pos += 1;
         let rest = self.rest();
         let name_len = rest
@@ -154,12 +145,12 @@ impl<'a> Tokenizer<'a> {
         }
         // skip_attributes stops only at '>' or "/>".
         self.pos += 1;
-        self.open.push(name);
+        self.depth += 1;
         Ok(Token::Start(name))
     }
 
     /// Skips `name="value"` pairs up to the tag's `>` or `/>`.
-    fn skip_attributes(&mut self) -> Result<(), XmlError> {
+    fn skip_attributes(&mut self) -> Result<(), DecodeError> {
         let bytes = self.src.as_bytes();
         loop {
             match bytes.get(self.pos) {
@@ -280,7 +271,7 @@ fn resolve(name: &str) -> Result<char, String> {
 mod tests {
     use super::*;
 
-    fn tokens(src: &str) -> Result<Vec<Token<'_>>, XmlError> {
+    fn tokens(src: &str) -> Result<Vec<Token<'_>>, DecodeError> {
         let mut t = Tokenizer::new(src);
         let mut out = Vec::new();
         loop {
@@ -315,11 +306,10 @@ mod tests {
 
     #[test]
     fn refusals() {
-        assert_eq!(tokens("<!DOCTYPE a><a/>"), Err(XmlError::Doctype));
-        assert_eq!(tokens("<a><!ENTITY x 'y'></a>"), Err(XmlError::Doctype));
+        assert_eq!(tokens("<!DOCTYPE a><a/>"), Err(DecodeError::Doctype));
+        assert_eq!(tokens("<a><!ENTITY x 'y'></a>"), Err(DecodeError::Doctype));
         for bad in [
             "<a>",
-            "<a></b>",
             "</a>",
             "<a",
             "<a x='1></a>",
@@ -331,11 +321,10 @@ mod tests {
             "<a><!-- x</a>",
             "<a><![CDATA[x</a>",
             "<?xml",
-            "<a><b></a></b>",
             "< a/>",
             "<a x='<'/>",
         ] {
-            assert!(matches!(tokens(bad), Err(XmlError::Syntax(..))), "{bad}");
+            assert!(matches!(tokens(bad), Err(DecodeError::Syntax(_))), "{bad}");
         }
     }
 }

@@ -8,7 +8,7 @@
 
 use crate::fault::Fault;
 use crate::value::{DateTime, Map, Value};
-use crate::xml::{Token, Tokenizer, XmlError};
+use crate::xml::{Token, Tokenizer};
 use base64::Engine as _;
 use std::borrow::Cow;
 use std::fmt::Write as _;
@@ -158,9 +158,11 @@ impl Token<'_> {
     fn unexpected(&self, wanted: &str) -> DecodeError {
         let found = match self {
             Token::Start(n) | Token::Empty(n) => format!("<{n}>"),
-            Token::End(n) => format!("</{n}>"),
             Token::Text(_) => "text".to_owned(),
-            // A document that ends early is not well-formed: a syntax error.
+            // Wherever the grammar accepts an end tag it is the innermost open
+            // element's, so any other end tag is not well-formed XML.
+            Token::End(n) => return syntax(format!("end tag </{n}> where {wanted} was expected")),
+            // So is a document that ends early.
             Token::Eof => return syntax(format!("document ends where {wanted} was expected")),
         };
         invalid(format!("expected {wanted}, found {found}"))
@@ -187,10 +189,7 @@ impl<'a> Parser<'a> {
     /// The next token; comments, processing instructions and the XML declaration
     /// are skipped, a DOCTYPE is refused.
     fn raw(&mut self) -> Result<Token<'a>, DecodeError> {
-        self.tokens.next_token().map_err(|e| match e {
-            XmlError::Doctype => DecodeError::Doctype,
-            XmlError::Syntax(what, at) => syntax(format!("{what} at byte {at}")),
-        })
+        self.tokens.next_token()
     }
 
     /// The next tag, skipping whitespace; other text is an error (a syntax
