@@ -3,7 +3,7 @@
 //!
 //! | URL | protocol |
 //! |---|---|
-//! | `http://host:port/path` | XML-RPC over HTTP (`/RPC2` when no path is given... see [`Client::new`]) |
+//! | `http://host:port/path` | XML-RPC over HTTP; `http://host:port` alone means `/RPC2`, as in Python |
 //!
 //! Calls take any [`IntoParams`] (a tuple of serializable values, a `Vec<Value>`, or
 //! `()`); [`Client::call`] returns a [`Value`] and [`Client::call_as`] converts it.
