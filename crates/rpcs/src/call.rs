@@ -48,7 +48,7 @@ pub struct CallArgs {
     /// Arguments, passed as strings unless --json is given.
     #[arg(allow_negative_numbers = true)]
     args: Vec<String>,
-    /// Parse each argument as JSON (numbers, true/false/null, [arrays], {objects}, "strings").
+    /// Parse each argument as JSON (numbers, true/false/null, arrays, objects, "strings").
     #[arg(short = 'j', long = "json")]
     json_args: bool,
     /// Print the result as one line of JSON (also spelled -pj).
