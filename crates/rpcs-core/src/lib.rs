@@ -16,6 +16,7 @@
 //! - [`dispatch`]: [`Dispatcher`], running calls with the `system.*` built-ins.
 //! - [`xmlrpc`]: the XML-RPC codec.
 //! - [`json`]: the mapping between [`Value`] and JSON.
+//! - [`msgpack`]: MessagePack encoding of [`Value`].
 //!
 //! # Example
 //!
@@ -45,6 +46,7 @@ pub mod dispatch;
 pub mod fault;
 pub mod json;
 pub mod kind;
+pub mod msgpack;
 pub mod params;
 mod ser;
 pub mod table;
