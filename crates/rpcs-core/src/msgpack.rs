@@ -248,7 +248,10 @@ impl<'a> Reader<'a> {
 
     fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
         let end = self.pos.checked_add(n).ok_or(DecodeError::Truncated)?;
-        let bytes = self.input.get(self.pos..end).ok_or(DecodeError::Truncated)?;
+        let bytes = self
+            .input
+            .get(self.pos..end)
+            .ok_or(DecodeError::Truncated)?;
         self.pos = end;
         Ok(bytes)
     }
@@ -449,15 +452,38 @@ mod tests {
         let bytes = encode(&v);
         assert_eq!(decode(&bytes, 64), Ok(v.clone()), "{bytes:02x?}");
         for cut in 0..bytes.len() {
-            assert_eq!(decode(&bytes[..cut], 64), Err(DecodeError::Truncated), "cut {cut}");
+            assert_eq!(
+                decode(&bytes[..cut], 64),
+                Err(DecodeError::Truncated),
+                "cut {cut}"
+            );
         }
     }
 
     #[test]
     fn round_trips_every_type_and_width() {
         for i in [
-            0, 1, 127, 128, 255, 256, 65535, 65536, 4294967295, 4294967296, i64::MAX, -1, -32,
-            -33, -128, -129, -32768, -32769, -2147483648, -2147483649, i64::MIN,
+            0,
+            1,
+            127,
+            128,
+            255,
+            256,
+            65535,
+            65536,
+            4294967295,
+            4294967296,
+            i64::MAX,
+            -1,
+            -32,
+            -33,
+            -128,
+            -129,
+            -32768,
+            -32769,
+            -2147483648,
+            -2147483649,
+            i64::MIN,
         ] {
             round(Value::Int(i));
         }
@@ -502,14 +528,35 @@ mod tests {
     #[test]
     fn refusals() {
         assert!(matches!(decode(&[0xc1], 64), Err(DecodeError::Invalid(_))));
-        assert!(matches!(decode(&[0xcf, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff], 64), Err(DecodeError::Invalid(_))));
-        assert!(matches!(decode(&[0xa1, 0xff], 64), Err(DecodeError::Invalid(_))));
-        assert!(matches!(decode(&[0x81, 0xc0, 0xc0], 64), Err(DecodeError::Invalid(_))));
-        assert!(matches!(decode(&[0xd4, 0x05, 0x00], 64), Err(DecodeError::Invalid(_))));
-        assert!(matches!(decode(&[0xc0, 0xc0], 64), Err(DecodeError::Invalid(_))));
+        assert!(matches!(
+            decode(&[0xcf, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff], 64),
+            Err(DecodeError::Invalid(_))
+        ));
+        assert!(matches!(
+            decode(&[0xa1, 0xff], 64),
+            Err(DecodeError::Invalid(_))
+        ));
+        assert!(matches!(
+            decode(&[0x81, 0xc0, 0xc0], 64),
+            Err(DecodeError::Invalid(_))
+        ));
+        assert!(matches!(
+            decode(&[0xd4, 0x05, 0x00], 64),
+            Err(DecodeError::Invalid(_))
+        ));
+        assert!(matches!(
+            decode(&[0xc0, 0xc0], 64),
+            Err(DecodeError::Invalid(_))
+        ));
         // A huge declared length with no bytes behind it allocates nothing.
-        assert_eq!(decode(&[0xdd, 0xff, 0xff, 0xff, 0xff], 64), Err(DecodeError::Truncated));
-        assert_eq!(decode(&[0xdf, 0xff, 0xff, 0xff, 0xff], 64), Err(DecodeError::Truncated));
+        assert_eq!(
+            decode(&[0xdd, 0xff, 0xff, 0xff, 0xff], 64),
+            Err(DecodeError::Truncated)
+        );
+        assert_eq!(
+            decode(&[0xdf, 0xff, 0xff, 0xff, 0xff], 64),
+            Err(DecodeError::Truncated)
+        );
         let deep: Vec<u8> = std::iter::repeat(0x91).take(100).chain([0xc0]).collect();
         assert_eq!(decode(&deep, 64), Err(DecodeError::TooDeep(64)));
         assert!(decode(&deep, 128).is_ok());

@@ -6,9 +6,15 @@
 //! - [`store`]: the transactional key-value store the services keep their state
 //!   in, with [`MemoryStore`](store::MemoryStore) and the crash-safe
 //!   [`EmbeddedStore`](store::EmbeddedStore) (redb, group commit).
-//! - `services/`: one file per service (`stack`, `storage`, `provider`), each
+//! - [`services`]: one file per service (`stack`, `storage`, `provider`), each
 //!   registering its methods on a method table and talking only to the store.
 //! - [`master`]: [`Master`] ties the services to a store, adds the original
 //!   underscore names, and runs lease expiry and session clean-up.
 
+pub mod master;
+pub mod services;
 pub mod store;
+
+pub use master::{Backend, Master, MasterConfig};
+pub use services::Limits;
+pub use store::Durability;

@@ -4,11 +4,13 @@
 //!
 //! - `main.rs`: the clap command tree and exit codes.
 //! - `call.rs`: `rpcs call` and `rpcs methods`.
+//! - `master.rs`: `rpcs master`, flags and config file.
 //! - `bench.rs`: `rpcs bench`, a closed-loop load generator.
 //! - `output.rs`: rendering values for people and for machines.
 
 mod bench;
 mod call;
+mod master;
 mod output;
 
 use clap::{Parser, Subcommand};
@@ -32,6 +34,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the master: named stacks, parameter storages and a client provider.
+    Master(master::MasterArgs),
     /// Call a method; with no method, list the server's methods.
     Call(call::CallArgs),
     /// List a server's methods with their signatures and documentation.
@@ -60,14 +64,20 @@ fn normalized_args() -> Vec<std::ffi::OsString> {
 }
 
 fn main() -> ExitCode {
+    let cli = Cli::parse_from(normalized_args());
+    // Servers report what they do; one-shot commands only warn.
+    let default_level = match cli.command {
+        Command::Master(_) => "info",
+        _ => "warn",
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("RPCS_LOG")
-                .unwrap_or_else(|_| "warn".into()),
+                .unwrap_or_else(|_| default_level.into()),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    let cli = Cli::parse_from(normalized_args());
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -80,6 +90,7 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
+            Command::Master(args) => master::master(args).await,
             Command::Call(args) => call::call(args).await,
             Command::Methods(args) => call::methods(args).await,
             Command::Bench(args) => bench::bench(args).await,

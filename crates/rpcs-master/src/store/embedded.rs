@@ -1,7 +1,9 @@
 //! The embedded store: one redb database file, written by one thread that
 //! commits many writers' operations together (group commit).
 
-use super::{Completion, Durability, Entries, ReadTxn, Store, StoreError, Table, WriteOp, WriteTxn};
+use super::{
+    Completion, Durability, Entries, ReadTxn, Store, StoreError, Table, WriteOp, WriteTxn,
+};
 use redb::{Database, ReadableTable, TableDefinition};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
@@ -95,10 +97,7 @@ impl EmbeddedStore {
 
     /// Stops the writer after it has committed and flushed everything queued.
     pub fn close(&self) {
-        self.sender
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take();
+        self.sender.lock().unwrap_or_else(|p| p.into_inner()).take();
         if let Some(writer) = self.writer.lock().unwrap_or_else(|p| p.into_inner()).take() {
             let _ = writer.join();
         }
@@ -312,7 +311,9 @@ impl Writer {
     }
 }
 
-fn open_all(txn: &redb::WriteTransaction) -> Result<Vec<redb::Table<'_, &'static [u8], &'static [u8]>>, StoreError> {
+fn open_all(
+    txn: &redb::WriteTransaction,
+) -> Result<Vec<redb::Table<'_, &'static [u8], &'static [u8]>>, StoreError> {
     Table::ALL
         .iter()
         .map(|t| txn.open_table(def(*t)).map_err(db_err))

@@ -1,0 +1,144 @@
+//! The master's services, one file each. Each registers its methods on a
+//! [`MethodTable`](rpcs_core::MethodTable) and talks only to the [`Store`](crate::store::Store).
+
+pub mod provider;
+pub mod stack;
+pub mod storage;
+
+use crate::store::StoreError;
+use rpcs_core::{msgpack, DateTime, Fault, Value};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Bounds on what clients may store.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// The largest item, parameter value or message, encoded.
+    pub max_item_bytes: usize,
+    /// The longest stack, storage, parameter or client name, in bytes.
+    pub max_name_bytes: usize,
+    /// The most items one `pushMany` or `popMany` moves.
+    pub max_batch: usize,
+    /// The longest a blocking call may wait, in seconds.
+    pub max_wait_secs: f64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_item_bytes: 1 << 20,
+            max_name_bytes: 1024,
+            max_batch: 10_000,
+            max_wait_secs: 3600.0,
+        }
+    }
+}
+
+impl Limits {
+    /// Refuses empty or over-long names.
+    pub fn check_name(&self, what: &str, name: &str) -> Result<(), Fault> {
+        if name.is_empty() {
+            return Err(Fault::named(
+                "ValueError",
+                format!("{what} name must not be empty"),
+            ));
+        }
+        if name.len() > self.max_name_bytes {
+            return Err(Fault::named(
+                "ValueError",
+                format!(
+                    "{what} name of {} bytes exceeds the limit of {}",
+                    name.len(),
+                    self.max_name_bytes
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Encodes a value for storage, refusing one over the size limit.
+    pub fn encode(&self, what: &str, value: &Value) -> Result<Vec<u8>, Fault> {
+        let bytes = msgpack::encode(value);
+        if bytes.len() > self.max_item_bytes {
+            return Err(Fault::named(
+                "ItemTooLargeError",
+                format!(
+                    "{what} of {} bytes exceeds the limit of {}",
+                    bytes.len(),
+                    self.max_item_bytes
+                ),
+            ));
+        }
+        Ok(bytes)
+    }
+
+    /// Checks a batch size.
+    pub fn check_batch(&self, n: usize) -> Result<(), Fault> {
+        if n > self.max_batch {
+            return Err(Fault::named(
+                "ValueError",
+                format!("{n} items exceed the batch limit of {}", self.max_batch),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Turns a wait in seconds into a duration, refusing negative or excessive ones.
+    pub fn wait(&self, secs: f64) -> Result<std::time::Duration, Fault> {
+        if !(0.0..=self.max_wait_secs).contains(&secs) {
+            return Err(Fault::named(
+                "ValueError",
+                format!(
+                    "timeout must be between 0 and {} seconds",
+                    self.max_wait_secs
+                ),
+            ));
+        }
+        Ok(std::time::Duration::from_secs_f64(secs))
+    }
+}
+
+/// Decodes a stored value.
+pub fn decode(bytes: &[u8]) -> Result<Value, Fault> {
+    msgpack::decode(bytes, 128).map_err(|e| StoreError::Corrupt(e.to_string()).into())
+}
+
+/// Reads a stored big-endian u64.
+pub fn decode_u64(bytes: &[u8]) -> Result<u64, Fault> {
+    bytes
+        .try_into()
+        .map(u64::from_be_bytes)
+        .map_err(|_| StoreError::Corrupt("bad counter".into()).into())
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// A time in milliseconds since the epoch as a UTC date-time value.
+pub fn datetime(ms: i64) -> Value {
+    msgpack::from_unix_seconds(ms.div_euclid(1000))
+        .map(Value::DateTime)
+        .unwrap_or(Value::Nil)
+}
+
+/// The current UTC time as a date-time.
+pub fn now_datetime() -> Option<DateTime> {
+    msgpack::from_unix_seconds(now_ms() / 1000)
+}
+
+/// Registers an async method whose body uses a clone of a shared service:
+/// `method!(table, svc => s, "stack.push", "doc", |name: String, item: Value| s.push(&name, item).await)`.
+macro_rules! method {
+    ($t:expr, $svc:ident => $s:ident, $name:literal, $doc:expr, |$($arg:ident: $ty:ty),*| $body:expr) => {{
+        let $s = $svc.clone();
+        $t.register_async($name, $doc, move |$($arg: $ty),*| {
+            let $s = $s.clone();
+            async move { $body }
+        })
+    }};
+}
+pub(crate) use method;

@@ -1,0 +1,360 @@
+//! The client provider: who is logged in, when each was last seen, and a
+//! message queue per client.
+//!
+//! A client `login`s, then `visit`s regularly: each visit keeps the session alive,
+//! records a status, and returns the next queued message (or nil). Sessions idle
+//! longer than the session timeout are ended by `cleanUp` (which the master also
+//! runs periodically); ending a session drops its queued messages and puts the
+//! stack items it had leased back on their stacks. Unknown clients fault
+//! `ClientNotFoundError`.
+
+use super::{datetime, decode, method, now_ms, stack, Limits};
+use crate::store::{self, key, prefix, ReadTxn, Store, Table, WriteTxn};
+use rpcs_core::{Context, Fault, Map, MethodTable, Value};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The most messages queued for one client.
+pub const MAX_QUEUE: u64 = 100_000;
+
+fn not_found(name: &str) -> Fault {
+    Fault::named(
+        "ClientNotFoundError",
+        format!("no client named {name:?} is logged in"),
+    )
+}
+
+/// A session as stored.
+struct Session {
+    host: String,
+    login_ms: i64,
+    visit_ms: i64,
+    status: Value,
+    info: Value,
+    /// Sequence number of the next message to deliver.
+    head: u64,
+    /// Sequence number the next message will get.
+    tail: u64,
+}
+
+impl Session {
+    fn encode(&self) -> Vec<u8> {
+        let mut m = Map::with_capacity(7);
+        m.insert("host".into(), Value::String(self.host.clone()));
+        m.insert("login".into(), Value::Int(self.login_ms));
+        m.insert("visit".into(), Value::Int(self.visit_ms));
+        m.insert("status".into(), self.status.clone());
+        m.insert("info".into(), self.info.clone());
+        m.insert("head".into(), Value::Int(self.head as i64));
+        m.insert("tail".into(), Value::Int(self.tail as i64));
+        rpcs_core::msgpack::encode(&Value::Struct(m))
+    }
+
+    fn decode(bytes: &[u8]) -> Result<Session, Fault> {
+        let Value::Struct(mut m) = decode(bytes)? else {
+            return Err(store::StoreError::Corrupt("session is not a struct".into()).into());
+        };
+        let int = |m: &Map, k: &str| m.get(k).and_then(Value::as_i64).unwrap_or(0);
+        Ok(Session {
+            host: m
+                .get("host")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_owned(),
+            login_ms: int(&m, "login"),
+            visit_ms: int(&m, "visit"),
+            head: int(&m, "head").max(0) as u64,
+            tail: int(&m, "tail").max(0) as u64,
+            status: m.swap_remove("status").unwrap_or_default(),
+            info: m.swap_remove("info").unwrap_or_default(),
+        })
+    }
+
+    /// What `getClient` shows.
+    fn public(&self, name: &str) -> Value {
+        let mut m = Map::with_capacity(7);
+        m.insert("name".into(), Value::String(name.to_owned()));
+        m.insert("host".into(), Value::String(self.host.clone()));
+        m.insert("loginTime".into(), datetime(self.login_ms));
+        m.insert("lastVisit".into(), datetime(self.visit_ms));
+        m.insert("status".into(), self.status.clone());
+        m.insert("info".into(), self.info.clone());
+        m.insert(
+            "pendingMessages".into(),
+            Value::Int((self.tail - self.head) as i64),
+        );
+        Value::Struct(m)
+    }
+}
+
+fn load(txn: &dyn ReadTxn, name: &str) -> Result<Option<Session>, Fault> {
+    match txn.get(Table::Clients, name.as_bytes())? {
+        Some(bytes) => Session::decode(&bytes).map(Some),
+        None => Ok(None),
+    }
+}
+
+fn save(txn: &mut dyn WriteTxn, name: &str, s: &Session) -> Result<(), Fault> {
+    txn.put(Table::Clients, name.as_bytes(), &s.encode())?;
+    Ok(())
+}
+
+fn message_key(name: &str, seq: u64) -> Vec<u8> {
+    key(&[name.as_bytes(), &seq.to_be_bytes()])
+}
+
+/// Queues an encoded message; false if the queue is full.
+fn enqueue(
+    txn: &mut dyn WriteTxn,
+    name: &str,
+    s: &mut Session,
+    message: &[u8],
+) -> Result<bool, Fault> {
+    if s.tail - s.head >= MAX_QUEUE {
+        return Ok(false);
+    }
+    txn.put(Table::Messages, &message_key(name, s.tail), message)?;
+    s.tail += 1;
+    save(txn, name, s)?;
+    Ok(true)
+}
+
+/// Ends a session: drops it and its messages, requeues its leases.
+fn end_session(txn: &mut dyn WriteTxn, name: &str) -> Result<(), Fault> {
+    txn.delete(Table::Clients, name.as_bytes())?;
+    txn.delete_prefix(Table::Messages, &prefix(name))?;
+    stack::requeue_leases(txn, None, Some(name))?;
+    Ok(())
+}
+
+fn all_sessions(txn: &dyn ReadTxn) -> Result<Vec<(String, Session)>, Fault> {
+    txn.scan(Table::Clients, &[], usize::MAX)?
+        .into_iter()
+        .map(|(k, v)| {
+            Ok((
+                String::from_utf8_lossy(&k).into_owned(),
+                Session::decode(&v)?,
+            ))
+        })
+        .collect()
+}
+
+/// The provider service.
+pub struct Provider {
+    store: Arc<dyn Store>,
+    limits: Limits,
+    session_timeout: Duration,
+    stacks: Arc<stack::Stacks>,
+}
+
+impl Provider {
+    /// A provider over `store` that ends sessions idle longer than `session_timeout`.
+    /// `stacks` is woken when ended sessions give leased items back.
+    pub fn new(
+        store: Arc<dyn Store>,
+        limits: Limits,
+        session_timeout: Duration,
+        stacks: Arc<stack::Stacks>,
+    ) -> Provider {
+        Provider {
+            store,
+            limits,
+            session_timeout,
+            stacks,
+        }
+    }
+
+    /// Logs a client in (again), keeping any queued messages of a live session.
+    pub async fn login(&self, ctx: &Context, name: String, info: Value) -> Result<bool, Fault> {
+        self.limits.check_name("client", &name)?;
+        self.limits.encode("info", &info)?;
+        let host = ctx.peer.map(|p| p.ip().to_string()).unwrap_or_default();
+        store::write(&*self.store, move |txn| {
+            let now = now_ms();
+            let session = match load(txn, &name)? {
+                Some(mut s) => {
+                    s.host = host;
+                    s.info = info;
+                    s.visit_ms = now;
+                    s
+                }
+                None => Session {
+                    host,
+                    login_ms: now,
+                    visit_ms: now,
+                    status: Value::Nil,
+                    info,
+                    head: 0,
+                    tail: 0,
+                },
+            };
+            save(txn, &name, &session)?;
+            Ok(true)
+        })
+        .await
+    }
+
+    /// Ends a client's session.
+    pub async fn logout(&self, name: String) -> Result<bool, Fault> {
+        store::write(&*self.store, move |txn| {
+            if load(txn, &name)?.is_none() {
+                return Err(not_found(&name));
+            }
+            end_session(txn, &name)?;
+            Ok(true)
+        })
+        .await?;
+        self.stacks.wake_all();
+        Ok(true)
+    }
+
+    /// Keeps the session alive, records `status` (when given) and returns the
+    /// next queued message, or nil.
+    pub async fn visit(&self, name: String, status: Option<Value>) -> Result<Value, Fault> {
+        if let Some(s) = &status {
+            self.limits.encode("status", s)?;
+        }
+        store::write(&*self.store, move |txn| {
+            let mut s = load(txn, &name)?.ok_or_else(|| not_found(&name))?;
+            s.visit_ms = now_ms();
+            if let Some(status) = status {
+                s.status = status;
+            }
+            let mut message = Value::Nil;
+            if s.head < s.tail {
+                let k = message_key(&name, s.head);
+                if let Some(bytes) = txn.get(Table::Messages, &k)? {
+                    message = decode(&bytes)?;
+                    txn.delete(Table::Messages, &k)?;
+                }
+                s.head += 1;
+            }
+            save(txn, &name, &s)?;
+            Ok(message)
+        })
+        .await
+    }
+
+    /// Queues a message for one client.
+    pub async fn send(&self, recipient: String, message: Value) -> Result<bool, Fault> {
+        let encoded = self.limits.encode("message", &message)?;
+        store::write(&*self.store, move |txn| {
+            let mut s = load(txn, &recipient)?.ok_or_else(|| not_found(&recipient))?;
+            if !enqueue(txn, &recipient, &mut s, &encoded)? {
+                return Err(Fault::named(
+                    "QueueFullError",
+                    format!("client {recipient:?} has {MAX_QUEUE} unread messages"),
+                ));
+            }
+            Ok(true)
+        })
+        .await
+    }
+
+    /// Queues a message for every logged-in client; returns how many got it.
+    pub async fn broadcast(&self, message: Value) -> Result<u64, Fault> {
+        let encoded = self.limits.encode("message", &message)?;
+        store::write(&*self.store, move |txn| {
+            let mut sent = 0;
+            for (name, mut s) in all_sessions(txn)? {
+                if enqueue(txn, &name, &mut s, &encoded)? {
+                    sent += 1;
+                }
+            }
+            Ok(sent)
+        })
+        .await
+    }
+
+    /// Ends every session idle longer than the session timeout; returns how many.
+    pub async fn clean_up(&self) -> Result<u64, Fault> {
+        let timeout_ms = self.session_timeout.as_millis() as i64;
+        let ended = store::write(&*self.store, move |txn| {
+            let cutoff = now_ms() - timeout_ms;
+            let mut ended = 0;
+            for (name, s) in all_sessions(txn)? {
+                if s.visit_ms < cutoff {
+                    end_session(txn, &name)?;
+                    ended += 1;
+                }
+            }
+            Ok(ended)
+        })
+        .await?;
+        if ended > 0 {
+            tracing::info!(ended, "idle client sessions ended");
+            self.stacks.wake_all();
+        }
+        Ok(ended)
+    }
+
+    /// Names of all logged-in clients, sorted.
+    pub fn names(&self) -> Result<Vec<String>, Fault> {
+        store::read(&*self.store, |txn| {
+            Ok(all_sessions(txn)?.into_iter().map(|(n, _)| n).collect())
+        })
+    }
+
+    /// Every client's details, keyed by name.
+    pub fn all(&self) -> Result<Map, Fault> {
+        store::read(&*self.store, |txn| {
+            Ok(all_sessions(txn)?
+                .into_iter()
+                .map(|(n, s)| {
+                    let public = s.public(&n);
+                    (n, public)
+                })
+                .collect())
+        })
+    }
+
+    /// One client's details.
+    pub fn get(&self, name: &str) -> Result<Value, Fault> {
+        store::read(&*self.store, |txn| {
+            load(txn, name)?
+                .map(|s| s.public(name))
+                .ok_or_else(|| not_found(name))
+        })
+    }
+
+    /// Whether the client is logged in.
+    pub fn has(&self, name: &str) -> Result<bool, Fault> {
+        store::read(&*self.store, |txn| Ok(load(txn, name)?.is_some()))
+    }
+}
+
+/// Registers the `provider.*` methods.
+pub fn register(t: &mut MethodTable, svc: &Arc<Provider>) {
+    method!(t, svc => s, "provider.login",
+        "Log a client in (again) with optional info; its host is recorded. Returns true.",
+        |ctx: Context, name: String, info: Option<Value>| s.login(&ctx, name, info.unwrap_or_default()).await)
+    .params(&["name", "info"]);
+    method!(t, svc => s, "provider.logout",
+        "End a client's session: its queued messages are dropped and its leased stack items go back.",
+        |name: String| s.logout(name).await)
+    .params(&["name"]);
+    method!(t, svc => s, "provider.visit",
+        "Keep a session alive and record a status; returns the next queued message, or nil.",
+        |name: String, status: Option<Value>| s.visit(name, status).await)
+    .params(&["name", "status"]);
+    method!(t, svc => s, "provider.sendMessage", "Queue a message for a logged-in client; returns true.",
+        |recipient: String, message: Value| s.send(recipient, message).await)
+    .params(&["recipient", "message"]);
+    method!(t, svc => s, "provider.broadcast", "Queue a message for every logged-in client; returns how many.",
+        |message: Value| s.broadcast(message).await)
+    .params(&["message"]);
+    method!(t, svc => s, "provider.getAllClientNames", "Names of all logged-in clients, sorted.",
+        | | s.names());
+    method!(t, svc => s, "provider.getAllClients",
+        "Every client's details (name, host, loginTime, lastVisit, status, info, pendingMessages) by name.",
+        | | s.all());
+    method!(t, svc => s, "provider.getClient", "One client's details.",
+        |name: String| s.get(&name))
+    .params(&["name"]);
+    method!(t, svc => s, "provider.hasClient", "Whether the client is logged in.",
+        |name: String| s.has(&name))
+    .params(&["name"]);
+    method!(t, svc => s, "provider.cleanUp",
+        "End every session idle longer than the session timeout; returns how many ended.",
+        | | s.clean_up().await);
+}

@@ -1,0 +1,176 @@
+//! `rpcs master`: run the master (stacks, storages, provider).
+
+use anyhow::Context as _;
+use clap::{Args, ValueEnum};
+use rpcs_core::Dispatcher;
+use rpcs_master::{Backend, Durability, Limits, Master, MasterConfig};
+use rpcs_net::{Listener, Server, ServerConfig};
+use serde::Deserialize;
+use std::path::PathBuf;
+use std::time::Duration;
+use tracing::info;
+
+/// Where state is kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendKind {
+    /// A crash-safe database under --data-dir (the default).
+    Embedded,
+    /// Memory only; everything is lost when the master stops.
+    Memory,
+}
+
+/// What an acknowledged write survives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DurabilityKind {
+    /// On disk before the answer: survives kill -9 and power loss (the default).
+    Strict,
+    /// Flushed at least every second: a crash loses at most the last second.
+    Relaxed,
+}
+
+/// Arguments of `rpcs master`; each overrides the same key of the config file.
+#[derive(Args, Debug, Default)]
+pub struct MasterArgs {
+    /// A TOML file with any of: listen, data_dir, backend, durability,
+    /// session_timeout, max_item_bytes, max_connections.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Address to serve XML-RPC on (repeat for several) [default: 127.0.0.1:8000].
+    #[arg(long, value_name = "ADDR")]
+    listen: Vec<String>,
+    /// Directory of the embedded store [default: ./rpcs-data].
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// Where state is kept [default: embedded].
+    #[arg(long, value_enum)]
+    backend: Option<BackendKind>,
+    /// What an acknowledged write survives [default: strict].
+    #[arg(long, value_enum)]
+    durability: Option<DurabilityKind>,
+    /// Seconds a client may go without visiting before clean-up ends its session [default: 600].
+    #[arg(long, value_name = "SECS")]
+    session_timeout: Option<f64>,
+    /// Largest stack item, parameter value or message, in bytes [default: 1048576].
+    #[arg(long, value_name = "BYTES")]
+    max_item_bytes: Option<usize>,
+    /// Connections served at once [default: 1024].
+    #[arg(long, value_name = "N")]
+    max_connections: Option<usize>,
+}
+
+/// The config file's keys.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<Vec<String>>,
+    data_dir: Option<PathBuf>,
+    backend: Option<BackendKind>,
+    durability: Option<DurabilityKind>,
+    session_timeout: Option<f64>,
+    max_item_bytes: Option<usize>,
+    max_connections: Option<usize>,
+}
+
+/// The settings in force after merging flags over the file over defaults.
+#[derive(Debug)]
+pub struct Settings {
+    pub listen: Vec<String>,
+    pub backend: Backend,
+    pub config: MasterConfig,
+    pub max_connections: usize,
+}
+
+impl MasterArgs {
+    pub fn settings(self) -> anyhow::Result<Settings> {
+        let file = match &self.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("reading {}", path.display()))?;
+                toml::from_str::<FileConfig>(&text)
+                    .with_context(|| format!("parsing {}", path.display()))?
+            }
+            None => FileConfig::default(),
+        };
+        let listen = if self.listen.is_empty() {
+            file.listen.unwrap_or_else(|| vec!["127.0.0.1:8000".into()])
+        } else {
+            self.listen
+        };
+        let data_dir = self
+            .data_dir
+            .or(file.data_dir)
+            .unwrap_or_else(|| PathBuf::from("rpcs-data"));
+        let durability = match self.durability.or(file.durability) {
+            Some(DurabilityKind::Relaxed) => Durability::Relaxed,
+            _ => Durability::Strict,
+        };
+        let backend = match self
+            .backend
+            .or(file.backend)
+            .unwrap_or(BackendKind::Embedded)
+        {
+            BackendKind::Memory => Backend::Memory,
+            BackendKind::Embedded => Backend::Embedded {
+                dir: data_dir,
+                durability,
+            },
+        };
+        let timeout = self
+            .session_timeout
+            .or(file.session_timeout)
+            .unwrap_or(600.0);
+        let session_timeout = Duration::try_from_secs_f64(timeout)
+            .ok()
+            .filter(|d| !d.is_zero())
+            .context("session_timeout must be a positive number of seconds")?;
+        let mut limits = Limits::default();
+        if let Some(n) = self.max_item_bytes.or(file.max_item_bytes) {
+            limits.max_item_bytes = n;
+        }
+        Ok(Settings {
+            listen,
+            backend,
+            config: MasterConfig {
+                session_timeout,
+                limits,
+            },
+            max_connections: self
+                .max_connections
+                .or(file.max_connections)
+                .unwrap_or(1024),
+        })
+    }
+}
+
+pub async fn master(args: MasterArgs) -> anyhow::Result<()> {
+    let settings = args.settings()?;
+    let store = settings.backend.open().context("opening the store")?;
+    let master = Master::new(store.clone(), settings.config.clone());
+    let server_config = ServerConfig {
+        max_connections: settings.max_connections,
+        // A request carries at most a batch of items, each within the item limit.
+        max_request_bytes: (settings.config.limits.max_item_bytes * 4).max(16 << 20),
+        max_decompressed_bytes: (settings.config.limits.max_item_bytes * 4).max(16 << 20),
+        ..ServerConfig::default()
+    };
+    let server = Server::new(Dispatcher::new(master.table()), server_config);
+    let mut listeners = Vec::new();
+    for addr in &settings.listen {
+        let l = Listener::http(addr)
+            .await
+            .with_context(|| format!("listening on {addr}"))?;
+        println!("listening on http://{}/", l.local_addr()?);
+        listeners.push(l);
+    }
+    info!(backend = ?settings.backend, session_timeout = ?settings.config.session_timeout, "master running");
+    let maintenance = master.spawn_maintenance();
+    server
+        .run(listeners, rpcs_net::server::shutdown_signal())
+        .await?;
+    maintenance.abort();
+    store.sync().context("flushing the store")?;
+    info!("master stopped");
+    Ok(())
+}
