@@ -125,7 +125,7 @@ impl Storages {
         store::read(&*self.store, |txn| {
             require(txn, name)?;
             let entries = txn.scan(Table::Params, &prefix(name), usize::MAX)?;
-            let skip = prefix(name).len() + 4;
+            let skip = prefix(name).len();
             entries
                 .into_iter()
                 .map(|(k, v)| {

@@ -192,19 +192,23 @@ where
         .unwrap_or_else(|_| Err(Fault::from(StoreError::Closed)))
 }
 
-/// Builds keys: each part is length-prefixed, so no name can run into the next part.
+/// Builds keys: every part but the last is length-prefixed, so no name can run
+/// into the next part, and keys sharing a prefix sort by their last part's bytes.
 pub fn key(parts: &[&[u8]]) -> Vec<u8> {
     let mut out = Vec::with_capacity(parts.iter().map(|p| p.len() + 4).sum());
-    for part in parts {
-        out.extend_from_slice(&(part.len() as u32).to_be_bytes());
-        out.extend_from_slice(part);
+    if let Some((last, init)) = parts.split_last() {
+        for part in init {
+            out.extend_from_slice(&(part.len() as u32).to_be_bytes());
+            out.extend_from_slice(part);
+        }
+        out.extend_from_slice(last);
     }
     out
 }
 
 /// The prefix shared by every key whose first part is `name`.
 pub fn prefix(name: &str) -> Vec<u8> {
-    key(&[name.as_bytes()])
+    key(&[name.as_bytes(), b""])
 }
 
 /// The first part of a key built by [`key`], as a string.
