@@ -19,8 +19,13 @@ for line in sys.stdin:
 print("| target | connections | calls/s (median of %d) | p50 µs | p90 µs | p99 µs | p99.9 µs |"
       % max(len(v) for v in runs.values()))
 print("|---|---:|---:|---:|---:|---:|---:|")
+faulty = []
 for key in order:
     rs = sorted(runs[key], key=lambda r: r["calls_per_sec"])
     m = rs[len(rs) // 2]
     print(f"| {key[0]} | {key[1]} | {m['calls_per_sec']:,.0f} | {m['p50_us']} | {m['p90_us']} "
           f"| {m['p99_us']} | {m['p999_us']} |")
+    if m.get("faults"):
+        faulty.append(f"{key[0]} at {key[1]} connections: {m['faults']} of {m['calls']} calls faulted")
+for line in faulty:
+    print(f"\nWARNING: {line}")

@@ -57,7 +57,8 @@ class MasterProcess:
     """One ``rpcs master`` on 127.0.0.1:0; ``url`` once started; ``stop()`` sends SIGTERM."""
 
     def __init__(self, bin_dir, data_dir, *extra):
-        self.log_path = Path(data_dir).parent / f"{Path(data_dir).name}-master-{time.monotonic_ns()}.log"
+        data_dir = Path(data_dir)
+        self.log_path = data_dir.with_name(f"{data_dir.name}-{time.monotonic_ns()}.log")
         with open(self.log_path, "wb") as log:
             self.proc = subprocess.Popen(
                 [str(bin_dir / "rpcs"), "master", "--listen", "127.0.0.1:0",
@@ -84,9 +85,12 @@ class MasterProcess:
         self.proc.stdout.close()
 
     def stop(self):
-        """SIGTERM; asserts a clean exit (status 0) and that nothing more went to stdout."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
+        """Checks the master still answers, sends SIGTERM, and asserts a clean exit (status 0)
+        with nothing more on stdout than the one line."""
+        assert self.proc.poll() is None, f"master died; stderr: {self.stderr()}"
+        with xmlrpc.client.ServerProxy(self.url) as p:
+            assert p.ping() is True
+        self.proc.send_signal(signal.SIGTERM)
         try:
             code = self.proc.wait(timeout=STOP_TIMEOUT)
         except subprocess.TimeoutExpired:
@@ -181,7 +185,7 @@ def test_underscore_names(master):
 # --- fault mapping ----------------------------------------------------------------------------
 
 
-def test_fault_names_map_to_exception_classes(master, bin_dir, tmp_path):
+def test_fault_names_map_to_exception_classes(master):
     m = Master(master)
     assert m.ping() is True
     with pytest.raises(StackNotFoundError) as e:
@@ -496,6 +500,20 @@ def test_memory_backend_forgets(bin_dir, tmp_path):
         assert Master(url).stack.push("in", 1) == 1
     with running_master(bin_dir, tmp_path / "data", "--backend", "memory") as url:
         assert Master(url).stack.hasStack("in") is False
+
+
+def test_signal_right_after_startup_stops_cleanly(bin_dir, tmp_path):
+    """Once the URL is printed, SIGTERM/SIGINT must mean a clean stop (exit 0), not death by
+    signal: supervisors and scripts may send it as soon as they have read the line."""
+    for attempt in range(10):  # the race this guards against is not lost every time
+        sig = (signal.SIGTERM, signal.SIGINT)[attempt % 2]
+        m = MasterProcess(bin_dir, tmp_path / f"data{attempt}")
+        m.proc.send_signal(sig)
+        try:
+            code = m.proc.wait(timeout=STOP_TIMEOUT)
+        finally:
+            m.kill()
+        assert code == 0, f"attempt {attempt}, {sig.name}: exit {code}; stderr: {m.stderr()}"
 
 
 # --- the CLI ----------------------------------------------------------------------------------

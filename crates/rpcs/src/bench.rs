@@ -47,6 +47,8 @@ pub struct BenchArgs {
 struct Round {
     connections: usize,
     calls: usize,
+    /// Calls answered with a fault (counted in `calls` too).
+    faults: usize,
     elapsed: Duration,
     /// Sorted call latencies in microseconds.
     latencies: Vec<u32>,
@@ -102,10 +104,13 @@ fn report(label: &str, r: &Round, as_json: bool) {
             "seconds": r.elapsed.as_secs_f64(), "calls_per_sec": r.rate(),
             "p50_us": r.percentile(50.0), "p90_us": r.percentile(90.0),
             "p99_us": r.percentile(99.0), "p999_us": r.percentile(99.9),
-            "max_us": r.latencies.last().copied().unwrap_or(0),
+            "max_us": r.latencies.last().copied().unwrap_or(0), "faults": r.faults,
         });
         println!("{line}");
         return;
+    }
+    if r.faults > 0 {
+        eprintln!("{label}: {} of {} calls answered with a fault", r.faults, r.calls);
     }
     println!(
         "{:<28} {:>5} {:>10} {:>10.0} {:>8} {:>8} {:>8} {:>8} {:>8}",
@@ -137,32 +142,38 @@ async fn run_round(
         tasks.spawn(async move { drive(&addr, &request, start, end).await });
     }
     let mut latencies = Vec::new();
+    let mut faults = 0;
     while let Some(done) = tasks.join_next().await {
-        latencies.extend(done??);
+        let (lat, f) = done??;
+        latencies.extend(lat);
+        faults += f;
     }
     latencies.sort_unstable();
     Ok(Round {
         connections,
+        faults,
         calls: latencies.len(),
         elapsed: measure,
         latencies,
     })
 }
 
-/// One connection's loop: returns the latencies of calls that started inside the window.
+/// One connection's loop: returns the latencies of calls that started inside
+/// the window, and how many of those were answered with a fault.
 async fn drive(
     addr: &str,
     request: &[u8],
     start: Instant,
     end: Instant,
-) -> anyhow::Result<Vec<u32>> {
+) -> anyhow::Result<(Vec<u32>, usize)> {
     let mut conn: Option<TcpStream> = None;
     let mut buf = Vec::with_capacity(16 * 1024);
     let mut latencies = Vec::with_capacity(1 << 16);
+    let mut faults = 0;
     loop {
         let began = Instant::now();
         if began >= end {
-            return Ok(latencies);
+            return Ok((latencies, faults));
         }
         let stream = match conn.as_mut() {
             Some(s) => s,
@@ -175,9 +186,12 @@ async fn drive(
             }
         };
         stream.write_all(request).await?;
-        let keep = read_response(stream, &mut buf).await?;
+        let (keep, body_at) = read_response(stream, &mut buf).await?;
         if began >= start {
             latencies.push(began.elapsed().as_micros().min(u32::MAX as u128) as u32);
+            if find(&buf[body_at..], b"<fault>").is_some() {
+                faults += 1;
+            }
         }
         if !keep {
             conn = None;
@@ -185,8 +199,9 @@ async fn drive(
     }
 }
 
-/// Reads one HTTP response; returns whether the connection stays open.
-async fn read_response(stream: &mut TcpStream, buf: &mut Vec<u8>) -> anyhow::Result<bool> {
+/// Reads one HTTP response into `buf`; returns whether the connection stays
+/// open and where the body starts.
+async fn read_response(stream: &mut TcpStream, buf: &mut Vec<u8>) -> anyhow::Result<(bool, usize)> {
     buf.clear();
     let header_end = loop {
         if let Some(i) = find(buf, b"\r\n\r\n") {
@@ -227,7 +242,7 @@ async fn read_response(stream: &mut TcpStream, buf: &mut Vec<u8>) -> anyhow::Res
         // No length: the body runs to the end of the connection.
         None => while read_more(stream, buf).await? != 0 {},
     }
-    Ok(keep && length.is_some())
+    Ok((keep && length.is_some(), header_end))
 }
 
 async fn read_more(stream: &mut TcpStream, buf: &mut Vec<u8>) -> std::io::Result<usize> {
@@ -289,6 +304,7 @@ mod tests {
         let r = Round {
             connections: 1,
             calls: 100,
+            faults: 0,
             elapsed: Duration::from_secs(1),
             latencies: (1..=100).collect(),
         };
