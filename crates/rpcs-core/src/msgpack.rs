@@ -557,7 +557,7 @@ mod tests {
             decode(&[0xdf, 0xff, 0xff, 0xff, 0xff], 64),
             Err(DecodeError::Truncated)
         );
-        let deep: Vec<u8> = std::iter::repeat(0x91).take(100).chain([0xc0]).collect();
+        let deep: Vec<u8> = std::iter::repeat_n(0x91, 100).chain([0xc0]).collect();
         assert_eq!(decode(&deep, 64), Err(DecodeError::TooDeep(64)));
         assert!(decode(&deep, 128).is_ok());
     }

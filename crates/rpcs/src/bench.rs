@@ -110,7 +110,10 @@ fn report(label: &str, r: &Round, as_json: bool) {
         return;
     }
     if r.faults > 0 {
-        eprintln!("{label}: {} of {} calls answered with a fault", r.faults, r.calls);
+        eprintln!(
+            "{label}: {} of {} calls answered with a fault",
+            r.faults, r.calls
+        );
     }
     println!(
         "{:<28} {:>5} {:>10} {:>10.0} {:>8} {:>8} {:>8} {:>8} {:>8}",

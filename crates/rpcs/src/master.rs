@@ -146,6 +146,7 @@ impl MasterArgs {
 
 pub async fn master(args: MasterArgs) -> anyhow::Result<()> {
     let settings = args.settings()?;
+    let shutdown = rpcs_net::server::shutdown_signal().context("installing signal handlers")?;
     let store = settings.backend.open().context("opening the store")?;
     let master = Master::new(store.clone(), settings.config.clone());
     let server_config = ServerConfig {
@@ -166,9 +167,7 @@ pub async fn master(args: MasterArgs) -> anyhow::Result<()> {
     }
     info!(backend = ?settings.backend, session_timeout = ?settings.config.session_timeout, "master running");
     let maintenance = master.spawn_maintenance();
-    server
-        .run(listeners, rpcs_net::server::shutdown_signal())
-        .await?;
+    server.run(listeners, shutdown).await?;
     maintenance.abort();
     store.sync().context("flushing the store")?;
     info!("master stopped");

@@ -6,7 +6,9 @@ use rpcs_core::Value;
 use rpcs_net::{BlockingClient, ClientError};
 
 fn main() -> anyhow::Result<()> {
-    let url = std::env::args().nth(1).unwrap_or_else(|| "http://localhost:8000".into());
+    let url = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "http://localhost:8000".into());
     let master = BlockingClient::new(&url)?;
     master.call("stack.create", ("in",))?;
     loop {

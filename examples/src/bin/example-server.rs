@@ -25,6 +25,7 @@ async fn main() -> anyhow::Result<()> {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let args = Args::parse();
+    let shutdown = rpcs_net::server::shutdown_signal()?;
     let mut listeners = Vec::new();
     for addr in &args.listen {
         let l = Listener::http(addr).await?;
@@ -36,8 +37,6 @@ async fn main() -> anyhow::Result<()> {
         Dispatcher::new(rpcs_examples::seed::table()),
         ServerConfig::default(),
     );
-    server
-        .run(listeners, rpcs_net::server::shutdown_signal())
-        .await?;
+    server.run(listeners, shutdown).await?;
     Ok(())
 }

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use tracing::{error, info};
 
 type Def = TableDefinition<'static, &'static [u8], &'static [u8]>;
+type RawTable<'t> = redb::Table<'t, &'static [u8], &'static [u8]>;
 
 const DEFS: [Def; 7] = [
     TableDefinition::new("stacks"),
@@ -143,7 +144,7 @@ fn collect_prefix(
 
 /// The open tables of one write transaction.
 struct Write<'t> {
-    tables: Vec<redb::Table<'t, &'static [u8], &'static [u8]>>,
+    tables: Vec<RawTable<'t>>,
 }
 
 impl ReadTxn for Write<'_> {
@@ -311,9 +312,7 @@ impl Writer {
     }
 }
 
-fn open_all(
-    txn: &redb::WriteTransaction,
-) -> Result<Vec<redb::Table<'_, &'static [u8], &'static [u8]>>, StoreError> {
+fn open_all(txn: &redb::WriteTransaction) -> Result<Vec<RawTable<'_>>, StoreError> {
     Table::ALL
         .iter()
         .map(|t| txn.open_table(def(*t)).map_err(db_err))

@@ -56,7 +56,12 @@ pub fn config() -> MasterConfig {
     }
 }
 
-pub fn env_with(name: &'static str, backend: Backend, dir: Option<TempDir>, config: MasterConfig) -> Env {
+pub fn env_with(
+    name: &'static str,
+    backend: Backend,
+    dir: Option<TempDir>,
+    config: MasterConfig,
+) -> Env {
     let store: Arc<dyn Store> = backend.open().expect("store opens");
     let master = Master::new(store, config);
     let dispatcher = Dispatcher::new(master.table());
@@ -100,5 +105,10 @@ pub fn i(n: i64) -> Value {
 }
 
 pub fn map(pairs: &[(&str, Value)]) -> Value {
-    Value::Struct(pairs.iter().map(|(k, v)| (k.to_string(), v.clone())).collect::<Map>())
+    Value::Struct(
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect::<Map>(),
+    )
 }

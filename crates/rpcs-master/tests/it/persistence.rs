@@ -12,21 +12,37 @@ async fn state_survives_a_restart() {
         };
         let lease_id = {
             let e = env_with("first", backend.clone(), None, config());
-            e.ok("stack.pushMany", vec![s("in"), Value::Array((0..100).map(i).collect())]).await;
-            e.ok("storage.setParameter", vec![s("cfg"), s("k"), Value::Bytes(vec![1, 2, 3])]).await;
+            e.ok(
+                "stack.pushMany",
+                vec![s("in"), Value::Array((0..100).map(i).collect())],
+            )
+            .await;
+            e.ok(
+                "storage.setParameter",
+                vec![s("cfg"), s("k"), Value::Bytes(vec![1, 2, 3])],
+            )
+            .await;
             e.ok("provider.login", vec![s("w")]).await;
             e.ok("provider.sendMessage", vec![s("w"), s("hello")]).await;
-            let taken = e.ok("stack.take", vec![s("in"), Value::Double(600.0)]).await;
+            let taken = e
+                .ok("stack.take", vec![s("in"), Value::Double(600.0)])
+                .await;
             e.master.store().sync().unwrap();
             taken.as_struct().unwrap()["id"].clone()
         };
         let e = env_with("second", backend, None, config());
         assert_eq!(e.ok("stack.getSize", vec![s("in")]).await, i(99));
         assert_eq!(e.ok("stack.pop", vec![s("in")]).await, i(98));
-        assert_eq!(e.ok("storage.getParameter", vec![s("cfg"), s("k")]).await, Value::Bytes(vec![1, 2, 3]));
+        assert_eq!(
+            e.ok("storage.getParameter", vec![s("cfg"), s("k")]).await,
+            Value::Bytes(vec![1, 2, 3])
+        );
         assert_eq!(e.ok("provider.visit", vec![s("w")]).await, s("hello"));
         // The lease survived too: releasing it puts item 99 back on top.
-        assert_eq!(e.ok("stack.release", vec![s("in"), lease_id]).await, Value::Bool(true));
+        assert_eq!(
+            e.ok("stack.release", vec![s("in"), lease_id]).await,
+            Value::Bool(true)
+        );
         assert_eq!(e.ok("stack.pop", vec![s("in")]).await, i(99));
     }
 }

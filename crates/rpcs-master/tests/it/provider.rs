@@ -5,14 +5,38 @@ use std::time::Duration;
 #[tokio::test]
 async fn sessions_and_messages() {
     for e in all_backends() {
-        assert_eq!(e.ok("provider.login", vec![s("w1"), map(&[("pid", i(42))])]).await, Value::Bool(true));
+        assert_eq!(
+            e.ok("provider.login", vec![s("w1"), map(&[("pid", i(42))])])
+                .await,
+            Value::Bool(true)
+        );
         e.ok("provider.login", vec![s("w2")]).await;
-        assert_eq!(e.ok("provider.hasClient", vec![s("w1")]).await, Value::Bool(true));
-        assert_eq!(e.ok("provider.hasClient", vec![s("zz")]).await, Value::Bool(false));
-        assert_eq!(e.ok("provider.getAllClientNames", vec![]).await, Value::Array(vec![s("w1"), s("w2")]));
-        assert_eq!(e.ok("provider.visit", vec![s("w1"), s("idle")]).await, Value::Nil);
-        assert_eq!(e.ok("provider.sendMessage", vec![s("w1"), s("first")]).await, Value::Bool(true));
-        e.ok("provider.sendMessage", vec![s("w1"), map(&[("cmd", s("stop"))])]).await;
+        assert_eq!(
+            e.ok("provider.hasClient", vec![s("w1")]).await,
+            Value::Bool(true)
+        );
+        assert_eq!(
+            e.ok("provider.hasClient", vec![s("zz")]).await,
+            Value::Bool(false)
+        );
+        assert_eq!(
+            e.ok("provider.getAllClientNames", vec![]).await,
+            Value::Array(vec![s("w1"), s("w2")])
+        );
+        assert_eq!(
+            e.ok("provider.visit", vec![s("w1"), s("idle")]).await,
+            Value::Nil
+        );
+        assert_eq!(
+            e.ok("provider.sendMessage", vec![s("w1"), s("first")])
+                .await,
+            Value::Bool(true)
+        );
+        e.ok(
+            "provider.sendMessage",
+            vec![s("w1"), map(&[("cmd", s("stop"))])],
+        )
+        .await;
         let client = e.ok("provider.getClient", vec![s("w1")]).await;
         let c = client.as_struct().unwrap();
         assert_eq!(c["host"], s("127.0.0.1"));
@@ -21,14 +45,26 @@ async fn sessions_and_messages() {
         assert_eq!(c["pendingMessages"], i(2));
         assert!(matches!(c["loginTime"], Value::DateTime(_)));
         assert!(matches!(c["lastVisit"], Value::DateTime(_)));
-        assert_eq!(e.ok("provider.visit", vec![s("w1"), s("busy")]).await, s("first"));
-        assert_eq!(e.ok("provider.visit", vec![s("w1")]).await, map(&[("cmd", s("stop"))]));
+        assert_eq!(
+            e.ok("provider.visit", vec![s("w1"), s("busy")]).await,
+            s("first")
+        );
+        assert_eq!(
+            e.ok("provider.visit", vec![s("w1")]).await,
+            map(&[("cmd", s("stop"))])
+        );
         assert_eq!(e.ok("provider.visit", vec![s("w1")]).await, Value::Nil);
         let all = e.ok("provider.getAllClients", vec![]).await;
-        assert_eq!(all.as_struct().unwrap()["w1"].as_struct().unwrap()["status"], s("busy"));
+        assert_eq!(
+            all.as_struct().unwrap()["w1"].as_struct().unwrap()["status"],
+            s("busy")
+        );
         assert_eq!(e.ok("provider.broadcast", vec![s("all")]).await, i(2));
         assert_eq!(e.ok("provider.visit", vec![s("w2")]).await, s("all"));
-        assert_eq!(e.ok("provider.logout", vec![s("w1")]).await, Value::Bool(true));
+        assert_eq!(
+            e.ok("provider.logout", vec![s("w1")]).await,
+            Value::Bool(true)
+        );
         for (method, params) in [
             ("provider.logout", vec![s("w1")]),
             ("provider.visit", vec![s("w1")]),
@@ -40,7 +76,10 @@ async fn sessions_and_messages() {
         // Logging in again starts a fresh session without old messages.
         e.ok("provider.login", vec![s("w1")]).await;
         assert_eq!(e.ok("provider.visit", vec![s("w1")]).await, Value::Nil);
-        assert_eq!(e.ok("provider_hasClient", vec![s("w1")]).await, Value::Bool(true));
+        assert_eq!(
+            e.ok("provider_hasClient", vec![s("w1")]).await,
+            Value::Bool(true)
+        );
     }
 }
 
@@ -50,14 +89,31 @@ async fn clean_up_ends_idle_sessions_and_requeues_their_leases() {
     cfg.session_timeout = Duration::from_millis(300);
     for e in all_backends_with(cfg) {
         e.ok("provider.login", vec![s("old")]).await;
-        e.ok("stack.pushMany", vec![s("jobs"), Value::Array(vec![i(1), i(2)])]).await;
-        let taken = e.ok("stack.take", vec![s("jobs"), Value::Double(600.0), Value::Double(0.0), s("old")]).await;
+        e.ok(
+            "stack.pushMany",
+            vec![s("jobs"), Value::Array(vec![i(1), i(2)])],
+        )
+        .await;
+        let taken = e
+            .ok(
+                "stack.take",
+                vec![
+                    s("jobs"),
+                    Value::Double(600.0),
+                    Value::Double(0.0),
+                    s("old"),
+                ],
+            )
+            .await;
         assert_eq!(taken.as_struct().unwrap()["item"], i(2));
         assert_eq!(e.ok("provider.cleanUp", vec![]).await, i(0));
         tokio::time::sleep(Duration::from_millis(400)).await;
         e.ok("provider.login", vec![s("fresh")]).await;
         assert_eq!(e.ok("provider.cleanUp", vec![]).await, i(1), "[{}]", e.name);
-        assert_eq!(e.ok("provider.getAllClientNames", vec![]).await, Value::Array(vec![s("fresh")]));
+        assert_eq!(
+            e.ok("provider.getAllClientNames", vec![]).await,
+            Value::Array(vec![s("fresh")])
+        );
         // The ended session's leased item is back on top.
         assert_eq!(e.ok("stack.getSize", vec![s("jobs")]).await, i(2));
         assert_eq!(e.ok("stack.pop", vec![s("jobs")]).await, i(2));
@@ -69,7 +125,11 @@ async fn logout_requeues_leases_and_wakes_waiters() {
     for e in all_backends() {
         e.ok("provider.login", vec![s("w")]).await;
         e.ok("stack.push", vec![s("q"), s("job")]).await;
-        e.ok("stack.take", vec![s("q"), Value::Double(600.0), Value::Double(0.0), s("w")]).await;
+        e.ok(
+            "stack.take",
+            vec![s("q"), Value::Double(600.0), Value::Double(0.0), s("w")],
+        )
+        .await;
         let stacks = e.master.stacks().clone();
         let waiter = tokio::spawn(async move { stacks.pop_wait("q".into(), 30.0).await });
         tokio::time::sleep(Duration::from_millis(50)).await;

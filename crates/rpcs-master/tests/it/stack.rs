@@ -6,12 +6,22 @@ use std::time::Duration;
 async fn push_pop_and_friends() {
     for e in all_backends() {
         assert_eq!(e.ok("stack.create", vec![s("in")]).await, Value::Bool(true));
-        assert_eq!(e.ok("stack.create", vec![s("in")]).await, Value::Bool(false));
-        assert_eq!(e.ok("stack.isEmpty", vec![s("in")]).await, Value::Bool(true));
+        assert_eq!(
+            e.ok("stack.create", vec![s("in")]).await,
+            Value::Bool(false)
+        );
+        assert_eq!(
+            e.ok("stack.isEmpty", vec![s("in")]).await,
+            Value::Bool(true)
+        );
         for n in 0..10 {
             assert_eq!(e.ok("stack.push", vec![s("in"), i(n)]).await, i(n + 1));
         }
-        let rich = map(&[("url", s("http://x/")), ("depth", i(2)), ("raw", Value::Bytes(vec![0, 1]))]);
+        let rich = map(&[
+            ("url", s("http://x/")),
+            ("depth", i(2)),
+            ("raw", Value::Bytes(vec![0, 1])),
+        ]);
         assert_eq!(e.ok("stack.push", vec![s("in"), rich.clone()]).await, i(11));
         assert_eq!(e.ok("stack.getSize", vec![s("in")]).await, i(11));
         assert_eq!(e.ok("stack.pop", vec![s("in")]).await, rich);
@@ -19,8 +29,14 @@ async fn push_pop_and_friends() {
             assert_eq!(e.ok("stack.pop", vec![s("in")]).await, i(n), "[{}]", e.name);
         }
         e.fault("stack.pop", vec![s("in")], "StackIndexError").await;
-        assert_eq!(e.ok("stack.hasStack", vec![s("in")]).await, Value::Bool(true));
-        assert_eq!(e.ok("stack.hasStack", vec![s("out")]).await, Value::Bool(false));
+        assert_eq!(
+            e.ok("stack.hasStack", vec![s("in")]).await,
+            Value::Bool(true)
+        );
+        assert_eq!(
+            e.ok("stack.hasStack", vec![s("out")]).await,
+            Value::Bool(false)
+        );
     }
 }
 
@@ -28,10 +44,22 @@ async fn push_pop_and_friends() {
 async fn push_creates_and_unknown_stacks_fault() {
     for e in all_backends() {
         assert_eq!(e.ok("stack.push", vec![s("fresh"), i(1)]).await, i(1));
-        for method in ["stack.pop", "stack.getSize", "stack.isEmpty", "stack.truncate", "stack.remove"] {
-            e.fault(method, vec![s("missing")], "StackNotFoundError").await;
+        for method in [
+            "stack.pop",
+            "stack.getSize",
+            "stack.isEmpty",
+            "stack.truncate",
+            "stack.remove",
+        ] {
+            e.fault(method, vec![s("missing")], "StackNotFoundError")
+                .await;
         }
-        e.fault("stack.popMany", vec![s("missing"), i(2)], "StackNotFoundError").await;
+        e.fault(
+            "stack.popMany",
+            vec![s("missing"), i(2)],
+            "StackNotFoundError",
+        )
+        .await;
     }
 }
 
@@ -39,20 +67,40 @@ async fn push_creates_and_unknown_stacks_fault() {
 async fn batches_truncate_remove_and_names() {
     for e in all_backends() {
         let items: Vec<Value> = (1..=5).map(i).collect();
-        assert_eq!(e.ok("stack.pushMany", vec![s("b"), Value::Array(items)]).await, i(5));
+        assert_eq!(
+            e.ok("stack.pushMany", vec![s("b"), Value::Array(items)])
+                .await,
+            i(5)
+        );
         assert_eq!(
             e.ok("stack.popMany", vec![s("b"), i(3)]).await,
             Value::Array(vec![i(5), i(4), i(3)])
         );
-        assert_eq!(e.ok("stack.popMany", vec![s("b"), i(10)]).await, Value::Array(vec![i(2), i(1)]));
-        assert_eq!(e.ok("stack.popMany", vec![s("b"), i(10)]).await, Value::Array(vec![]));
-        e.ok("stack.pushMany", vec![s("b"), Value::Array(vec![i(1), i(2)])]).await;
+        assert_eq!(
+            e.ok("stack.popMany", vec![s("b"), i(10)]).await,
+            Value::Array(vec![i(2), i(1)])
+        );
+        assert_eq!(
+            e.ok("stack.popMany", vec![s("b"), i(10)]).await,
+            Value::Array(vec![])
+        );
+        e.ok(
+            "stack.pushMany",
+            vec![s("b"), Value::Array(vec![i(1), i(2)])],
+        )
+        .await;
         assert_eq!(e.ok("stack.truncate", vec![s("b")]).await, i(2));
         assert_eq!(e.ok("stack.getSize", vec![s("b")]).await, i(0));
         e.ok("stack.create", vec![s("a")]).await;
-        assert_eq!(e.ok("stack.getAllNames", vec![]).await, Value::Array(vec![s("a"), s("b")]));
+        assert_eq!(
+            e.ok("stack.getAllNames", vec![]).await,
+            Value::Array(vec![s("a"), s("b")])
+        );
         assert_eq!(e.ok("stack.remove", vec![s("b")]).await, Value::Bool(true));
-        assert_eq!(e.ok("stack.getAllNames", vec![]).await, Value::Array(vec![s("a")]));
+        assert_eq!(
+            e.ok("stack.getAllNames", vec![]).await,
+            Value::Array(vec![s("a")])
+        );
         // A removed stack starts afresh.
         assert_eq!(e.ok("stack.push", vec![s("b"), i(9)]).await, i(1));
     }
@@ -77,16 +125,36 @@ async fn bad_arguments_fault_clearly() {
         let missing = e.call("stack.push", vec![s("x")]).await.unwrap_err();
         assert_eq!(missing.code, Fault::INVALID_PARAMS);
         e.fault("stack.push", vec![s(""), i(1)], "ValueError").await;
-        e.fault("stack.push", vec![s(&"n".repeat(5000)), i(1)], "ValueError").await;
+        e.fault("stack.push", vec![s(&"n".repeat(5000)), i(1)], "ValueError")
+            .await;
         let huge = Value::String("x".repeat(100 * 1024));
-        let f = e.fault("stack.push", vec![s("x"), huge.clone()], "ItemTooLargeError").await;
+        let f = e
+            .fault(
+                "stack.push",
+                vec![s("x"), huge.clone()],
+                "ItemTooLargeError",
+            )
+            .await;
         assert!(f.message.contains("exceeds the limit"), "{f}");
-        e.fault("stack.pushMany", vec![s("x"), Value::Array(vec![i(1), huge])], "ItemTooLargeError").await;
+        e.fault(
+            "stack.pushMany",
+            vec![s("x"), Value::Array(vec![i(1), huge])],
+            "ItemTooLargeError",
+        )
+        .await;
         // Nothing of a refused batch was stored.
-        e.fault("stack.getSize", vec![s("x")], "StackNotFoundError").await;
-        e.fault("stack.popMany", vec![s("x"), i(-1)], "ValueError").await;
-        e.fault("stack.popWait", vec![s("x"), Value::Double(-1.0)], "ValueError").await;
-        e.fault("stack.take", vec![s("x"), Value::Double(0.0)], "ValueError").await;
+        e.fault("stack.getSize", vec![s("x")], "StackNotFoundError")
+            .await;
+        e.fault("stack.popMany", vec![s("x"), i(-1)], "ValueError")
+            .await;
+        e.fault(
+            "stack.popWait",
+            vec![s("x"), Value::Double(-1.0)],
+            "ValueError",
+        )
+        .await;
+        e.fault("stack.take", vec![s("x"), Value::Double(0.0)], "ValueError")
+            .await;
     }
 }
 
@@ -94,14 +162,25 @@ async fn bad_arguments_fault_clearly() {
 async fn pop_wait_returns_a_pushed_item_or_times_out() {
     for e in all_backends() {
         let started = tokio::time::Instant::now();
-        e.fault("stack.popWait", vec![s("w"), Value::Double(0.2)], "StackIndexError").await;
-        assert!(started.elapsed() >= Duration::from_millis(200), "[{}] returned before the timeout", e.name);
+        e.fault(
+            "stack.popWait",
+            vec![s("w"), Value::Double(0.2)],
+            "StackIndexError",
+        )
+        .await;
+        assert!(
+            started.elapsed() >= Duration::from_millis(200),
+            "[{}] returned before the timeout",
+            e.name
+        );
         let stacks = e.master.stacks().clone();
         let pusher = tokio::spawn(async move {
             tokio::time::sleep(Duration::from_millis(100)).await;
             stacks.push("w".into(), Value::from("late")).await
         });
-        let got = e.ok("stack.popWait", vec![s("w"), Value::Double(30.0)]).await;
+        let got = e
+            .ok("stack.popWait", vec![s("w"), Value::Double(30.0)])
+            .await;
         assert_eq!(got, s("late"));
         pusher.await.unwrap().unwrap();
     }
@@ -110,24 +189,44 @@ async fn pop_wait_returns_a_pushed_item_or_times_out() {
 #[tokio::test]
 async fn leased_items_are_acked_released_or_expire() {
     for e in all_backends() {
-        e.ok("stack.pushMany", vec![s("jobs"), Value::Array(vec![i(1), i(2), i(3)])]).await;
+        e.ok(
+            "stack.pushMany",
+            vec![s("jobs"), Value::Array(vec![i(1), i(2), i(3)])],
+        )
+        .await;
         let taken = e.ok("stack.take", vec![s("jobs")]).await;
         let t = taken.as_struct().unwrap();
         assert_eq!(t["item"], i(3));
         assert!(matches!(t["deadline"], Value::DateTime(_)));
         let id = t["id"].clone();
         assert_eq!(e.ok("stack.getSize", vec![s("jobs")]).await, i(2));
-        assert_eq!(e.ok("stack.ack", vec![s("jobs"), id.clone()]).await, Value::Bool(true));
-        assert_eq!(e.ok("stack.ack", vec![s("jobs"), id]).await, Value::Bool(false));
+        assert_eq!(
+            e.ok("stack.ack", vec![s("jobs"), id.clone()]).await,
+            Value::Bool(true)
+        );
+        assert_eq!(
+            e.ok("stack.ack", vec![s("jobs"), id]).await,
+            Value::Bool(false)
+        );
 
-        let taken = e.ok("stack.take", vec![s("jobs"), Value::Double(60.0)]).await;
+        let taken = e
+            .ok("stack.take", vec![s("jobs"), Value::Double(60.0)])
+            .await;
         let id = taken.as_struct().unwrap()["id"].clone();
-        assert_eq!(e.ok("stack.release", vec![s("jobs"), id.clone()]).await, Value::Bool(true));
-        assert_eq!(e.ok("stack.release", vec![s("jobs"), id]).await, Value::Bool(false));
+        assert_eq!(
+            e.ok("stack.release", vec![s("jobs"), id.clone()]).await,
+            Value::Bool(true)
+        );
+        assert_eq!(
+            e.ok("stack.release", vec![s("jobs"), id]).await,
+            Value::Bool(false)
+        );
         assert_eq!(e.ok("stack.getSize", vec![s("jobs")]).await, i(2));
 
         // A short lease expires and the item goes back on top.
-        let taken = e.ok("stack.take", vec![s("jobs"), Value::Double(0.05)]).await;
+        let taken = e
+            .ok("stack.take", vec![s("jobs"), Value::Double(0.05)])
+            .await;
         assert_eq!(taken.as_struct().unwrap()["item"], i(2));
         assert_eq!(e.ok("stack.getSize", vec![s("jobs")]).await, i(1));
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -136,7 +235,12 @@ async fn leased_items_are_acked_released_or_expire() {
         assert_eq!(e.ok("stack.pop", vec![s("jobs")]).await, i(2));
         // Nothing left to take: StackIndexError (after the optional wait).
         e.ok("stack.pop", vec![s("jobs")]).await;
-        e.fault("stack.take", vec![s("jobs"), Value::Double(1.0), Value::Double(0.1)], "StackIndexError").await;
+        e.fault(
+            "stack.take",
+            vec![s("jobs"), Value::Double(1.0), Value::Double(0.1)],
+            "StackIndexError",
+        )
+        .await;
     }
 }
 
@@ -149,7 +253,10 @@ async fn take_waits_for_a_push() {
             stacks.push("later".into(), Value::from(7)).await
         });
         let taken = e
-            .ok("stack.take", vec![s("later"), Value::Double(10.0), Value::Double(30.0)])
+            .ok(
+                "stack.take",
+                vec![s("later"), Value::Double(10.0), Value::Double(30.0)],
+            )
             .await;
         assert_eq!(taken.as_struct().unwrap()["item"], i(7));
         pusher.await.unwrap().unwrap();

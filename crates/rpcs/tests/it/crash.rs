@@ -14,7 +14,10 @@ async fn acknowledged_pushes_survive_sigkill_in_strict_mode() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let data_arg = data.to_str().unwrap();
-    let mut master = start_master(&["--data-dir", data_arg, "--durability", "strict"], dir.path());
+    let mut master = start_master(
+        &["--data-dir", data_arg, "--durability", "strict"],
+        dir.path(),
+    );
     let acked = Arc::new(Mutex::new(Vec::<String>::new()));
     let mut writers = Vec::new();
     for w in 0..WRITERS {
@@ -50,7 +53,9 @@ async fn acknowledged_pushes_survive_sigkill_in_strict_mode() {
     let mut stored = Vec::new();
     loop {
         let batch = client.call("stack.popMany", ("crash", 5000)).await.unwrap();
-        let Value::Array(items) = batch else { panic!("popMany answers an array") };
+        let Value::Array(items) = batch else {
+            panic!("popMany answers an array")
+        };
         if items.is_empty() {
             break;
         }
@@ -60,7 +65,13 @@ async fn acknowledged_pushes_survive_sigkill_in_strict_mode() {
     let unique: HashSet<&String> = stored.iter().collect();
     assert_eq!(unique.len(), stored.len(), "an item was stored twice");
     let lost: Vec<&String> = acked.iter().filter(|a| !unique.contains(a)).collect();
-    assert!(lost.is_empty(), "{} of {} acknowledged pushes lost, e.g. {:?}", lost.len(), acked.len(), &lost[..lost.len().min(5)]);
+    assert!(
+        lost.is_empty(),
+        "{} of {} acknowledged pushes lost, e.g. {:?}",
+        lost.len(),
+        acked.len(),
+        &lost[..lost.len().min(5)]
+    );
     // Each writer's items are stored in the order it pushed them.
     for w in 0..WRITERS {
         let prefix = format!("w{w}-");
@@ -70,6 +81,9 @@ async fn acknowledged_pushes_survive_sigkill_in_strict_mode() {
             .filter_map(|s| s.strip_prefix(&prefix))
             .map(|n| n.parse().unwrap())
             .collect();
-        assert!(mine.windows(2).all(|p| p[0] < p[1]), "writer {w} out of order");
+        assert!(
+            mine.windows(2).all(|p| p[0] < p[1]),
+            "writer {w} out of order"
+        );
     }
 }

@@ -17,8 +17,14 @@ async fn config_file_and_flags() {
     let master = start_master(&["--config", config.to_str().unwrap()], dir.path());
     let client = Client::new(&master.url).unwrap();
     assert_eq!(client.call("ping", ()).await.unwrap(), Value::Bool(true));
-    let err = client.call("stack.push", ("s", "x".repeat(200))).await.unwrap_err();
-    assert_eq!(err.fault().and_then(|f| f.name()), Some("ItemTooLargeError"));
+    let err = client
+        .call("stack.push", ("s", "x".repeat(200)))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.fault().and_then(|f| f.name()),
+        Some("ItemTooLargeError")
+    );
     // The memory backend wrote nothing to disk.
     assert!(!dir.path().join("rpcs-data").exists());
 }
@@ -38,7 +44,10 @@ async fn default_data_directory_and_graceful_stop() {
     // A relaxed master flushes on a graceful stop: the push survives.
     let master = start_master(&[], dir.path());
     let client = Client::new(&master.url).unwrap();
-    assert_eq!(client.call("stack.pop", ("s",)).await.unwrap(), Value::Int(1));
+    assert_eq!(
+        client.call("stack.pop", ("s",)).await.unwrap(),
+        Value::Int(1)
+    );
 }
 
 #[test]
