@@ -159,6 +159,27 @@ def test_producer_then_consumer(request, backend):
     assert run_script("consumer.py", url) == []
 
 
+def run_binary(bin_dir, name, url):
+    proc = subprocess.run(
+        [str(bin_dir / name), url],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=SCRIPT_TIMEOUT,
+    )
+    assert proc.returncode == 0, f"{name} exited {proc.returncode}; stderr: {proc.stderr}"
+    return proc.stdout.splitlines()
+
+
+def test_rust_producer_then_python_consumer_and_back(bin_dir, master):
+    """The Rust and Python examples share one master and understand each other."""
+    assert run_binary(bin_dir, "producer", master) == PUSH_LINES
+    assert run_script("consumer.py", master) == POP_LINES
+    assert run_script("producer.py", master) == PUSH_LINES
+    assert run_binary(bin_dir, "consumer", master) == POP_LINES
+    assert run_binary(bin_dir, "consumer", master) == []
+
+
 # --- rpcServices names -------------------------------------------------------------------------
 
 
