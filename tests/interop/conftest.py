@@ -38,7 +38,7 @@ def bin_dir():
     return d
 
 
-def _read_line_with_timeout(stream, timeout):
+def read_line_with_timeout(stream, timeout):
     """Reads one line from a pipe, giving up after ``timeout`` seconds."""
     q = queue.Queue()
     threading.Thread(target=lambda: q.put(stream.readline()), daemon=True).start()
@@ -61,7 +61,7 @@ def example_server(bin_dir, tmp_path_factory):
             text=True,
         )
     try:
-        line = _read_line_with_timeout(proc.stdout, STARTUP_TIMEOUT)
+        line = read_line_with_timeout(proc.stdout, STARTUP_TIMEOUT)
         m = re.fullmatch(r"listening on (http://127\.0\.0\.1:\d+/)\n", line or "")
         if not m:
             pytest.fail(

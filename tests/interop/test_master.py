@@ -5,7 +5,6 @@ Standard library + pytest only. No test asserts on timing: timeouts are safety n
 """
 
 import contextlib
-import queue
 import re
 import signal
 import subprocess
@@ -13,6 +12,8 @@ import sys
 import threading
 import time
 import xmlrpc.client
+
+from conftest import read_line_with_timeout
 from pathlib import Path
 
 import pytest
@@ -44,15 +45,6 @@ PUSH_LINES = [f"push item {i}" for i in range(10)]
 POP_LINES = [f"pop item {i}" for i in reversed(range(10))]
 
 
-def _read_line(stream, timeout):
-    q = queue.Queue()
-    threading.Thread(target=lambda: q.put(stream.readline()), daemon=True).start()
-    try:
-        return q.get(timeout=timeout)
-    except queue.Empty:
-        return None
-
-
 class MasterProcess:
     """One ``rpcs master`` on 127.0.0.1:0; ``url`` once started; ``stop()`` sends SIGTERM."""
 
@@ -68,7 +60,7 @@ class MasterProcess:
                 stderr=log,
                 text=True,
             )
-        line = _read_line(self.proc.stdout, STARTUP_TIMEOUT)
+        line = read_line_with_timeout(self.proc.stdout, STARTUP_TIMEOUT)
         m = re.fullmatch(r"listening on (http://127\.0\.0\.1:\d+/)\n", line or "")
         if not m:
             self.kill()
