@@ -1,6 +1,5 @@
 """Python's SimpleXMLRPCServer with an in-memory stack.push / stack.pop, the
 comparison point for bench/master.sh. Prints `listening on URL` once bound."""
-import sys
 from xmlrpc.server import SimpleXMLRPCServer, SimpleXMLRPCRequestHandler
 
 stacks = {}
