@@ -86,6 +86,12 @@ impl Dispatcher {
             ),
             Builtin::Multicall,
         );
+        table.register_builtin(
+            "rpc.discover",
+            "Describe this service as an OpenRPC document.",
+            (vec![], Kind::Struct(Box::new(Kind::Any))),
+            Builtin::Discover,
+        );
         Dispatcher { table, limits }
     }
 
@@ -103,6 +109,17 @@ impl Dispatcher {
             Some(m) => self.run(m, ctx, params).await,
             None => Err(Fault::method_not_found(method)),
         }
+    }
+
+    /// Runs one call whose parameters are named (as JSON-RPC allows): names map to
+    /// the method's registered parameter names; a missing optional parameter is nil,
+    /// a missing required one or an unknown name is an invalid-params fault.
+    pub async fn call_named(&self, ctx: &Context, method: &str, named: Map) -> CallResult {
+        let Some(m) = self.table.get(method) else {
+            return Err(Fault::method_not_found(method));
+        };
+        let params = positional(m, named)?;
+        self.call(ctx, method, params).await
     }
 
     /// Runs one call that is not a multicall.
@@ -152,6 +169,10 @@ impl Dispatcher {
                     .collect();
                 Ok(Value::Array(sigs))
             }
+            Builtin::Discover => {
+                expect_params(&params, 0)?;
+                Ok(crate::openrpc::document(&self.table))
+            }
             Builtin::Multicall => Err(Fault::internal("multicall dispatched as a plain call")),
         }
     }
@@ -196,6 +217,43 @@ impl Dispatcher {
         }
         Ok(Value::Array(results))
     }
+}
+
+/// Orders named parameters by the method's parameter names.
+fn positional(method: &Method, mut named: Map) -> Result<Vec<Value>, Fault> {
+    let mut params = Vec::with_capacity(method.params().len());
+    for spec in method.params() {
+        match named.swap_remove(&spec.name) {
+            Some(Value::Array(rest)) if spec.variadic => params.extend(rest),
+            Some(v) if spec.variadic => params.push(v),
+            Some(v) => params.push(v),
+            None if spec.optional => params.push(Value::Nil),
+            None => {
+                return Err(Fault::invalid_params(format!(
+                    "missing parameter {:?}",
+                    spec.name
+                )))
+            }
+        }
+    }
+    if let Some(unknown) = named.keys().next() {
+        return Err(Fault::invalid_params(format!(
+            "unknown parameter {unknown:?} (takes {})",
+            method
+                .params()
+                .iter()
+                .map(|p| p.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    }
+    // Trailing nils stand for left-out optional parameters: drop them, so a
+    // variadic or optional tail sees no extra arguments.
+    let required = method.params().iter().filter(|p| !p.optional).count();
+    while params.len() > required && params.last() == Some(&Value::Nil) {
+        params.pop();
+    }
+    Ok(params)
 }
 
 /// Builds the `{faultCode, faultString}` struct every protocol's fault shape uses.

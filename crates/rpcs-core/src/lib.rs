@@ -16,6 +16,7 @@
 //! - [`dispatch`]: [`Dispatcher`], running calls with the `system.*` built-ins.
 //! - [`xmlrpc`]: the XML-RPC codec.
 //! - [`json`]: the mapping between [`Value`] and JSON.
+//! - [`jsonrpc`]: the JSON-RPC 2.0 codec; [`openrpc`]: the `rpc.discover` document.
 //! - [`msgpack`]: MessagePack encoding of [`Value`].
 //!
 //! # Example
@@ -45,8 +46,10 @@ mod de;
 pub mod dispatch;
 pub mod fault;
 pub mod json;
+pub mod jsonrpc;
 pub mod kind;
 pub mod msgpack;
+pub mod openrpc;
 pub mod params;
 mod ser;
 pub mod table;

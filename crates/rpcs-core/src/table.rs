@@ -26,6 +26,7 @@ pub(crate) enum Builtin {
     MethodHelp,
     MethodSignature,
     Multicall,
+    Discover,
 }
 
 #[derive(Clone)]
