@@ -17,7 +17,8 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
-use rpcs_core::{xmlrpc, Context, Fault};
+use rpcs_core::jsonrpc::{self, Message, Params};
+use rpcs_core::{xmlrpc, Context, Dispatcher, Fault};
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -98,16 +99,27 @@ fn header(headers: &HeaderMap, name: http::header::HeaderName) -> Option<&str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
-/// Whether the request's content type is one this endpoint serves as XML-RPC.
-fn is_xml(content_type: Option<&str>) -> bool {
-    match content_type {
-        None => true,
-        Some(ct) => {
-            let mime = ct.split(';').next().unwrap_or("").trim();
-            mime.eq_ignore_ascii_case("text/xml")
-                || mime.eq_ignore_ascii_case("application/xml")
-                || mime.is_empty()
+/// The protocols a POST may carry, told apart by content type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Protocol {
+    XmlRpc,
+    JsonRpc,
+}
+
+/// The protocol of a content type: XML-RPC for XML (or none), JSON-RPC for the
+/// three JSON types JSON-RPC clients send.
+fn protocol(content_type: Option<&str>) -> Option<Protocol> {
+    let mime = content_type
+        .and_then(|ct| ct.split(';').next())
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    match mime.as_str() {
+        "" | "text/xml" | "application/xml" => Some(Protocol::XmlRpc),
+        "application/json" | "application/json-rpc" | "application/jsonrequest" => {
+            Some(Protocol::JsonRpc)
         }
+        _ => None,
     }
 }
 
@@ -123,12 +135,12 @@ async fn handle(shared: &Shared, peer: SocketAddr, conn_id: u64, req: Request<In
         return resp;
     }
     let headers = req.headers();
-    if !is_xml(header(headers, CONTENT_TYPE)) {
+    let Some(protocol) = protocol(header(headers, CONTENT_TYPE)) else {
         return plain(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "this endpoint serves XML-RPC (text/xml)",
+            "this endpoint serves XML-RPC (text/xml) and JSON-RPC (application/json)",
         );
-    }
+    };
     let Some(encoding) = Encoding::parse(header(headers, CONTENT_ENCODING)) else {
         return plain(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -144,6 +156,17 @@ async fn handle(shared: &Shared, peer: SocketAddr, conn_id: u64, req: Request<In
         Ok(body) => body,
         Err(reply) => return reply,
     };
+    if protocol == Protocol::JsonRpc {
+        let ctx = Context::new("jsonrpc", Some(peer), conn_id);
+        return match jsonrpc_answer(&shared.dispatcher, &ctx, &body).await {
+            Some(answer) => reply(answer, "application/json", gzip_reply, config.gzip_threshold),
+            None => {
+                let mut resp = Response::new(Full::new(Bytes::new()));
+                *resp.status_mut() = StatusCode::NO_CONTENT;
+                resp
+            }
+        };
+    }
     let outcome = match xmlrpc::decode_request(&body, &config.xml_limits) {
         Ok(call) => {
             let ctx = Context::new("xmlrpc", Some(peer), conn_id);
@@ -157,8 +180,9 @@ async fn handle(shared: &Shared, peer: SocketAddr, conn_id: u64, req: Request<In
             Err(Fault::from(e))
         }
     };
-    xml_reply(
+    reply(
         xmlrpc::encode_response(&outcome),
+        "text/xml",
         gzip_reply,
         config.gzip_threshold,
     )
@@ -201,14 +225,58 @@ async fn read_body(shared: &Shared, body: Incoming, encoding: Encoding) -> Resul
     })
 }
 
-fn xml_reply(body: Vec<u8>, gzip_ok: bool, threshold: usize) -> Reply {
+fn reply(body: Vec<u8>, content_type: &'static str, gzip_ok: bool, threshold: usize) -> Reply {
     let gzipped = gzip_ok && body.len() > threshold;
     let body = if gzipped { compress::gzip(&body) } else { body };
     let mut resp = Response::new(Full::new(Bytes::from(body)));
     let headers = resp.headers_mut();
-    headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/xml"));
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
     if gzipped {
         headers.insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
     }
     resp
+}
+
+/// Answers a JSON-RPC document: one response, a batch of them, or nothing when
+/// every call was a notification.
+pub(crate) async fn jsonrpc_answer(d: &Dispatcher, ctx: &Context, body: &[u8]) -> Option<Vec<u8>> {
+    match jsonrpc::decode(body) {
+        jsonrpc::Incoming::Single(m) => {
+            let obj = answer_message(d, ctx, m).await?;
+            serde_json::to_vec(&obj).ok()
+        }
+        jsonrpc::Incoming::Batch(items) => {
+            let mut answers = Vec::with_capacity(items.len());
+            for m in items {
+                if let Some(obj) = answer_message(d, ctx, m).await {
+                    answers.push(obj);
+                }
+            }
+            jsonrpc::encode_batch(answers)
+        }
+    }
+}
+
+/// Runs one message; the response object, unless it was a notification.
+pub(crate) async fn answer_message(
+    d: &Dispatcher,
+    ctx: &Context,
+    m: Message,
+) -> Option<serde_json::Value> {
+    match m {
+        Message::Call(call) => {
+            let outcome = match call.params {
+                Params::Positional(p) => d.call(ctx, &call.method, p).await,
+                Params::Named(n) => d.call_named(ctx, &call.method, n).await,
+            };
+            let id = call.id?;
+            Some(jsonrpc::response_object(&id, &outcome, call.v1))
+        }
+        Message::Invalid { id, fault } => Some(jsonrpc::response_object(&id, &Err(fault), false)),
+        Message::Response { id, .. } => Some(jsonrpc::response_object(
+            &id,
+            &Err(Fault::invalid_request("a response is not a call")),
+            false,
+        )),
+    }
 }
