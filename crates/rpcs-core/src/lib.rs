@@ -17,7 +17,7 @@
 //! - [`xmlrpc`]: the XML-RPC codec.
 //! - [`json`]: the mapping between [`Value`] and JSON.
 //! - [`jsonrpc`]: the JSON-RPC 2.0 codec; [`openrpc`]: the `rpc.discover` document.
-//! - [`msgpack`]: MessagePack encoding of [`Value`].
+//! - [`msgpack`]: MessagePack encoding of [`Value`]; [`msgpack_rpc`]: its RPC messages.
 //!
 //! # Example
 //!
@@ -49,6 +49,7 @@ pub mod json;
 pub mod jsonrpc;
 pub mod kind;
 pub mod msgpack;
+pub mod msgpack_rpc;
 pub mod openrpc;
 pub mod params;
 mod ser;
@@ -61,7 +62,7 @@ pub use de::from_value;
 pub use dispatch::{DispatchLimits, Dispatcher};
 pub use fault::Fault;
 pub use kind::{Kind, RpcType};
-pub use params::{Context, FromParams, IntoParams, IntoResult, ParamSpec, Params, Rest};
+pub use params::{Context, FromParams, IntoParams, IntoResult, ParamSpec, Params, Peer, PeerCall, Rest};
 pub use ser::{to_value, to_value_ref, Bytes, ConvertError};
 pub use table::{BoxFuture, CallResult, DuplicateMethod, Method, MethodTable};
 pub use value::{DateTime, DateTimeError, Map, Value};

@@ -222,6 +222,91 @@ pub fn decode_prefix(input: &[u8], max_depth: usize) -> Result<(Value, usize), D
     Ok((value, r.pos))
 }
 
+/// How much of a stream buffer the first value takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FrameLen {
+    /// The first value is complete and this many bytes long.
+    Complete(usize),
+    /// The buffer ends inside the first value, which needs at least this many bytes
+    /// in all: a stream reader can wait for that much before looking again.
+    NeedAtLeast(usize),
+}
+
+/// Measures the first value in `input` without decoding it (no allocation), so a
+/// stream reader can tell whether a whole message has arrived. Errors are the same
+/// as [`decode`]'s for malformed structure; strings are not checked here.
+pub fn frame_len(input: &[u8], max_depth: usize) -> Result<FrameLen, DecodeError> {
+    // `pending` counts values still to skip; nesting is checked by depth per container.
+    let mut pos = 0usize;
+    let mut stack: Vec<usize> = Vec::new();
+    let mut pending = 1usize;
+    let need = |at: usize| Ok(FrameLen::NeedAtLeast(at));
+    loop {
+        while pending == 0 {
+            match stack.pop() {
+                Some(p) => pending = p,
+                None => return Ok(FrameLen::Complete(pos)),
+            }
+        }
+        pending -= 1;
+        let Some(&tag) = input.get(pos) else {
+            return need(pos + 1);
+        };
+        pos += 1;
+        let (head, body, children): (usize, usize, usize) = match tag {
+            0x00..=0x7f | 0xe0..=0xff | 0xc0 | 0xc2 | 0xc3 => (0, 0, 0),
+            0xc1 => return Err(invalid("reserved byte 0xc1")),
+            0xcc | 0xd0 => (0, 1, 0),
+            0xcd | 0xd1 => (0, 2, 0),
+            0xce | 0xd2 | 0xca => (0, 4, 0),
+            0xcf | 0xd3 | 0xcb => (0, 8, 0),
+            0xa0..=0xbf => (0, usize::from(tag & 0x1f), 0),
+            0xd9 | 0xc4 => (1, 0, 0),
+            0xda | 0xc5 => (2, 0, 0),
+            0xdb | 0xc6 => (4, 0, 0),
+            0xd4 => (0, 2, 0),
+            0xd5 => (0, 3, 0),
+            0xd6 => (0, 5, 0),
+            0xd7 => (0, 9, 0),
+            0xd8 => (0, 17, 0),
+            0xc7 => (1, 1, 0),
+            0xc8 => (2, 1, 0),
+            0xc9 => (4, 1, 0),
+            0x90..=0x9f => (0, 0, usize::from(tag & 0x0f)),
+            0x80..=0x8f => (0, 0, 2 * usize::from(tag & 0x0f)),
+            0xdc => (2, 0, 1),
+            0xdd => (4, 0, 1),
+            0xde => (2, 0, 2),
+            0xdf => (4, 0, 2),
+        };
+        let mut body = body;
+        let mut children = children;
+        if head > 0 {
+            let Some(bytes) = input.get(pos..pos + head) else {
+                return need(pos + head);
+            };
+            let n = bytes.iter().fold(0usize, |acc, b| (acc << 8) | usize::from(*b));
+            pos += head;
+            // For containers the length counts children (maps: key-value pairs).
+            match children {
+                0 => body += n,
+                mult => children = n.saturating_mul(mult),
+            }
+        }
+        pos = pos.saturating_add(body);
+        if pos > input.len() {
+            return need(pos);
+        }
+        if children > 0 {
+            if stack.len() + 1 > max_depth {
+                return Err(DecodeError::TooDeep(max_depth));
+            }
+            stack.push(pending);
+            pending = children;
+        }
+    }
+}
+
 /// A bounded reader over one input buffer.
 pub struct Reader<'a> {
     input: &'a [u8],
@@ -511,6 +596,41 @@ mod tests {
         ] {
             round(Value::DateTime(DateTime::new(y, mo, d, h, mi, s).unwrap()));
         }
+    }
+
+    #[test]
+    fn frame_lengths() {
+        let mut many = Vec::new();
+        let mut m = Map::new();
+        m.insert("k".into(), Value::Array(vec![Value::Bytes(vec![1; 300]), Value::Nil]));
+        let values = [
+            Value::Int(-5),
+            Value::String("x".repeat(70_000)),
+            Value::Struct(m),
+            Value::Array((0..20).map(Value::Int).collect()),
+            Value::DateTime(DateTime::new(2500, 1, 1, 0, 0, 0).unwrap()),
+            Value::Double(1.5),
+        ];
+        for v in &values {
+            many.extend(encode(v));
+        }
+        let mut at = 0;
+        for v in &values {
+            let len = encode(v).len();
+            assert_eq!(frame_len(&many[at..], 64), Ok(FrameLen::Complete(len)));
+            for cut in 0..len {
+                match frame_len(&many[at..at + cut], 64) {
+                    Ok(FrameLen::NeedAtLeast(n)) => assert!(n > cut && n <= len, "{v:?} cut {cut}: {n}"),
+                    other => panic!("{v:?} cut {cut}: {other:?}"),
+                }
+            }
+            at += len;
+        }
+        // A big declared body is known to be needed in full.
+        assert_eq!(frame_len(&[0xc6, 0, 0x10, 0, 0, 1, 2], 64), Ok(FrameLen::NeedAtLeast(5 + 0x100000)));
+        let deep: Vec<u8> = std::iter::repeat_n(0x91, 100).chain([0xc0]).collect();
+        assert_eq!(frame_len(&deep, 64), Err(DecodeError::TooDeep(64)));
+        assert!(frame_len(&[0xc1], 64).is_err());
     }
 
     #[test]

@@ -5,6 +5,7 @@ use crate::de::from_value;
 use crate::fault::Fault;
 use crate::kind::{Kind, RpcType};
 use crate::ser::{to_value, ConvertError};
+use crate::table::BoxFuture;
 use crate::value::Value;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -12,10 +13,29 @@ use std::any::Any;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+/// Calls back into the peer of a connection: on stream transports (WebSocket,
+/// MessagePack-RPC) either side may call methods the other registered.
+pub trait PeerCall: Send + Sync {
+    /// Calls a method the peer offers and waits for its answer.
+    fn call(&self, method: &str, params: Vec<Value>) -> BoxFuture<Result<Value, Fault>>;
+    /// Sends a notification (no answer).
+    fn notify(&self, method: &str, params: Vec<Value>) -> BoxFuture<Result<(), Fault>>;
+}
+
+/// A handle for calling the peer of a connection.
+#[derive(Clone)]
+pub struct Peer(pub Arc<dyn PeerCall>);
+
+impl std::fmt::Debug for Peer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Peer")
+    }
+}
+
 /// What a handler may know about the call it is serving.
 ///
 /// Take it as a handler argument (any position; it consumes no parameter) to learn
-/// who is calling.
+/// who is calling, or to call methods back on the caller's side of the connection.
 #[derive(Debug, Clone, Default)]
 pub struct Context {
     /// The caller's address, when the transport has one.
@@ -26,6 +46,8 @@ pub struct Context {
     pub protocol: &'static str,
     /// The authenticated user, when the transport authenticated one.
     pub principal: Option<Arc<str>>,
+    /// The caller's side of the connection, on transports where it can be called.
+    pub peer_calls: Option<Peer>,
 }
 
 impl Context {
@@ -36,8 +58,38 @@ impl Context {
             connection_id,
             protocol,
             principal: None,
+            peer_calls: None,
         }
     }
+
+    /// Calls a method the caller registered on its side of the connection.
+    pub async fn call_peer(&self, method: &str, params: impl IntoParams) -> Result<Value, Fault> {
+        let params = params
+            .into_params()
+            .map_err(|e| Fault::invalid_params(e.to_string()))?;
+        match &self.peer_calls {
+            Some(peer) => peer.0.call(method, params).await,
+            None => Err(no_callbacks(self.protocol)),
+        }
+    }
+
+    /// Sends a notification to the caller's side of the connection.
+    pub async fn notify_peer(&self, method: &str, params: impl IntoParams) -> Result<(), Fault> {
+        let params = params
+            .into_params()
+            .map_err(|e| Fault::invalid_params(e.to_string()))?;
+        match &self.peer_calls {
+            Some(peer) => peer.0.notify(method, params).await,
+            None => Err(no_callbacks(self.protocol)),
+        }
+    }
+}
+
+fn no_callbacks(protocol: &str) -> Fault {
+    Fault::named(
+        "CallbackError",
+        format!("the caller cannot be called back over {protocol}; use WebSocket or MessagePack-RPC"),
+    )
 }
 
 /// One parameter as introspection describes it.

@@ -1,14 +1,15 @@
 //! The server: listeners sharing one dispatcher, with connection limits and
 //! graceful shutdown.
 
-use crate::http;
+use crate::{http, msgpack_rpc};
 use rpcs_core::{xmlrpc, Dispatcher};
 use std::future::Future;
 use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::net::TcpListener;
+use std::path::{Path, PathBuf};
+use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 use tracing::{debug, info, warn};
@@ -30,8 +31,10 @@ pub struct ServerConfig {
     pub gzip_threshold: usize,
     /// The HTTP paths that serve RPC (POST only).
     pub rpc_paths: Vec<String>,
-    /// Depth and size bounds for XML-RPC documents.
+    /// Depth and size bounds for XML-RPC documents (the depth bounds every codec).
     pub xml_limits: xmlrpc::Limits,
+    /// Calls one stream connection (MessagePack-RPC, WebSocket) may have running at once.
+    pub max_in_flight: usize,
     /// How long shutdown waits for in-flight requests before dropping them.
     pub shutdown_grace: Duration,
 }
@@ -47,6 +50,7 @@ impl Default for ServerConfig {
             gzip_threshold: 1400,
             rpc_paths: vec!["/".into(), "/RPC2".into()],
             xml_limits: xmlrpc::Limits::default(),
+            max_in_flight: 256,
             shutdown_grace: Duration::from_secs(10),
         }
     }
@@ -54,8 +58,12 @@ impl Default for ServerConfig {
 
 /// A socket to serve on.
 pub enum Listener {
-    /// HTTP on TCP: XML-RPC on POST to the RPC paths.
+    /// HTTP on TCP: XML-RPC and JSON-RPC on POST to the RPC paths.
     Http(TcpListener),
+    /// MessagePack-RPC on TCP.
+    MsgpackTcp(TcpListener),
+    /// MessagePack-RPC on a Unix socket; the socket file is removed at shutdown.
+    MsgpackUnix(UnixListener, PathBuf),
 }
 
 impl Listener {
@@ -64,17 +72,48 @@ impl Listener {
         Ok(Listener::Http(TcpListener::bind(addr).await?))
     }
 
-    /// The bound address (useful after binding port 0).
-    pub fn local_addr(&self) -> io::Result<std::net::SocketAddr> {
-        match self {
-            Listener::Http(l) => l.local_addr(),
+    /// Binds a MessagePack-RPC listener on TCP.
+    pub async fn msgpack_tcp(addr: &str) -> io::Result<Listener> {
+        Ok(Listener::MsgpackTcp(TcpListener::bind(addr).await?))
+    }
+
+    /// Binds a MessagePack-RPC listener on a Unix socket. A stale socket file (one
+    /// nobody answers on) is replaced; a live one is an error.
+    pub async fn msgpack_unix(path: impl AsRef<Path>) -> io::Result<Listener> {
+        let path = path.as_ref().to_owned();
+        if path.exists() {
+            if tokio::net::UnixStream::connect(&path).await.is_ok() {
+                return Err(io::Error::new(
+                    io::ErrorKind::AddrInUse,
+                    format!("{} is in use by another server", path.display()),
+                ));
+            }
+            std::fs::remove_file(&path)?;
         }
+        Ok(Listener::MsgpackUnix(UnixListener::bind(&path)?, path))
+    }
+
+    /// The bound TCP address (useful after binding port 0); `None` for Unix sockets.
+    pub fn local_addr(&self) -> io::Result<Option<std::net::SocketAddr>> {
+        match self {
+            Listener::Http(l) | Listener::MsgpackTcp(l) => l.local_addr().map(Some),
+            Listener::MsgpackUnix(..) => Ok(None),
+        }
+    }
+
+    /// The URL a client uses to reach this listener.
+    pub fn url(&self) -> io::Result<String> {
+        Ok(match self {
+            Listener::Http(l) => format!("http://{}/", l.local_addr()?),
+            Listener::MsgpackTcp(l) => format!("msgpack://{}", l.local_addr()?),
+            Listener::MsgpackUnix(_, path) => format!("msgpack+unix://{}", path.display()),
+        })
     }
 }
 
 /// What every connection handler shares.
 pub(crate) struct Shared {
-    pub(crate) dispatcher: Dispatcher,
+    pub(crate) dispatcher: Arc<Dispatcher>,
     pub(crate) config: ServerConfig,
     next_connection: AtomicU64,
     slots: Arc<Semaphore>,
@@ -100,7 +139,7 @@ impl Server {
         let slots = Arc::new(Semaphore::new(config.max_connections.max(1)));
         Server {
             shared: Arc::new(Shared {
-                dispatcher,
+                dispatcher: Arc::new(dispatcher),
                 config,
                 next_connection: AtomicU64::new(1),
                 slots,
@@ -125,10 +164,19 @@ impl Server {
         for listener in listeners {
             let shared = self.shared.clone();
             let stop = stop_rx.clone();
+            info!(url = %listener.url()?, "serving");
             match listener {
                 Listener::Http(l) => {
-                    info!(addr = %l.local_addr()?, "serving HTTP (XML-RPC)");
                     tasks.spawn(http::serve(shared, l, stop));
+                }
+                Listener::MsgpackTcp(l) => {
+                    tasks.spawn(msgpack_rpc::serve_tcp(shared, l, stop));
+                }
+                Listener::MsgpackUnix(l, path) => {
+                    tasks.spawn(async move {
+                        msgpack_rpc::serve_unix(shared, l, stop).await;
+                        let _ = std::fs::remove_file(path);
+                    });
                 }
             }
         }

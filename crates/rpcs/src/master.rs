@@ -33,13 +33,20 @@ pub enum DurabilityKind {
 /// Arguments of `rpcs master`; each overrides the same key of the config file.
 #[derive(Args, Debug, Default)]
 pub struct MasterArgs {
-    /// A TOML file with any of: listen, data_dir, backend, durability,
-    /// session_timeout, max_item_bytes, max_connections.
+    /// A TOML file with any of: listen, msgpack, msgpack_unix, data_dir, backend,
+    /// durability, session_timeout, max_item_bytes, max_connections.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
-    /// Address to serve XML-RPC on (repeat for several) [default: 127.0.0.1:8000].
+    /// Address to serve HTTP on: XML-RPC and JSON-RPC (repeat for several)
+    /// [default: 127.0.0.1:8000].
     #[arg(long, value_name = "ADDR")]
     listen: Vec<String>,
+    /// Address to serve MessagePack-RPC on over TCP (repeat for several).
+    #[arg(long, value_name = "ADDR")]
+    msgpack: Vec<String>,
+    /// Unix socket path to serve MessagePack-RPC on (repeat for several).
+    #[arg(long, value_name = "PATH")]
+    msgpack_unix: Vec<PathBuf>,
     /// Directory of the embedded store [default: ./rpcs-data].
     #[arg(long, value_name = "DIR")]
     data_dir: Option<PathBuf>,
@@ -65,6 +72,8 @@ pub struct MasterArgs {
 #[serde(deny_unknown_fields)]
 struct FileConfig {
     listen: Option<Vec<String>>,
+    msgpack: Option<Vec<String>>,
+    msgpack_unix: Option<Vec<PathBuf>>,
     data_dir: Option<PathBuf>,
     backend: Option<BackendKind>,
     durability: Option<DurabilityKind>,
@@ -77,6 +86,8 @@ struct FileConfig {
 #[derive(Debug)]
 pub struct Settings {
     pub listen: Vec<String>,
+    pub msgpack: Vec<String>,
+    pub msgpack_unix: Vec<PathBuf>,
     pub backend: Backend,
     pub config: MasterConfig,
     pub max_connections: usize,
@@ -97,6 +108,16 @@ impl MasterArgs {
             file.listen.unwrap_or_else(|| vec!["127.0.0.1:8000".into()])
         } else {
             self.listen
+        };
+        let msgpack = if self.msgpack.is_empty() {
+            file.msgpack.unwrap_or_default()
+        } else {
+            self.msgpack
+        };
+        let msgpack_unix = if self.msgpack_unix.is_empty() {
+            file.msgpack_unix.unwrap_or_default()
+        } else {
+            self.msgpack_unix
         };
         let data_dir = self
             .data_dir
@@ -131,6 +152,8 @@ impl MasterArgs {
         }
         Ok(Settings {
             listen,
+            msgpack,
+            msgpack_unix,
             backend,
             config: MasterConfig {
                 session_timeout,
@@ -159,11 +182,20 @@ pub async fn master(args: MasterArgs) -> anyhow::Result<()> {
     let server = Server::new(Dispatcher::new(master.table()), server_config);
     let mut listeners = Vec::new();
     for addr in &settings.listen {
-        let l = Listener::http(addr)
-            .await
-            .with_context(|| format!("listening on {addr}"))?;
-        println!("listening on http://{}/", l.local_addr()?);
-        listeners.push(l);
+        let l = Listener::http(addr).await;
+        listeners.push(l.with_context(|| format!("listening on {addr}"))?);
+    }
+    for addr in &settings.msgpack {
+        let l = Listener::msgpack_tcp(addr).await;
+        listeners.push(l.with_context(|| format!("listening on {addr}"))?);
+    }
+    for path in &settings.msgpack_unix {
+        let l = Listener::msgpack_unix(path).await;
+        listeners.push(l.with_context(|| format!("listening on {}", path.display()))?);
+    }
+    for l in &listeners {
+        // Scripts and tests read these lines to learn the ports.
+        println!("listening on {}", l.url()?);
     }
     info!(backend = ?settings.backend, session_timeout = ?settings.config.session_timeout, "master running");
     let maintenance = master.spawn_maintenance();

@@ -1,5 +1,6 @@
 //! Serves the example methods (`add`, `addtogether`, `quadratic`, `remote_repr`,
-//! `spin`, `spinList`) over XML-RPC.
+//! `spin`, `spinList`, `line_counter`) over XML-RPC and JSON-RPC (HTTP), and
+//! MessagePack-RPC when asked.
 //!
 //! `cargo run -p rpcs-examples --bin example-server -- --listen 127.0.0.1:8008`
 
@@ -10,9 +11,12 @@ use rpcs_net::{Listener, Server, ServerConfig};
 #[derive(Parser)]
 #[command(about = "Serve the rpcs example methods over XML-RPC")]
 struct Args {
-    /// Address to listen on (repeat for several); port 0 picks a free port.
+    /// HTTP address (XML-RPC and JSON-RPC; repeat for several); port 0 picks a free port.
     #[arg(long, default_value = "127.0.0.1:8008")]
     listen: Vec<String>,
+    /// MessagePack-RPC address (repeat for several).
+    #[arg(long)]
+    msgpack: Vec<String>,
 }
 
 #[tokio::main]
@@ -28,10 +32,14 @@ async fn main() -> anyhow::Result<()> {
     let shutdown = rpcs_net::server::shutdown_signal()?;
     let mut listeners = Vec::new();
     for addr in &args.listen {
-        let l = Listener::http(addr).await?;
-        // Tests and scripts read this line to learn the port.
-        println!("listening on http://{}/", l.local_addr()?);
-        listeners.push(l);
+        listeners.push(Listener::http(addr).await?);
+    }
+    for addr in &args.msgpack {
+        listeners.push(Listener::msgpack_tcp(addr).await?);
+    }
+    for l in &listeners {
+        // Tests and scripts read these lines to learn the ports.
+        println!("listening on {}", l.url()?);
     }
     let server = Server::new(
         Dispatcher::new(rpcs_examples::seed::table()),

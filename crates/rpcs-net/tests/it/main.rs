@@ -49,7 +49,7 @@ pub fn table() -> MethodTable {
 
 pub async fn start(config: ServerConfig) -> Running {
     let listener = Listener::http("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
+    let addr = listener.local_addr().unwrap().unwrap();
     let server = Server::new(Dispatcher::new(table()), config);
     let (tx, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {

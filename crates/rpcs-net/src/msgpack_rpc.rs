@@ -1,0 +1,224 @@
+//! MessagePack-RPC over TCP, Unix sockets and stdio.
+//!
+//! Requests are pipelined: each is answered as soon as it finishes, in any order,
+//! and calls that must wait run concurrently (up to the per-connection limit), so
+//! a slow call does not hold back the ones behind it. Handlers can call methods
+//! the client registered on its side of the connection. A frame that is not valid
+//! MessagePack ends that connection only (the stream cannot be resynchronised).
+
+use crate::server::{accept_failed, acquire_slot, stopped, Shared};
+use crate::session::{run_call, write_frames, Call, Session, Wire};
+use bytes::BytesMut;
+use rpcs_core::msgpack::{self, FrameLen};
+use rpcs_core::msgpack_rpc::{self, RpcMessage};
+use rpcs_core::Value;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
+use tokio::net::{TcpListener, UnixListener};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
+use tracing::{debug, warn};
+
+const PROTOCOL: &str = "msgpack-rpc";
+
+struct MsgpackWire;
+
+impl Wire for MsgpackWire {
+    fn request(&self, id: u32, method: &str, params: &[Value]) -> Vec<u8> {
+        let mut out = Vec::new();
+        msgpack_rpc::write_request(&mut out, id, method, params);
+        out
+    }
+    fn notification(&self, method: &str, params: &[Value]) -> Vec<u8> {
+        let mut out = Vec::new();
+        msgpack_rpc::write_notification(&mut out, method, params);
+        out
+    }
+}
+
+/// Accepts TCP connections until shutdown, then drains them.
+pub(crate) async fn serve_tcp(shared: Arc<Shared>, listener: TcpListener, mut stop: watch::Receiver<bool>) {
+    let mut conns = JoinSet::new();
+    loop {
+        let Some(permit) = acquire_slot(&shared, &mut stop).await else {
+            break;
+        };
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(e) => {
+                    accept_failed(e).await;
+                    continue;
+                }
+            },
+            _ = stopped(&mut stop) => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let (reader, writer) = stream.into_split();
+        let shared = shared.clone();
+        let stop = stop.clone();
+        conns.spawn(async move {
+            serve_connection(shared, reader, writer, Some(peer), stop).await;
+            drop(permit);
+        });
+        while conns.try_join_next().is_some() {}
+    }
+    drain(&shared, conns).await;
+}
+
+/// Accepts Unix-socket connections until shutdown, then drains them.
+pub(crate) async fn serve_unix(shared: Arc<Shared>, listener: UnixListener, mut stop: watch::Receiver<bool>) {
+    let mut conns = JoinSet::new();
+    loop {
+        let Some(permit) = acquire_slot(&shared, &mut stop).await else {
+            break;
+        };
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    accept_failed(e).await;
+                    continue;
+                }
+            },
+            _ = stopped(&mut stop) => break,
+        };
+        let (reader, writer) = stream.into_split();
+        let shared = shared.clone();
+        let stop = stop.clone();
+        conns.spawn(async move {
+            serve_connection(shared, reader, writer, None, stop).await;
+            drop(permit);
+        });
+        while conns.try_join_next().is_some() {}
+    }
+    drain(&shared, conns).await;
+}
+
+/// Waits for open connections to finish, up to the grace period.
+async fn drain(shared: &Shared, mut conns: JoinSet<()>) {
+    let grace = shared.config.shutdown_grace;
+    let all = async { while conns.join_next().await.is_some() {} };
+    if tokio::time::timeout(grace, all).await.is_err() {
+        warn!(?grace, "MessagePack-RPC connections still open after the grace period; dropping them");
+    }
+}
+
+/// Serves one connection (any byte stream) until the peer closes it, it breaks
+/// the protocol, or shutdown; then lets its calls in flight finish.
+pub(crate) async fn serve_connection<R, W>(
+    shared: Arc<Shared>,
+    mut reader: R,
+    writer: W,
+    peer: Option<SocketAddr>,
+    mut stop: watch::Receiver<bool>,
+) where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
+    let config = &shared.config;
+    let (tx, rx) = mpsc::channel(1024);
+    let writer_task = tokio::spawn(write_frames(writer, rx));
+    let session = Session::new(tx, Box::new(MsgpackWire), config.max_in_flight);
+    let conn_id = shared.connection_id();
+    let max_depth = config.xml_limits.max_depth;
+    let mut buf = BytesMut::with_capacity(64 * 1024);
+    let mut need = 1usize;
+    'conn: loop {
+        // Answer every complete message in the buffer; batch the inline answers.
+        let mut out = Vec::new();
+        loop {
+            if buf.len() < need {
+                break;
+            }
+            match msgpack::frame_len(&buf, max_depth) {
+                Ok(FrameLen::NeedAtLeast(n)) => {
+                    if n > config.max_request_bytes {
+                        warn!(?peer, size = n, "MessagePack-RPC frame over the size limit; closing");
+                        break 'conn;
+                    }
+                    need = n;
+                    break;
+                }
+                Ok(FrameLen::Complete(n)) => {
+                    let frame = buf.split_to(n);
+                    need = 1;
+                    match msgpack::decode(&frame, max_depth) {
+                        Ok(value) => handle(&shared, &session, peer, conn_id, value, &mut out).await,
+                        Err(e) => {
+                            debug!(?peer, error = %e, "undecodable MessagePack-RPC frame; closing");
+                            break 'conn;
+                        }
+                    }
+                }
+                Err(e) => {
+                    debug!(?peer, error = %e, "malformed MessagePack-RPC frame; closing");
+                    break 'conn;
+                }
+            }
+        }
+        if !out.is_empty() && !session.send(out).await {
+            break;
+        }
+        buf.reserve(need.saturating_sub(buf.len()).clamp(8 * 1024, 1 << 20));
+        let read = if buf.is_empty() {
+            tokio::select! {
+                r = reader.read_buf(&mut buf) => r,
+                _ = stopped(&mut stop) => break,
+            }
+        } else {
+            // Inside a frame: the rest must come within the body timeout.
+            match tokio::time::timeout(config.body_timeout, reader.read_buf(&mut buf)).await {
+                Ok(r) => r,
+                Err(_) => {
+                    debug!(?peer, "MessagePack-RPC frame too slow to arrive; closing");
+                    break;
+                }
+            }
+        };
+        match read {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {}
+        }
+    }
+    session.drain(config.max_in_flight).await;
+    session.close();
+    drop(session);
+    let _ = writer_task.await;
+}
+
+/// Handles one decoded message, appending any inline answer to `out`.
+async fn handle(
+    shared: &Arc<Shared>,
+    session: &Arc<Session>,
+    peer: Option<SocketAddr>,
+    conn_id: u64,
+    value: Value,
+    out: &mut Vec<u8>,
+) {
+    match msgpack_rpc::parse(value) {
+        Ok(RpcMessage::Request { msgid, method, params }) => {
+            let ctx = session.context(PROTOCOL, peer, conn_id);
+            let call = Call::Positional(method, params);
+            run_call(session, shared.dispatcher.clone(), ctx, call, out, move |outcome, out| {
+                msgpack_rpc::write_response(out, msgid, &outcome)
+            })
+            .await;
+        }
+        Ok(RpcMessage::Notification { method, params }) => {
+            let ctx = session.context(PROTOCOL, peer, conn_id);
+            let call = Call::Positional(method, params);
+            run_call(session, shared.dispatcher.clone(), ctx, call, out, |_, _| {}).await;
+        }
+        Ok(RpcMessage::Response { msgid, outcome }) => {
+            if !session.answer(msgid, outcome) {
+                debug!(?peer, msgid, "answer to no pending call");
+            }
+        }
+        Err(bad) => match bad.msgid {
+            Some(msgid) => msgpack_rpc::write_response(out, msgid, &Err(bad.fault)),
+            None => debug!(?peer, fault = %bad.fault, "ignoring an invalid message"),
+        },
+    }
+}
