@@ -85,12 +85,17 @@ pub fn decode(bytes: &[u8]) -> Incoming {
         }
     };
     match json {
-        Json::Array(items) if items.is_empty() => Incoming::Single(invalid(Json::Null, "empty batch")),
+        Json::Array(items) if items.is_empty() => {
+            Incoming::Single(invalid(Json::Null, "empty batch"))
+        }
         Json::Array(items) if items.len() > MAX_BATCH => Incoming::Single(Message::Invalid {
             id: Json::Null,
             fault: Fault::new(
                 Fault::LIMIT_EXCEEDED,
-                format!("batch of {} calls exceeds the limit of {MAX_BATCH}", items.len()),
+                format!(
+                    "batch of {} calls exceeds the limit of {MAX_BATCH}",
+                    items.len()
+                ),
             ),
         }),
         Json::Array(items) => Incoming::Batch(items.into_iter().map(message).collect()),
@@ -268,11 +273,14 @@ mod tests {
                 v1: false
             })
         );
-        let Message::Call(n) = single(r#"{"jsonrpc":"2.0","method":"log","params":{"b":1,"a":2}}"#) else {
+        let Message::Call(n) = single(r#"{"jsonrpc":"2.0","method":"log","params":{"b":1,"a":2}}"#)
+        else {
             panic!()
         };
         assert_eq!(n.id, None);
-        let Params::Named(named) = n.params else { panic!() };
+        let Params::Named(named) = n.params else {
+            panic!()
+        };
         assert_eq!(named.keys().collect::<Vec<_>>(), ["b", "a"]);
         let Message::Call(c) = single(r#"{"jsonrpc":"2.0","method":"x","id":null}"#) else {
             panic!()
@@ -294,11 +302,28 @@ mod tests {
         assert_eq!(code(&single("")), Fault::PARSE_ERROR);
         assert_eq!(code(&single("[]")), Fault::INVALID_REQUEST);
         assert_eq!(code(&single("42")), Fault::INVALID_REQUEST);
-        assert_eq!(code(&single(r#"{"jsonrpc":"2.0","method":1,"id":1}"#)), Fault::INVALID_REQUEST);
-        assert_eq!(code(&single(r#"{"jsonrpc":"1.5","method":"x","id":1}"#)), Fault::INVALID_REQUEST);
-        assert_eq!(code(&single(r#"{"jsonrpc":"2.0","method":"x","params":3,"id":1}"#)), Fault::INVALID_REQUEST);
-        assert_eq!(code(&single(r#"{"jsonrpc":"2.0","method":"x","id":[1]}"#)), Fault::INVALID_REQUEST);
-        assert_eq!(code(&single(r#"{"jsonrpc":"2.0","id":1}"#)), Fault::INVALID_REQUEST);
+        assert_eq!(
+            code(&single(r#"{"jsonrpc":"2.0","method":1,"id":1}"#)),
+            Fault::INVALID_REQUEST
+        );
+        assert_eq!(
+            code(&single(r#"{"jsonrpc":"1.5","method":"x","id":1}"#)),
+            Fault::INVALID_REQUEST
+        );
+        assert_eq!(
+            code(&single(
+                r#"{"jsonrpc":"2.0","method":"x","params":3,"id":1}"#
+            )),
+            Fault::INVALID_REQUEST
+        );
+        assert_eq!(
+            code(&single(r#"{"jsonrpc":"2.0","method":"x","id":[1]}"#)),
+            Fault::INVALID_REQUEST
+        );
+        assert_eq!(
+            code(&single(r#"{"jsonrpc":"2.0","id":1}"#)),
+            Fault::INVALID_REQUEST
+        );
         let deep = "[".repeat(10_000) + &"]".repeat(10_000);
         assert_eq!(code(&single(&deep)), Fault::PARSE_ERROR);
         let Incoming::Batch(items) = decode(b"[1, {\"jsonrpc\":\"2.0\",\"method\":\"m\"}]") else {
@@ -330,7 +355,10 @@ mod tests {
         };
         assert_eq!(outcome, fault);
         let v1 = String::from_utf8(encode_response(&json!(2), &Ok(Value::Int(5)), true)).unwrap();
-        assert!(v1.contains(r#""error":null"#) && v1.contains(r#""result":5"#), "{v1}");
+        assert!(
+            v1.contains(r#""error":null"#) && v1.contains(r#""result":5"#),
+            "{v1}"
+        );
         assert!(!v1.contains("jsonrpc"));
         assert_eq!(encode_batch(vec![]), None);
     }

@@ -62,7 +62,9 @@ pub use de::from_value;
 pub use dispatch::{DispatchLimits, Dispatcher};
 pub use fault::Fault;
 pub use kind::{Kind, RpcType};
-pub use params::{Context, FromParams, IntoParams, IntoResult, ParamSpec, Params, Peer, PeerCall, Rest};
+pub use params::{
+    Context, FromParams, IntoParams, IntoResult, ParamSpec, Params, Peer, PeerCall, Rest,
+};
 pub use ser::{to_value, to_value_ref, Bytes, ConvertError};
 pub use table::{BoxFuture, CallResult, DuplicateMethod, Method, MethodTable};
 pub use value::{DateTime, DateTimeError, Map, Value};

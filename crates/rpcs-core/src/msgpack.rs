@@ -285,7 +285,9 @@ pub fn frame_len(input: &[u8], max_depth: usize) -> Result<FrameLen, DecodeError
             let Some(bytes) = input.get(pos..pos + head) else {
                 return need(pos + head);
             };
-            let n = bytes.iter().fold(0usize, |acc, b| (acc << 8) | usize::from(*b));
+            let n = bytes
+                .iter()
+                .fold(0usize, |acc, b| (acc << 8) | usize::from(*b));
             pos += head;
             // For containers the length counts children (maps: key-value pairs).
             match children {
@@ -602,7 +604,10 @@ mod tests {
     fn frame_lengths() {
         let mut many = Vec::new();
         let mut m = Map::new();
-        m.insert("k".into(), Value::Array(vec![Value::Bytes(vec![1; 300]), Value::Nil]));
+        m.insert(
+            "k".into(),
+            Value::Array(vec![Value::Bytes(vec![1; 300]), Value::Nil]),
+        );
         let values = [
             Value::Int(-5),
             Value::String("x".repeat(70_000)),
@@ -620,14 +625,19 @@ mod tests {
             assert_eq!(frame_len(&many[at..], 64), Ok(FrameLen::Complete(len)));
             for cut in 0..len {
                 match frame_len(&many[at..at + cut], 64) {
-                    Ok(FrameLen::NeedAtLeast(n)) => assert!(n > cut && n <= len, "{v:?} cut {cut}: {n}"),
+                    Ok(FrameLen::NeedAtLeast(n)) => {
+                        assert!(n > cut && n <= len, "{v:?} cut {cut}: {n}")
+                    }
                     other => panic!("{v:?} cut {cut}: {other:?}"),
                 }
             }
             at += len;
         }
         // A big declared body is known to be needed in full.
-        assert_eq!(frame_len(&[0xc6, 0, 0x10, 0, 0, 1, 2], 64), Ok(FrameLen::NeedAtLeast(5 + 0x100000)));
+        assert_eq!(
+            frame_len(&[0xc6, 0, 0x10, 0, 0, 1, 2], 64),
+            Ok(FrameLen::NeedAtLeast(5 + 0x100000))
+        );
         let deep: Vec<u8> = std::iter::repeat_n(0x91, 100).chain([0xc0]).collect();
         assert_eq!(frame_len(&deep, 64), Err(DecodeError::TooDeep(64)));
         assert!(frame_len(&[0xc1], 64).is_err());

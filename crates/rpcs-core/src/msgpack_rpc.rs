@@ -86,17 +86,27 @@ pub fn parse(value: Value) -> Result<RpcMessage, BadMessage> {
         (Some(0), 3) => {
             let mut r = rest.into_iter();
             let id_value = r.next().unwrap_or_default();
-            let id = msgid(&id_value).ok_or_else(|| bad(None, "msgid must be a 32-bit unsigned integer"))?;
+            let id = msgid(&id_value)
+                .ok_or_else(|| bad(None, "msgid must be a 32-bit unsigned integer"))?;
             let method = method(r.next().unwrap_or_default(), Some(id))?;
             let params = params(r.next().unwrap_or_default(), Some(id))?;
-            Ok(RpcMessage::Request { msgid: id, method, params })
+            Ok(RpcMessage::Request {
+                msgid: id,
+                method,
+                params,
+            })
         }
         (Some(1), 3) => {
             let mut r = rest.into_iter();
-            let id = msgid(&r.next().unwrap_or_default()).ok_or_else(|| bad(None, "bad response msgid"))?;
+            let id = msgid(&r.next().unwrap_or_default())
+                .ok_or_else(|| bad(None, "bad response msgid"))?;
             let error = r.next().unwrap_or_default();
             let result = r.next().unwrap_or_default();
-            let outcome = if error.is_nil() { Ok(result) } else { Err(fault_from_error(error)) };
+            let outcome = if error.is_nil() {
+                Ok(result)
+            } else {
+                Err(fault_from_error(error))
+            };
             Ok(RpcMessage::Response { msgid: id, outcome })
         }
         (Some(2), 2) => {
@@ -105,7 +115,10 @@ pub fn parse(value: Value) -> Result<RpcMessage, BadMessage> {
             let params = params(r.next().unwrap_or_default(), None)?;
             Ok(RpcMessage::Notification { method, params })
         }
-        (Some(0), _) => Err(bad(rest.first().and_then(msgid), "a request has 4 elements")),
+        (Some(0), _) => Err(bad(
+            rest.first().and_then(msgid),
+            "a request has 4 elements",
+        )),
         _ => Err(bad(None, "unknown message type or length")),
     }
 }
@@ -123,8 +136,15 @@ pub fn fault_from_error(error: Value) -> Fault {
         }
         Value::String(s) => Fault::new(Fault::APPLICATION, s),
         Value::Struct(m) => {
-            let code = m.get("code").and_then(Value::as_i64).and_then(|c| i32::try_from(c).ok());
-            let message = m.get("message").and_then(Value::as_str).unwrap_or("error").to_owned();
+            let code = m
+                .get("code")
+                .and_then(Value::as_i64)
+                .and_then(|c| i32::try_from(c).ok());
+            let message = m
+                .get("message")
+                .and_then(Value::as_str)
+                .unwrap_or("error")
+                .to_owned();
             Fault::new(code.unwrap_or(Fault::APPLICATION), message)
         }
         other => Fault::new(Fault::APPLICATION, format!("{other:?}")),
@@ -199,18 +219,39 @@ mod tests {
         let params = vec![Value::from("in"), Value::Int(3)];
         assert_eq!(
             round(|o| write_request(o, 7, "stack.push", &params)),
-            RpcMessage::Request { msgid: 7, method: "stack.push".into(), params: params.clone() }
+            RpcMessage::Request {
+                msgid: 7,
+                method: "stack.push".into(),
+                params: params.clone()
+            }
         );
         assert_eq!(
             round(|o| write_notification(o, "log", &params)),
-            RpcMessage::Notification { method: "log".into(), params: params.clone() }
+            RpcMessage::Notification {
+                method: "log".into(),
+                params: params.clone()
+            }
         );
         let ok = Ok(Value::Array(params.clone()));
-        assert_eq!(round(|o| write_response(o, u32::MAX, &ok)), RpcMessage::Response { msgid: u32::MAX, outcome: ok.clone() });
+        assert_eq!(
+            round(|o| write_response(o, u32::MAX, &ok)),
+            RpcMessage::Response {
+                msgid: u32::MAX,
+                outcome: ok.clone()
+            }
+        );
         let fault = Err(Fault::named("StackIndexError", "empty"));
-        assert_eq!(round(|o| write_response(o, 1, &fault)), RpcMessage::Response { msgid: 1, outcome: fault.clone() });
+        assert_eq!(
+            round(|o| write_response(o, 1, &fault)),
+            RpcMessage::Response {
+                msgid: 1,
+                outcome: fault.clone()
+            }
+        );
         let many: Vec<Value> = (0..70000).map(Value::Int).collect();
-        assert!(matches!(round(|o| write_request(o, 1, "m", &many)), RpcMessage::Request { params, .. } if params.len() == 70000));
+        assert!(
+            matches!(round(|o| write_request(o, 1, "m", &many)), RpcMessage::Request { params, .. } if params.len() == 70000)
+        );
     }
 
     #[test]

@@ -32,7 +32,8 @@ pub fn document(table: &MethodTable) -> Value {
                 .params()
                 .iter()
                 .map(|p| {
-                    let mut param = json!({"name": p.name, "required": !p.optional, "schema": schema(&p.kind)});
+                    let mut param =
+                        json!({"name": p.name, "required": !p.optional, "schema": schema(&p.kind)});
                     if p.variadic {
                         param["schema"] = json!({"type": "array", "items": schema(&p.kind)});
                         param["description"] = json!("all remaining positional parameters");

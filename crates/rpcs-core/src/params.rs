@@ -88,7 +88,9 @@ impl Context {
 fn no_callbacks(protocol: &str) -> Fault {
     Fault::named(
         "CallbackError",
-        format!("the caller cannot be called back over {protocol}; use WebSocket or MessagePack-RPC"),
+        format!(
+            "the caller cannot be called back over {protocol}; use WebSocket or MessagePack-RPC"
+        ),
     )
 }
 

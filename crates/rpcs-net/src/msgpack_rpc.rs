@@ -11,13 +11,13 @@ use crate::session::{run_call, write_frames, Call, Session, Wire};
 use bytes::BytesMut;
 use rpcs_core::msgpack::{self, FrameLen};
 use rpcs_core::msgpack_rpc::{self, RpcMessage};
-use rpcs_core::Value;
+use rpcs_core::{Dispatcher, Value};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::{mpsc, watch};
-use tokio::task::JoinSet;
+use tokio::task::{JoinHandle, JoinSet};
 use tracing::{debug, warn};
 
 const PROTOCOL: &str = "msgpack-rpc";
@@ -38,7 +38,11 @@ impl Wire for MsgpackWire {
 }
 
 /// Accepts TCP connections until shutdown, then drains them.
-pub(crate) async fn serve_tcp(shared: Arc<Shared>, listener: TcpListener, mut stop: watch::Receiver<bool>) {
+pub(crate) async fn serve_tcp(
+    shared: Arc<Shared>,
+    listener: TcpListener,
+    mut stop: watch::Receiver<bool>,
+) {
     let mut conns = JoinSet::new();
     loop {
         let Some(permit) = acquire_slot(&shared, &mut stop).await else {
@@ -68,7 +72,11 @@ pub(crate) async fn serve_tcp(shared: Arc<Shared>, listener: TcpListener, mut st
 }
 
 /// Accepts Unix-socket connections until shutdown, then drains them.
-pub(crate) async fn serve_unix(shared: Arc<Shared>, listener: UnixListener, mut stop: watch::Receiver<bool>) {
+pub(crate) async fn serve_unix(
+    shared: Arc<Shared>,
+    listener: UnixListener,
+    mut stop: watch::Receiver<bool>,
+) {
     let mut conns = JoinSet::new();
     loop {
         let Some(permit) = acquire_slot(&shared, &mut stop).await else {
@@ -101,96 +109,175 @@ async fn drain(shared: &Shared, mut conns: JoinSet<()>) {
     let grace = shared.config.shutdown_grace;
     let all = async { while conns.join_next().await.is_some() {} };
     if tokio::time::timeout(grace, all).await.is_err() {
-        warn!(?grace, "MessagePack-RPC connections still open after the grace period; dropping them");
+        warn!(
+            ?grace,
+            "MessagePack-RPC connections still open after the grace period; dropping them"
+        );
     }
 }
 
-/// Serves one connection (any byte stream) until the peer closes it, it breaks
-/// the protocol, or shutdown; then lets its calls in flight finish.
-pub(crate) async fn serve_connection<R, W>(
-    shared: Arc<Shared>,
-    mut reader: R,
-    writer: W,
-    peer: Option<SocketAddr>,
-    mut stop: watch::Receiver<bool>,
-) where
-    R: AsyncRead + Unpin,
-    W: AsyncWrite + Unpin + Send + 'static,
-{
-    let config = &shared.config;
-    let (tx, rx) = mpsc::channel(1024);
-    let writer_task = tokio::spawn(write_frames(writer, rx));
-    let session = Session::new(tx, Box::new(MsgpackWire), config.max_in_flight);
-    let conn_id = shared.connection_id();
-    let max_depth = config.xml_limits.max_depth;
-    let mut buf = BytesMut::with_capacity(64 * 1024);
-    let mut need = 1usize;
-    'conn: loop {
-        // Answer every complete message in the buffer; batch the inline answers.
-        let mut out = Vec::new();
-        loop {
-            if buf.len() < need {
-                break;
-            }
-            match msgpack::frame_len(&buf, max_depth) {
-                Ok(FrameLen::NeedAtLeast(n)) => {
-                    if n > config.max_request_bytes {
-                        warn!(?peer, size = n, "MessagePack-RPC frame over the size limit; closing");
-                        break 'conn;
-                    }
-                    need = n;
-                    break;
-                }
-                Ok(FrameLen::Complete(n)) => {
-                    let frame = buf.split_to(n);
-                    need = 1;
-                    match msgpack::decode(&frame, max_depth) {
-                        Ok(value) => handle(&shared, &session, peer, conn_id, value, &mut out).await,
-                        Err(e) => {
-                            debug!(?peer, error = %e, "undecodable MessagePack-RPC frame; closing");
-                            break 'conn;
-                        }
-                    }
-                }
-                Err(e) => {
-                    debug!(?peer, error = %e, "malformed MessagePack-RPC frame; closing");
-                    break 'conn;
-                }
-            }
-        }
-        if !out.is_empty() && !session.send(out).await {
-            break;
-        }
-        buf.reserve(need.saturating_sub(buf.len()).clamp(8 * 1024, 1 << 20));
-        let read = if buf.is_empty() {
-            tokio::select! {
-                r = reader.read_buf(&mut buf) => r,
-                _ = stopped(&mut stop) => break,
-            }
-        } else {
-            // Inside a frame: the rest must come within the body timeout.
-            match tokio::time::timeout(config.body_timeout, reader.read_buf(&mut buf)).await {
-                Ok(r) => r,
-                Err(_) => {
-                    debug!(?peer, "MessagePack-RPC frame too slow to arrive; closing");
-                    break;
-                }
-            }
-        };
-        match read {
-            Ok(0) | Err(_) => break,
-            Ok(_) => {}
+/// Bounds on one stream connection.
+#[derive(Debug, Clone)]
+pub(crate) struct StreamLimits {
+    /// The largest frame.
+    pub max_frame: usize,
+    /// Time allowed for the rest of a frame once it started.
+    pub frame_timeout: std::time::Duration,
+    /// The deepest nesting of values.
+    pub max_depth: usize,
+    /// Calls running at once.
+    pub max_in_flight: usize,
+}
+
+impl StreamLimits {
+    pub(crate) fn of(config: &crate::ServerConfig) -> StreamLimits {
+        StreamLimits {
+            max_frame: config.max_request_bytes,
+            frame_timeout: config.body_timeout,
+            max_depth: config.xml_limits.max_depth,
+            max_in_flight: config.max_in_flight,
         }
     }
-    session.drain(config.max_in_flight).await;
-    session.close();
-    drop(session);
-    let _ = writer_task.await;
+}
+
+/// Serves one server-side connection until it ends, then lets its calls finish.
+async fn serve_connection<R, W>(
+    shared: Arc<Shared>,
+    reader: R,
+    writer: W,
+    peer: Option<SocketAddr>,
+    stop: watch::Receiver<bool>,
+) where
+    R: AsyncRead + Unpin + Send + 'static,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
+    let limits = StreamLimits::of(&shared.config);
+    let conn_id = shared.connection_id();
+    let (_, done) = start(
+        shared.dispatcher.clone(),
+        reader,
+        writer,
+        limits,
+        peer,
+        conn_id,
+        stop,
+    );
+    let _ = done.await;
+}
+
+/// Starts a connection (either side): a task reads messages, answering requests
+/// from `dispatcher` and routing answers to the session's pending calls. Returns the
+/// session (to call the peer) and the task, which ends when the connection does.
+pub(crate) fn start<R, W>(
+    dispatcher: Arc<Dispatcher>,
+    mut reader: R,
+    writer: W,
+    limits: StreamLimits,
+    peer: Option<SocketAddr>,
+    conn_id: u64,
+    mut stop: watch::Receiver<bool>,
+) -> (Arc<Session>, JoinHandle<()>)
+where
+    R: AsyncRead + Unpin + Send + 'static,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
+    let (tx, rx) = mpsc::channel(1024);
+    let writer_task = tokio::spawn(write_frames(writer, rx));
+    let session = Session::new(tx, Box::new(MsgpackWire), limits.max_in_flight);
+    let handle = session.clone();
+    let task = tokio::spawn(async move {
+        let mut buf = BytesMut::with_capacity(64 * 1024);
+        let mut need = 1usize;
+        'conn: loop {
+            // Answer every complete message in the buffer; batch the inline answers.
+            let mut out = Vec::new();
+            while buf.len() >= need {
+                match msgpack::frame_len(&buf, limits.max_depth) {
+                    Ok(FrameLen::NeedAtLeast(n)) => {
+                        if n > limits.max_frame {
+                            warn!(
+                                ?peer,
+                                size = n,
+                                "MessagePack-RPC frame over the size limit; closing"
+                            );
+                            break 'conn;
+                        }
+                        need = n;
+                    }
+                    Ok(FrameLen::Complete(n)) if n > limits.max_frame => {
+                        warn!(
+                            ?peer,
+                            size = n,
+                            "MessagePack-RPC frame over the size limit; closing"
+                        );
+                        break 'conn;
+                    }
+                    Ok(FrameLen::Complete(n)) => {
+                        let frame = buf.split_to(n);
+                        need = 1;
+                        match msgpack::decode(&frame, limits.max_depth) {
+                            Ok(value) => {
+                                handle_message(
+                                    &dispatcher,
+                                    &session,
+                                    peer,
+                                    conn_id,
+                                    value,
+                                    &mut out,
+                                )
+                                .await
+                            }
+                            Err(e) => {
+                                debug!(?peer, error = %e, "undecodable MessagePack-RPC frame; closing");
+                                break 'conn;
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        debug!(?peer, error = %e, "malformed MessagePack-RPC frame; closing");
+                        break 'conn;
+                    }
+                }
+            }
+            if !out.is_empty() && !session.send(out).await {
+                break;
+            }
+            buf.reserve(need.saturating_sub(buf.len()).clamp(8 * 1024, 1 << 20));
+            let read = if buf.is_empty() {
+                tokio::select! {
+                    r = reader.read_buf(&mut buf) => r,
+                    _ = stopped(&mut stop) => break,
+                }
+            } else {
+                // Inside a frame: the rest must come within the frame timeout.
+                let timed = tokio::time::timeout(limits.frame_timeout, reader.read_buf(&mut buf));
+                tokio::select! {
+                    r = timed => match r {
+                        Ok(r) => r,
+                        Err(_) => {
+                            debug!(?peer, "MessagePack-RPC frame too slow to arrive; closing");
+                            break;
+                        }
+                    },
+                    _ = stopped(&mut stop) => break,
+                }
+            };
+            match read {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+        session.close();
+        session.drain(limits.max_in_flight).await;
+        drop(session);
+        let _ = writer_task.await;
+    });
+    (handle, task)
 }
 
 /// Handles one decoded message, appending any inline answer to `out`.
-async fn handle(
-    shared: &Arc<Shared>,
+async fn handle_message(
+    dispatcher: &Arc<Dispatcher>,
     session: &Arc<Session>,
     peer: Option<SocketAddr>,
     conn_id: u64,
@@ -198,18 +285,27 @@ async fn handle(
     out: &mut Vec<u8>,
 ) {
     match msgpack_rpc::parse(value) {
-        Ok(RpcMessage::Request { msgid, method, params }) => {
+        Ok(RpcMessage::Request {
+            msgid,
+            method,
+            params,
+        }) => {
             let ctx = session.context(PROTOCOL, peer, conn_id);
             let call = Call::Positional(method, params);
-            run_call(session, shared.dispatcher.clone(), ctx, call, out, move |outcome, out| {
-                msgpack_rpc::write_response(out, msgid, &outcome)
-            })
+            run_call(
+                session,
+                dispatcher.clone(),
+                ctx,
+                call,
+                out,
+                move |outcome, out| msgpack_rpc::write_response(out, msgid, &outcome),
+            )
             .await;
         }
         Ok(RpcMessage::Notification { method, params }) => {
             let ctx = session.context(PROTOCOL, peer, conn_id);
             let call = Call::Positional(method, params);
-            run_call(session, shared.dispatcher.clone(), ctx, call, out, |_, _| {}).await;
+            run_call(session, dispatcher.clone(), ctx, call, out, |_, _| {}).await;
         }
         Ok(RpcMessage::Response { msgid, outcome }) => {
             if !session.answer(msgid, outcome) {

@@ -5,7 +5,7 @@ use rpcs_core::{BoxFuture, Context, Dispatcher, Fault, Peer, PeerCall, Value};
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::Poll;
 use std::time::Duration;
@@ -32,18 +32,80 @@ pub(crate) struct Session {
     next_id: AtomicU32,
     wire: Box<dyn Wire>,
     in_flight: Arc<Semaphore>,
+    closed: AtomicBool,
 }
+
+/// The connection ended before the peer answered.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Gone;
 
 impl Session {
     /// A session writing through `out`, allowing `max_in_flight` calls at once.
-    pub(crate) fn new(out: mpsc::Sender<Vec<u8>>, wire: Box<dyn Wire>, max_in_flight: usize) -> Arc<Session> {
+    pub(crate) fn new(
+        out: mpsc::Sender<Vec<u8>>,
+        wire: Box<dyn Wire>,
+        max_in_flight: usize,
+    ) -> Arc<Session> {
         Arc::new(Session {
             out,
             pending: Mutex::new(HashMap::new()),
             next_id: AtomicU32::new(1),
             wire,
             in_flight: Arc::new(Semaphore::new(max_in_flight.max(1))),
+            closed: AtomicBool::new(false),
         })
+    }
+
+    /// Whether the connection has ended.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire) || self.out.is_closed()
+    }
+
+    /// Calls a method on the peer and waits (up to `timeout`) for its answer.
+    pub(crate) async fn request(
+        &self,
+        method: &str,
+        params: &[Value],
+        timeout: Duration,
+    ) -> Result<Result<Value, Fault>, RequestError> {
+        if self.is_closed() {
+            return Err(RequestError::Gone);
+        }
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        self.pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id, tx);
+        let frame = self.wire.request(id, method, params);
+        if self.out.send(frame).await.is_err() {
+            self.forget(id);
+            return Err(RequestError::Gone);
+        }
+        match tokio::time::timeout(timeout, rx).await {
+            Ok(Ok(outcome)) => Ok(outcome),
+            Ok(Err(_)) => Err(RequestError::Gone),
+            Err(_) => {
+                self.forget(id);
+                Err(RequestError::Timeout)
+            }
+        }
+    }
+
+    /// Sends a notification.
+    pub(crate) async fn notification(&self, method: &str, params: &[Value]) -> Result<(), Gone> {
+        if self.is_closed() {
+            return Err(Gone);
+        }
+        let frame = self.wire.notification(method, params);
+        self.out.send(frame).await.map_err(|_| Gone)
+    }
+
+    fn forget(&self, id: u32) {
+        self.pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&id);
     }
 
     /// Queues a frame for writing; false once the connection is gone.
@@ -53,7 +115,11 @@ impl Session {
 
     /// Delivers the peer's answer to one of our calls; false if no call waits for it.
     pub(crate) fn answer(&self, id: u32, outcome: Result<Value, Fault>) -> bool {
-        let waiter = self.pending.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
+        let waiter = self
+            .pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&id);
         match waiter {
             Some(tx) => tx.send(outcome).is_ok(),
             None => false,
@@ -62,13 +128,22 @@ impl Session {
 
     /// Fails every call still waiting for the peer (the connection ended).
     pub(crate) fn close(&self) {
-        self.pending.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        self.closed.store(true, Ordering::Release);
+        self.pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
     }
 
     /// A context for a call arriving on this session.
-    pub(crate) fn context(self: &Arc<Self>, protocol: &'static str, peer: Option<std::net::SocketAddr>, conn_id: u64) -> Context {
+    pub(crate) fn context(
+        self: &Arc<Self>,
+        protocol: &'static str,
+        peer: Option<std::net::SocketAddr>,
+        conn_id: u64,
+    ) -> Context {
         let mut ctx = Context::new(protocol, peer, conn_id);
-        ctx.peer_calls = Some(Peer(self.clone()));
+        ctx.peer_calls = Some(Peer(Arc::new(Handle(self.clone()))));
         ctx
     }
 
@@ -83,32 +158,43 @@ impl Session {
     }
 }
 
-impl PeerCall for Session {
+/// Why a request to the peer got no answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RequestError {
+    /// The connection ended.
+    Gone,
+    /// No answer within the timeout.
+    Timeout,
+}
+
+/// A session handle that owns its reference, for `'static` peer-call futures.
+struct Handle(Arc<Session>);
+
+impl PeerCall for Handle {
     fn call(&self, method: &str, params: Vec<Value>) -> BoxFuture<Result<Value, Fault>> {
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let (tx, rx) = oneshot::channel();
-        self.pending
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(id, tx);
-        let frame = self.wire.request(id, method, &params);
-        let out = self.out.clone();
+        let session = self.0.clone();
+        let method = method.to_owned();
         Box::pin(async move {
-            if out.send(frame).await.is_err() {
-                return Err(gone());
-            }
-            match tokio::time::timeout(PEER_CALL_TIMEOUT, rx).await {
-                Ok(Ok(outcome)) => outcome,
-                Ok(Err(_)) => Err(gone()),
-                Err(_) => Err(Fault::new(Fault::LIMIT_EXCEEDED, "the peer did not answer in time")),
+            match session.request(&method, &params, PEER_CALL_TIMEOUT).await {
+                Ok(outcome) => outcome,
+                Err(RequestError::Gone) => Err(gone()),
+                Err(RequestError::Timeout) => Err(Fault::new(
+                    Fault::LIMIT_EXCEEDED,
+                    "the peer did not answer in time",
+                )),
             }
         })
     }
 
     fn notify(&self, method: &str, params: Vec<Value>) -> BoxFuture<Result<(), Fault>> {
-        let frame = self.wire.notification(method, &params);
-        let out = self.out.clone();
-        Box::pin(async move { out.send(frame).await.map_err(|_| gone()) })
+        let session = self.0.clone();
+        let method = method.to_owned();
+        Box::pin(async move {
+            session
+                .notification(&method, &params)
+                .await
+                .map_err(|_| gone())
+        })
     }
 }
 
@@ -118,7 +204,10 @@ fn gone() -> Fault {
 
 /// Writes queued frames until every sender is gone, coalescing what is queued
 /// into one write.
-pub(crate) async fn write_frames<W: AsyncWrite + Unpin>(mut writer: W, mut frames: mpsc::Receiver<Vec<u8>>) {
+pub(crate) async fn write_frames<W: AsyncWrite + Unpin>(
+    mut writer: W,
+    mut frames: mpsc::Receiver<Vec<u8>>,
+) {
     let mut buf = Vec::with_capacity(16 * 1024);
     while let Some(frame) = frames.recv().await {
         buf.extend_from_slice(&frame);
@@ -152,12 +241,13 @@ pub(crate) async fn run_call<F>(
 ) where
     F: FnOnce(Result<Value, Fault>, &mut Vec<u8>) + Send + 'static,
 {
-    let mut fut: Pin<Box<dyn Future<Output = Result<Value, Fault>> + Send>> = Box::pin(async move {
-        match call {
-            Call::Positional(method, params) => dispatcher.call(&ctx, &method, params).await,
-            Call::Named(method, named) => dispatcher.call_named(&ctx, &method, named).await,
-        }
-    });
+    let mut fut: Pin<Box<dyn Future<Output = Result<Value, Fault>> + Send>> =
+        Box::pin(async move {
+            match call {
+                Call::Positional(method, params) => dispatcher.call(&ctx, &method, params).await,
+                Call::Named(method, named) => dispatcher.call_named(&ctx, &method, named).await,
+            }
+        });
     let first = std::future::poll_fn(|cx| Poll::Ready(fut.as_mut().poll(cx))).await;
     match first {
         Poll::Ready(outcome) => finish(outcome, inline_out),

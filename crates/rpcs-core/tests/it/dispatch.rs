@@ -250,24 +250,61 @@ fn tables_merge_nest_and_alias() {
 }
 
 fn named(d: &Dispatcher, method: &str, pairs: &[(&str, Value)]) -> Result<Value, Fault> {
-    let map: Map = pairs.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
+    let map: Map = pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.clone()))
+        .collect();
     ready(d.call_named(&Context::default(), method, map))
 }
 
 #[test]
 fn named_parameters_map_to_registered_names() {
     let d = Dispatcher::new(table());
-    assert_eq!(named(&d, "math.add", &[("b", 2.into()), ("a", 40.into())]), Ok(Value::Int(42)));
-    assert_eq!(named(&d, "math.add", &[("a", 1.into())]).unwrap_err().code, Fault::INVALID_PARAMS);
-    let err = named(&d, "math.add", &[("a", 1.into()), ("b", 1.into()), ("c", 1.into())]).unwrap_err();
+    assert_eq!(
+        named(&d, "math.add", &[("b", 2.into()), ("a", 40.into())]),
+        Ok(Value::Int(42))
+    );
+    assert_eq!(
+        named(&d, "math.add", &[("a", 1.into())]).unwrap_err().code,
+        Fault::INVALID_PARAMS
+    );
+    let err = named(
+        &d,
+        "math.add",
+        &[("a", 1.into()), ("b", 1.into()), ("c", 1.into())],
+    )
+    .unwrap_err();
     assert!(err.message.contains("unknown parameter \"c\""), "{err}");
     // Unnamed parameters keep their default names; optional ones may be left out.
-    assert_eq!(named(&d, "greet", &[("arg0", "ann".into())]), Ok("hello ann".into()));
-    assert_eq!(named(&d, "greet", &[("arg0", "ann".into()), ("arg1", true.into())]), Ok("HELLO ann".into()));
-    assert_eq!(named(&d, "sum", &[("args", Value::Array(vec![1.into(), 2.into()]))]), Ok(Value::Double(3.0)));
+    assert_eq!(
+        named(&d, "greet", &[("arg0", "ann".into())]),
+        Ok("hello ann".into())
+    );
+    assert_eq!(
+        named(
+            &d,
+            "greet",
+            &[("arg0", "ann".into()), ("arg1", true.into())]
+        ),
+        Ok("HELLO ann".into())
+    );
+    assert_eq!(
+        named(
+            &d,
+            "sum",
+            &[("args", Value::Array(vec![1.into(), 2.into()]))]
+        ),
+        Ok(Value::Double(3.0))
+    );
     assert_eq!(named(&d, "sum", &[]), Ok(Value::Double(0.0)));
-    assert_eq!(named(&d, "system.methodHelp", &[("method", "math.add".into())]), Ok("Add two integers.".into()));
-    assert_eq!(named(&d, "nope", &[]).unwrap_err().code, Fault::METHOD_NOT_FOUND);
+    assert_eq!(
+        named(&d, "system.methodHelp", &[("method", "math.add".into())]),
+        Ok("Add two integers.".into())
+    );
+    assert_eq!(
+        named(&d, "nope", &[]).unwrap_err().code,
+        Fault::METHOD_NOT_FOUND
+    );
 }
 
 #[test]
@@ -288,6 +325,9 @@ fn rpc_discover_describes_every_method() {
     let first = params[0].as_struct().unwrap();
     assert_eq!(first["name"], Value::from("a"));
     assert_eq!(first["required"], Value::Bool(true));
-    assert_eq!(first["schema"].as_struct().unwrap()["type"], Value::from("integer"));
+    assert_eq!(
+        first["schema"].as_struct().unwrap()["type"],
+        Value::from("integer")
+    );
     assert_eq!(methods.len(), d.table().len());
 }

@@ -22,12 +22,36 @@ impl BlockingClient {
 
     /// A blocking client for `url` with the given settings.
     pub fn with_config(url: &str, config: ClientConfig) -> Result<BlockingClient, ClientError> {
-        let rt = tokio::runtime::Builder::new_current_thread()
+        // Stream transports keep reading between calls (to answer the server's
+        // calls back), so the runtime gets a thread of its own.
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
             .enable_all()
             .build()
             .map_err(|e| ClientError::Connect(format!("cannot start a runtime: {e}")))?;
         let inner = rt.block_on(async { Client::with_config(url, config) })?;
         Ok(BlockingClient { inner, rt })
+    }
+
+    /// A blocking client that answers the server's calls back from `handlers`
+    /// (see [`Client::with_handlers`]).
+    pub fn with_handlers(
+        url: &str,
+        config: ClientConfig,
+        handlers: rpcs_core::MethodTable,
+    ) -> Result<BlockingClient, ClientError> {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .map_err(|e| ClientError::Connect(format!("cannot start a runtime: {e}")))?;
+        let inner = rt.block_on(async { Client::with_handlers(url, config, handlers) })?;
+        Ok(BlockingClient { inner, rt })
+    }
+
+    /// See [`Client::notify`].
+    pub fn notify(&self, method: &str, params: impl IntoParams) -> Result<(), ClientError> {
+        self.rt.block_on(self.inner.notify(method, params))
     }
 
     /// See [`Client::call`].

@@ -3,19 +3,24 @@
 //!
 //! | URL | protocol |
 //! |---|---|
-//! | `http://host:port/path` | XML-RPC over HTTP; `http://host:port` alone means `/RPC2`, as in Python |
+//! | `http://host:port/path`, `xmlrpc+http://...` | XML-RPC over HTTP; `http://host:port` alone means `/RPC2`, as in Python |
+//! | `jsonrpc+http://host:port/path` | JSON-RPC 2.0 over HTTP (no path means `/`) |
+//! | `msgpack://host:port`, `msgpack+tcp://host:port` | MessagePack-RPC over TCP |
+//! | `msgpack+unix:///path/to/socket` | MessagePack-RPC over a Unix socket |
 //!
 //! Calls take any [`IntoParams`] (a tuple of serializable values, a `Vec<Value>`, or
 //! `()`); [`Client::call`] returns a [`Value`] and [`Client::call_as`] converts it.
 
 mod blocking;
-mod xmlrpc;
+mod http;
+mod msgpack;
 
 pub use blocking::BlockingClient;
 
-use rpcs_core::{from_value, ConvertError, Fault, IntoParams, Map, Value};
+use rpcs_core::{from_value, ConvertError, Dispatcher, Fault, IntoParams, Map, MethodTable, Value};
 use serde::de::DeserializeOwned;
 use std::any::Any;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Why a call did not return a value.
@@ -88,7 +93,8 @@ impl Default for ClientConfig {
 
 #[derive(Clone)]
 enum Transport {
-    XmlRpc(xmlrpc::XmlRpcHttp),
+    Http(http::HttpTransport),
+    Msgpack(Arc<msgpack::MsgpackClient>),
 }
 
 /// A connection-reusing RPC client; the URL picks the protocol.
@@ -122,17 +128,70 @@ impl Client {
 
     /// A client for `url` with the given settings.
     pub fn with_config(url: &str, config: ClientConfig) -> Result<Client, ClientError> {
+        Client::with_handlers(url, config, MethodTable::new())
+    }
+
+    /// A client that also answers calls the server makes back to it, from
+    /// `handlers` (stream transports only: MessagePack-RPC; on HTTP they are unused).
+    pub fn with_handlers(
+        url: &str,
+        config: ClientConfig,
+        handlers: MethodTable,
+    ) -> Result<Client, ClientError> {
         let bad = |reason: &str| ClientError::Url {
             url: url.to_owned(),
             reason: reason.to_owned(),
         };
-        let scheme = url.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
-        let transport = match scheme.as_deref() {
-            Some("http") => Transport::XmlRpc(xmlrpc::XmlRpcHttp::new(url, config)?),
-            Some("https") => return Err(bad("https is not supported; use http")),
-            Some(_) => return Err(bad("unknown scheme (http:// is supported)")),
-            None => return Err(bad("expected a URL such as http://127.0.0.1:8000/")),
+        let Some((scheme, rest)) = url.split_once("://") else {
+            return Err(bad("expected a URL such as http://127.0.0.1:8000/"));
         };
+        let http_url = format!("http://{rest}");
+        let transport =
+            match scheme.to_ascii_lowercase().as_str() {
+                "http" | "xmlrpc+http" => Transport::Http(http::HttpTransport::new(
+                    &http_url,
+                    config,
+                    http::Format::XmlRpc,
+                )?),
+                "jsonrpc+http" | "json+http" => {
+                    // JSON-RPC servers usually listen on "/", not Python's "/RPC2".
+                    let with_path = if rest.contains('/') {
+                        http_url
+                    } else {
+                        format!("{http_url}/")
+                    };
+                    Transport::Http(http::HttpTransport::new(
+                        &with_path,
+                        config,
+                        http::Format::JsonRpc,
+                    )?)
+                }
+                "msgpack" | "msgpack+tcp" => {
+                    let addr = rest.trim_end_matches('/');
+                    if addr.is_empty() || !addr.contains(':') {
+                        return Err(bad("expected msgpack://host:port"));
+                    }
+                    let target = msgpack::Target::Tcp(addr.to_owned());
+                    let handlers = Arc::new(Dispatcher::new(handlers));
+                    Transport::Msgpack(Arc::new(msgpack::MsgpackClient::new(
+                        target, config, handlers,
+                    )))
+                }
+                "msgpack+unix" => {
+                    if rest.is_empty() {
+                        return Err(bad("expected msgpack+unix:///path/to/socket"));
+                    }
+                    let target = msgpack::Target::Unix(rest.into());
+                    let handlers = Arc::new(Dispatcher::new(handlers));
+                    Transport::Msgpack(Arc::new(msgpack::MsgpackClient::new(
+                        target, config, handlers,
+                    )))
+                }
+                "https" => return Err(bad("https is not supported; use http")),
+                _ => return Err(bad(
+                    "unknown scheme (use http://, jsonrpc+http://, msgpack://, msgpack+unix://)",
+                )),
+            };
         Ok(Client { transport })
     }
 
@@ -140,7 +199,17 @@ impl Client {
     pub async fn call(&self, method: &str, params: impl IntoParams) -> Result<Value, ClientError> {
         let params = params.into_params()?;
         match &self.transport {
-            Transport::XmlRpc(t) => t.call(method, &params).await,
+            Transport::Http(t) => t.call(method, &params).await,
+            Transport::Msgpack(t) => t.call(method, &params).await,
+        }
+    }
+
+    /// Sends a notification: the server runs the method and answers nothing.
+    pub async fn notify(&self, method: &str, params: impl IntoParams) -> Result<(), ClientError> {
+        let params = params.into_params()?;
+        match &self.transport {
+            Transport::Http(t) => t.notify(method, &params).await,
+            Transport::Msgpack(t) => t.notify(method, &params).await,
         }
     }
 

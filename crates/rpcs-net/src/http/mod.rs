@@ -159,7 +159,12 @@ async fn handle(shared: &Shared, peer: SocketAddr, conn_id: u64, req: Request<In
     if protocol == Protocol::JsonRpc {
         let ctx = Context::new("jsonrpc", Some(peer), conn_id);
         return match jsonrpc_answer(&shared.dispatcher, &ctx, &body).await {
-            Some(answer) => reply(answer, "application/json", gzip_reply, config.gzip_threshold),
+            Some(answer) => reply(
+                answer,
+                "application/json",
+                gzip_reply,
+                config.gzip_threshold,
+            ),
             None => {
                 let mut resp = Response::new(Full::new(Bytes::new()));
                 *resp.status_mut() = StatusCode::NO_CONTENT;

@@ -2,6 +2,7 @@
 
 mod client;
 mod http_server;
+mod streams;
 
 use rpcs_core::{Context, Dispatcher, Fault, MethodTable, Value};
 use rpcs_net::{Listener, Server, ServerConfig};

@@ -1,4 +1,4 @@
-//! XML-RPC over HTTP/1.1, with pooled keep-alive connections.
+//! XML-RPC and JSON-RPC over HTTP/1.1, with pooled keep-alive connections.
 
 use super::{ClientConfig, ClientError};
 use crate::compress::{self, Encoding};
@@ -9,10 +9,21 @@ use http::{Request, Uri};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::TokioExecutor;
-use rpcs_core::{xmlrpc, Value};
+use rpcs_core::{jsonrpc, xmlrpc, Value};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// Which encoding the HTTP transport speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Format {
+    XmlRpc,
+    JsonRpc,
+}
 
 #[derive(Clone)]
-pub(super) struct XmlRpcHttp {
+pub(super) struct HttpTransport {
+    format: Format,
+    next_id: Arc<AtomicU64>,
     http: Client<HttpConnector, Full<Bytes>>,
     uri: Uri,
     auth: Option<HeaderValue>,
@@ -20,8 +31,13 @@ pub(super) struct XmlRpcHttp {
     limits: xmlrpc::Limits,
 }
 
-impl XmlRpcHttp {
-    pub(super) fn new(url: &str, config: ClientConfig) -> Result<XmlRpcHttp, ClientError> {
+impl HttpTransport {
+    /// `url` must be a plain `http://` URL (any `xxx+` scheme prefix already removed).
+    pub(super) fn new(
+        url: &str,
+        config: ClientConfig,
+        format: Format,
+    ) -> Result<HttpTransport, ClientError> {
         let bad = |reason: String| ClientError::Url {
             url: url.to_owned(),
             reason,
@@ -61,7 +77,9 @@ impl XmlRpcHttp {
             max_size: config.max_response_bytes,
             ..xmlrpc::Limits::default()
         };
-        Ok(XmlRpcHttp {
+        Ok(HttpTransport {
+            format,
+            next_id: Arc::new(AtomicU64::new(1)),
             http,
             uri,
             auth,
@@ -72,16 +90,49 @@ impl XmlRpcHttp {
 
     pub(super) async fn call(&self, method: &str, params: &[Value]) -> Result<Value, ClientError> {
         let timeout = self.config.timeout;
-        match tokio::time::timeout(timeout, self.exchange(method, params)).await {
+        match tokio::time::timeout(timeout, self.exchange(method, params, true)).await {
             Ok(result) => result,
             Err(_) => Err(ClientError::Timeout(timeout)),
         }
     }
 
-    async fn exchange(&self, method: &str, params: &[Value]) -> Result<Value, ClientError> {
-        let mut body = xmlrpc::encode_request(method, params);
+    /// Sends a JSON-RPC notification (XML-RPC has none: the call is made and its
+    /// answer dropped).
+    pub(super) async fn notify(&self, method: &str, params: &[Value]) -> Result<(), ClientError> {
+        let timeout = self.config.timeout;
+        match tokio::time::timeout(timeout, self.exchange(method, params, false)).await {
+            Ok(result) => result.map(|_| ()),
+            Err(_) => Err(ClientError::Timeout(timeout)),
+        }
+    }
+
+    fn encode(&self, method: &str, params: &[Value], answer: bool) -> (Vec<u8>, Option<u64>) {
+        match self.format {
+            Format::XmlRpc => (xmlrpc::encode_request(method, params), None),
+            Format::JsonRpc if answer => {
+                let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+                (
+                    jsonrpc::encode_request(Some(&id.into()), method, params),
+                    Some(id),
+                )
+            }
+            Format::JsonRpc => (jsonrpc::encode_request(None, method, params), None),
+        }
+    }
+
+    async fn exchange(
+        &self,
+        method: &str,
+        params: &[Value],
+        answer: bool,
+    ) -> Result<Value, ClientError> {
+        let (mut body, id) = self.encode(method, params, answer);
+        let content_type = match self.format {
+            Format::XmlRpc => "text/xml",
+            Format::JsonRpc => "application/json",
+        };
         let mut req = Request::post(self.uri.clone())
-            .header(CONTENT_TYPE, "text/xml")
+            .header(CONTENT_TYPE, content_type)
             .header(ACCEPT_ENCODING, "gzip");
         if self
             .config
@@ -125,11 +176,33 @@ impl XmlRpcHttp {
                 body: text.trim().to_owned(),
             });
         }
-        match xmlrpc::decode_response(&bytes, &self.limits) {
-            Ok(Ok(value)) => Ok(value),
-            Ok(Err(fault)) => Err(ClientError::Fault(fault)),
-            Err(e) => Err(ClientError::Decode(e.to_string())),
+        match self.format {
+            Format::XmlRpc => match xmlrpc::decode_response(&bytes, &self.limits) {
+                Ok(Ok(value)) => Ok(value),
+                Ok(Err(fault)) => Err(ClientError::Fault(fault)),
+                Err(e) => Err(ClientError::Decode(e.to_string())),
+            },
+            Format::JsonRpc if !answer => Ok(Value::Nil),
+            Format::JsonRpc => json_outcome(&bytes, id),
         }
+    }
+}
+
+/// Reads a JSON-RPC answer to the call with `id`.
+fn json_outcome(bytes: &[u8], id: Option<u64>) -> Result<Value, ClientError> {
+    match jsonrpc::decode(bytes) {
+        jsonrpc::Incoming::Single(jsonrpc::Message::Response { id: got, outcome }) => {
+            if id.is_some_and(|want| got != serde_json::Value::from(want)) {
+                return Err(ClientError::Decode(format!(
+                    "answer to call {got}, not {id:?}"
+                )));
+            }
+            outcome.map_err(ClientError::Fault)
+        }
+        jsonrpc::Incoming::Single(jsonrpc::Message::Invalid { fault, .. }) => {
+            Err(ClientError::Decode(fault.message))
+        }
+        _ => Err(ClientError::Decode("expected one JSON-RPC response".into())),
     }
 }
 

@@ -1,0 +1,142 @@
+//! MessagePack-RPC over TCP or a Unix socket: one connection shared by every
+//! call (pipelined, answers in any order), re-established with backoff after it
+//! breaks, and able to answer calls the server makes back.
+
+use super::{ClientConfig, ClientError};
+use crate::msgpack_rpc::{start, StreamLimits};
+use crate::session::{RequestError, Session};
+use rpcs_core::{Dispatcher, Value};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{watch, Mutex};
+use tokio::time::Instant;
+
+/// The first pause before reconnecting; it doubles after each failure.
+const FIRST_BACKOFF: Duration = Duration::from_millis(50);
+/// The longest pause between reconnection attempts.
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+#[derive(Debug, Clone)]
+pub(super) enum Target {
+    Tcp(String),
+    Unix(PathBuf),
+}
+
+struct State {
+    session: Option<Arc<Session>>,
+    backoff: Duration,
+}
+
+pub(super) struct MsgpackClient {
+    target: Target,
+    config: ClientConfig,
+    handlers: Arc<Dispatcher>,
+    state: Mutex<State>,
+    // Dropping the client closes its connection.
+    _stop: watch::Sender<bool>,
+    stop_rx: watch::Receiver<bool>,
+}
+
+impl MsgpackClient {
+    pub(super) fn new(
+        target: Target,
+        config: ClientConfig,
+        handlers: Arc<Dispatcher>,
+    ) -> MsgpackClient {
+        let (stop, stop_rx) = watch::channel(false);
+        MsgpackClient {
+            target,
+            config,
+            handlers,
+            state: Mutex::new(State {
+                session: None,
+                backoff: FIRST_BACKOFF,
+            }),
+            _stop: stop,
+            stop_rx,
+        }
+    }
+
+    async fn connect(&self) -> Result<Arc<Session>, ClientError> {
+        let limits = StreamLimits {
+            max_frame: self.config.max_response_bytes,
+            frame_timeout: self.config.timeout,
+            max_depth: 64,
+            max_in_flight: 256,
+        };
+        let connect_err =
+            |e: std::io::Error| ClientError::Connect(format!("{:?}: {e}", self.target));
+        let dispatcher = self.handlers.clone();
+        let stop = self.stop_rx.clone();
+        let (session, _) = match &self.target {
+            Target::Tcp(addr) => {
+                let stream = tokio::net::TcpStream::connect(addr)
+                    .await
+                    .map_err(connect_err)?;
+                let _ = stream.set_nodelay(true);
+                let (r, w) = stream.into_split();
+                start(dispatcher, r, w, limits, None, 0, stop)
+            }
+            Target::Unix(path) => {
+                let stream = tokio::net::UnixStream::connect(path)
+                    .await
+                    .map_err(connect_err)?;
+                let (r, w) = stream.into_split();
+                start(dispatcher, r, w, limits, None, 0, stop)
+            }
+        };
+        Ok(session)
+    }
+
+    /// The live connection, connecting (with backoff) within the call timeout.
+    async fn session(&self, deadline: Instant) -> Result<Arc<Session>, ClientError> {
+        let mut state = self.state.lock().await;
+        if let Some(s) = &state.session {
+            if !s.is_closed() {
+                return Ok(s.clone());
+            }
+        }
+        state.session = None;
+        loop {
+            let attempt = tokio::time::timeout_at(deadline, self.connect()).await;
+            match attempt {
+                Ok(Ok(s)) => {
+                    state.session = Some(s.clone());
+                    state.backoff = FIRST_BACKOFF;
+                    return Ok(s);
+                }
+                Ok(Err(e)) => {
+                    let pause = state.backoff;
+                    state.backoff = (pause * 2).min(MAX_BACKOFF);
+                    if Instant::now() + pause >= deadline {
+                        return Err(e);
+                    }
+                    tokio::time::sleep(pause).await;
+                }
+                Err(_) => return Err(ClientError::Timeout(self.config.timeout)),
+            }
+        }
+    }
+
+    pub(super) async fn call(&self, method: &str, params: &[Value]) -> Result<Value, ClientError> {
+        let deadline = Instant::now() + self.config.timeout;
+        let session = self.session(deadline).await?;
+        let left = deadline.saturating_duration_since(Instant::now());
+        match session.request(method, params, left).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(fault)) => Err(ClientError::Fault(fault)),
+            Err(RequestError::Gone) => Err(ClientError::Connect("the connection was lost".into())),
+            Err(RequestError::Timeout) => Err(ClientError::Timeout(self.config.timeout)),
+        }
+    }
+
+    pub(super) async fn notify(&self, method: &str, params: &[Value]) -> Result<(), ClientError> {
+        let deadline = Instant::now() + self.config.timeout;
+        let session = self.session(deadline).await?;
+        session
+            .notification(method, params)
+            .await
+            .map_err(|_| ClientError::Connect("the connection was lost".into()))
+    }
+}
