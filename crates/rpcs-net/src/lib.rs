@@ -13,7 +13,7 @@
 
 pub mod client;
 pub mod compress;
-mod http;
+pub(crate) mod http;
 mod msgpack_rpc;
 pub mod server;
 mod session;

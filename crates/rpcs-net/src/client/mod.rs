@@ -7,6 +7,7 @@
 //! | `jsonrpc+http://host:port/path` | JSON-RPC 2.0 over HTTP (no path means `/`) |
 //! | `msgpack://host:port`, `msgpack+tcp://host:port` | MessagePack-RPC over TCP |
 //! | `msgpack+unix:///path/to/socket` | MessagePack-RPC over a Unix socket |
+//! | `ws://host:port/path`, `jsonrpc+ws://...` | JSON-RPC 2.0 over WebSocket |
 //!
 //! Calls take any [`IntoParams`] (a tuple of serializable values, a `Vec<Value>`, or
 //! `()`); [`Client::call`] returns a [`Value`] and [`Client::call_as`] converts it.
@@ -93,7 +94,7 @@ impl Default for ClientConfig {
 
 #[derive(Clone)]
 enum Transport {
-    Http(http::HttpTransport),
+    Http(Box<http::HttpTransport>),
     Msgpack(Arc<msgpack::MsgpackClient>),
 }
 
@@ -131,8 +132,9 @@ impl Client {
         Client::with_handlers(url, config, MethodTable::new())
     }
 
-    /// A client that also answers calls the server makes back to it, from
-    /// `handlers` (stream transports only: MessagePack-RPC; on HTTP they are unused).
+    /// A client that also answers calls and notifications the server sends back to
+    /// it, from `handlers` (stream transports only: MessagePack-RPC and WebSocket;
+    /// over HTTP they are unused).
     pub fn with_handlers(
         url: &str,
         config: ClientConfig,
@@ -146,52 +148,63 @@ impl Client {
             return Err(bad("expected a URL such as http://127.0.0.1:8000/"));
         };
         let http_url = format!("http://{rest}");
-        let transport =
-            match scheme.to_ascii_lowercase().as_str() {
-                "http" | "xmlrpc+http" => Transport::Http(http::HttpTransport::new(
-                    &http_url,
+        let transport = match scheme.to_ascii_lowercase().as_str() {
+            "http" | "xmlrpc+http" => Transport::Http(Box::new(http::HttpTransport::new(
+                &http_url,
+                config,
+                http::Format::XmlRpc,
+            )?)),
+            "jsonrpc+http" | "json+http" => {
+                // JSON-RPC servers usually listen on "/", not Python's "/RPC2".
+                let with_path = if rest.contains('/') {
+                    http_url
+                } else {
+                    format!("{http_url}/")
+                };
+                Transport::Http(Box::new(http::HttpTransport::new(
+                    &with_path,
                     config,
-                    http::Format::XmlRpc,
-                )?),
-                "jsonrpc+http" | "json+http" => {
-                    // JSON-RPC servers usually listen on "/", not Python's "/RPC2".
-                    let with_path = if rest.contains('/') {
-                        http_url
-                    } else {
-                        format!("{http_url}/")
-                    };
-                    Transport::Http(http::HttpTransport::new(
-                        &with_path,
-                        config,
-                        http::Format::JsonRpc,
-                    )?)
+                    http::Format::JsonRpc,
+                )?))
+            }
+            "msgpack" | "msgpack+tcp" => {
+                let addr = rest.trim_end_matches('/');
+                if addr.is_empty() || !addr.contains(':') {
+                    return Err(bad("expected msgpack://host:port"));
                 }
-                "msgpack" | "msgpack+tcp" => {
-                    let addr = rest.trim_end_matches('/');
-                    if addr.is_empty() || !addr.contains(':') {
-                        return Err(bad("expected msgpack://host:port"));
-                    }
-                    let target = msgpack::Target::Tcp(addr.to_owned());
-                    let handlers = Arc::new(Dispatcher::new(handlers));
-                    Transport::Msgpack(Arc::new(msgpack::MsgpackClient::new(
-                        target, config, handlers,
-                    )))
+                let target = msgpack::Target::Tcp(addr.to_owned());
+                let handlers = Arc::new(Dispatcher::new(handlers));
+                Transport::Msgpack(Arc::new(msgpack::MsgpackClient::new(
+                    target, config, handlers,
+                )))
+            }
+            "msgpack+unix" => {
+                if rest.is_empty() {
+                    return Err(bad("expected msgpack+unix:///path/to/socket"));
                 }
-                "msgpack+unix" => {
-                    if rest.is_empty() {
-                        return Err(bad("expected msgpack+unix:///path/to/socket"));
-                    }
-                    let target = msgpack::Target::Unix(rest.into());
-                    let handlers = Arc::new(Dispatcher::new(handlers));
-                    Transport::Msgpack(Arc::new(msgpack::MsgpackClient::new(
-                        target, config, handlers,
-                    )))
-                }
-                "https" => return Err(bad("https is not supported; use http")),
-                _ => return Err(bad(
-                    "unknown scheme (use http://, jsonrpc+http://, msgpack://, msgpack+unix://)",
-                )),
-            };
+                let target = msgpack::Target::Unix(rest.into());
+                let handlers = Arc::new(Dispatcher::new(handlers));
+                Transport::Msgpack(Arc::new(msgpack::MsgpackClient::new(
+                    target, config, handlers,
+                )))
+            }
+            "ws" | "jsonrpc+ws" => {
+                let path = if rest.contains('/') {
+                    rest.to_owned()
+                } else {
+                    format!("{rest}/")
+                };
+                let target = msgpack::Target::Ws(format!("ws://{path}"));
+                let handlers = Arc::new(Dispatcher::new(handlers));
+                Transport::Msgpack(Arc::new(msgpack::MsgpackClient::new(
+                    target, config, handlers,
+                )))
+            }
+            "https" | "wss" => return Err(bad("TLS is not supported; use http:// or ws://")),
+            _ => return Err(bad(
+                "unknown scheme (use http://, jsonrpc+http://, ws://, msgpack://, msgpack+unix://)",
+            )),
+        };
         Ok(Client { transport })
     }
 

@@ -1,6 +1,7 @@
-//! MessagePack-RPC over TCP or a Unix socket: one connection shared by every
-//! call (pipelined, answers in any order), re-established with backoff after it
-//! breaks, and able to answer calls the server makes back.
+//! Stream transports (MessagePack-RPC over TCP or a Unix socket, JSON-RPC over
+//! WebSocket): one connection shared by every call (pipelined, answers in any
+//! order), re-established with backoff after it breaks, and able to answer calls
+//! and notifications the server sends back.
 
 use super::{ClientConfig, ClientError};
 use crate::msgpack_rpc::{start, StreamLimits};
@@ -11,6 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{watch, Mutex};
 use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 /// The first pause before reconnecting; it doubles after each failure.
 const FIRST_BACKOFF: Duration = Duration::from_millis(50);
@@ -19,8 +21,12 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
 #[derive(Debug, Clone)]
 pub(super) enum Target {
+    /// MessagePack-RPC over TCP.
     Tcp(String),
+    /// MessagePack-RPC over a Unix socket.
     Unix(PathBuf),
+    /// JSON-RPC over WebSocket (a ws:// URL).
+    Ws(String),
 }
 
 struct State {
@@ -84,6 +90,18 @@ impl MsgpackClient {
                     .map_err(connect_err)?;
                 let (r, w) = stream.into_split();
                 start(dispatcher, r, w, limits, None, 0, stop)
+            }
+            Target::Ws(url) => {
+                let config = WebSocketConfig {
+                    max_message_size: Some(limits.max_frame),
+                    max_frame_size: Some(limits.max_frame),
+                    ..WebSocketConfig::default()
+                };
+                let (ws, _) =
+                    tokio_tungstenite::connect_async_with_config(url.as_str(), Some(config), true)
+                        .await
+                        .map_err(|e| ClientError::Connect(format!("{url}: {e}")))?;
+                crate::http::ws::start(dispatcher, ws, None, 0, limits.max_in_flight, stop)
             }
         };
         Ok(session)

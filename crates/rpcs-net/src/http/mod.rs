@@ -1,10 +1,14 @@
-//! The HTTP transport: XML-RPC on POST to the RPC paths, over HTTP/1.1 keep-alive.
+//! The HTTP transport: XML-RPC and JSON-RPC on POST to the RPC paths (told apart
+//! by content type), over HTTP/1.1 keep-alive, and JSON-RPC over WebSocket on GET
+//! with an upgrade (see `ws`).
 //!
 //! Status codes: 404 for other paths, 405 (with `Allow: POST`) for other methods,
 //! 415 for a content type or encoding that is not served, 413 for a body over
 //! the size limits, 408 when the body is too slow to arrive, 400 for a body that
 //! cannot be read. Everything that reaches the codec is answered with 200 and an
 //! XML-RPC response, faults included, as XML-RPC requires.
+
+pub(crate) mod ws;
 
 use crate::compress::{self, Encoding, InflateError};
 use crate::server::{accept_failed, acquire_slot, stopped, Shared};
@@ -16,7 +20,6 @@ use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
 use rpcs_core::jsonrpc::{self, Message, Params};
 use rpcs_core::{xmlrpc, Context, Dispatcher, Fault};
 use std::convert::Infallible;
@@ -26,6 +29,7 @@ use std::sync::Arc;
 use std::task::Poll;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use tokio::task::JoinSet;
 use tracing::{debug, warn};
 
 /// Accepts connections until shutdown, then drains them.
@@ -34,7 +38,7 @@ pub(crate) async fn serve(
     listener: TcpListener,
     mut stop: watch::Receiver<bool>,
 ) {
-    let graceful = GracefulShutdown::new();
+    let mut conns = JoinSet::new();
     loop {
         let Some(permit) = acquire_slot(&shared, &mut stop).await else {
             break;
@@ -52,30 +56,52 @@ pub(crate) async fn serve(
         let _ = stream.set_nodelay(true);
         let conn_id = shared.connection_id();
         let svc_shared = shared.clone();
+        let svc_stop = stop.clone();
         let service = service_fn(move |req| {
             let shared = svc_shared.clone();
-            async move { Ok::<_, Infallible>(handle(&shared, peer, conn_id, req).await) }
+            let stop = svc_stop.clone();
+            async move {
+                if ws::is_upgrade(&req)
+                    && shared
+                        .config
+                        .rpc_paths
+                        .iter()
+                        .any(|p| p == req.uri().path())
+                {
+                    return Ok::<_, Infallible>(ws::upgrade(shared, req, peer, conn_id, stop));
+                }
+                Ok::<_, Infallible>(handle(&shared, peer, conn_id, req).await)
+            }
         });
         let conn = http1::Builder::new()
             .timer(TokioTimer::new())
             .header_read_timeout(shared.config.header_timeout)
             // Replies are small: one flat write beats a two-part writev.
             .writev(false)
-            .serve_connection(TokioIo::new(stream), service);
-        let conn = graceful.watch(conn);
-        tokio::spawn(async move {
-            if let Err(e) = conn.await {
+            .serve_connection(TokioIo::new(stream), service)
+            .with_upgrades();
+        let mut conn_stop = stop.clone();
+        conns.spawn(async move {
+            let mut conn = std::pin::pin!(conn);
+            let result = tokio::select! {
+                r = conn.as_mut() => r,
+                _ = stopped(&mut conn_stop) => {
+                    // Finish the request in flight, then close.
+                    conn.as_mut().graceful_shutdown();
+                    conn.await
+                }
+            };
+            if let Err(e) = result {
                 debug!(%peer, error = %e, "connection ended with an error");
             }
             drop(permit);
         });
+        while conns.try_join_next().is_some() {}
     }
     drop(listener);
     let grace = shared.config.shutdown_grace;
-    if tokio::time::timeout(grace, graceful.shutdown())
-        .await
-        .is_err()
-    {
+    let all = async { while conns.join_next().await.is_some() {} };
+    if tokio::time::timeout(grace, all).await.is_err() {
         warn!(
             ?grace,
             "connections still open after the grace period; dropping them"

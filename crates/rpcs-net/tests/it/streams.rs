@@ -72,6 +72,10 @@ fn json_url(http: &str) -> String {
     http.replacen("http://", "jsonrpc+http://", 1)
 }
 
+fn ws_url(http: &str) -> String {
+    http.replacen("http://", "ws://", 1)
+}
+
 #[tokio::test]
 async fn every_protocol_answers_the_same() {
     let srv = start_all(ServerConfig::default()).await;
@@ -90,7 +94,7 @@ async fn every_protocol_answers_the_same() {
         );
         let bytes = Value::Bytes(vec![0, 1, 255]);
         let back = client.call("echo", vec![bytes.clone()]).await.unwrap();
-        if url.starts_with("jsonrpc") {
+        if url.starts_with("jsonrpc") || url.starts_with("ws") {
             // JSON carries bytes as base64 text.
             assert_eq!(back, Value::from("AAH/"), "{url}");
         } else {

@@ -1,0 +1,250 @@
+//! JSON-RPC over WebSocket, on the HTTP port by upgrade.
+//!
+//! Each text (or binary) message carries one JSON-RPC document: a call, a
+//! notification, a batch, or an answer to a call the server made. Calls run
+//! concurrently and are answered as they finish; handlers can call methods the
+//! client offers, and send it notifications (subscriptions).
+
+use crate::http::answer_message;
+use crate::server::{stopped, Shared};
+use crate::session::{run_call, Call, Session, Wire};
+use futures_util::{SinkExt, StreamExt};
+use http::header::{
+    HeaderValue, CONNECTION, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_KEY, SEC_WEBSOCKET_VERSION,
+    UPGRADE,
+};
+use http::{Request, Response, StatusCode};
+use http_body_util::Full;
+use hyper::body::{Bytes, Incoming};
+use hyper_util::rt::TokioIo;
+use rpcs_core::jsonrpc::{self, Message, Params};
+use rpcs_core::{Dispatcher, Value};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
+use tokio_tungstenite::tungstenite::Message as WsMessage;
+use tokio_tungstenite::WebSocketStream;
+use tracing::debug;
+
+const PROTOCOL: &str = "jsonrpc-ws";
+
+struct JsonWire;
+
+impl Wire for JsonWire {
+    fn request(&self, id: u32, method: &str, params: &[Value]) -> Vec<u8> {
+        jsonrpc::encode_request(Some(&id.into()), method, params)
+    }
+    fn notification(&self, method: &str, params: &[Value]) -> Vec<u8> {
+        jsonrpc::encode_request(None, method, params)
+    }
+}
+
+/// Whether the request asks to upgrade to a WebSocket.
+pub(crate) fn is_upgrade(req: &Request<Incoming>) -> bool {
+    let has = |name, token: &str| {
+        req.headers().get_all(name).iter().any(|v| {
+            v.to_str()
+                .map(|s| s.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
+                .unwrap_or(false)
+        })
+    };
+    has(CONNECTION, "upgrade") && has(UPGRADE, "websocket")
+}
+
+/// Answers the upgrade request and starts the session once the connection switched.
+pub(crate) fn upgrade(
+    shared: Arc<Shared>,
+    req: Request<Incoming>,
+    peer: SocketAddr,
+    conn_id: u64,
+    stop: watch::Receiver<bool>,
+) -> Response<Full<Bytes>> {
+    let version_ok = req
+        .headers()
+        .get(SEC_WEBSOCKET_VERSION)
+        .is_some_and(|v| v.as_bytes() == b"13");
+    let Some(key) = req.headers().get(SEC_WEBSOCKET_KEY).cloned() else {
+        return status(StatusCode::BAD_REQUEST, "missing Sec-WebSocket-Key");
+    };
+    if !version_ok {
+        let mut resp = status(
+            StatusCode::UPGRADE_REQUIRED,
+            "WebSocket version 13 required",
+        );
+        resp.headers_mut()
+            .insert(SEC_WEBSOCKET_VERSION, HeaderValue::from_static("13"));
+        return resp;
+    }
+    let accept = derive_accept_key(key.as_bytes());
+    tokio::spawn(async move {
+        match hyper::upgrade::on(req).await {
+            Ok(upgraded) => {
+                let limit = shared.config.max_request_bytes;
+                let config = WebSocketConfig {
+                    max_message_size: Some(limit),
+                    max_frame_size: Some(limit),
+                    ..WebSocketConfig::default()
+                };
+                let ws = WebSocketStream::from_raw_socket(
+                    TokioIo::new(upgraded),
+                    Role::Server,
+                    Some(config),
+                )
+                .await;
+                let max = shared.config.max_in_flight;
+                let (_, task) = start(
+                    shared.dispatcher.clone(),
+                    ws,
+                    Some(peer),
+                    conn_id,
+                    max,
+                    stop,
+                );
+                let _ = task.await;
+            }
+            Err(e) => debug!(%peer, error = %e, "WebSocket upgrade failed"),
+        }
+    });
+    let mut resp = Response::new(Full::new(Bytes::new()));
+    *resp.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let headers = resp.headers_mut();
+    headers.insert(CONNECTION, HeaderValue::from_static("upgrade"));
+    headers.insert(UPGRADE, HeaderValue::from_static("websocket"));
+    if let Ok(v) = HeaderValue::from_str(&accept) {
+        headers.insert(SEC_WEBSOCKET_ACCEPT, v);
+    }
+    resp
+}
+
+fn status(code: StatusCode, text: &str) -> Response<Full<Bytes>> {
+    let mut resp = Response::new(Full::new(Bytes::from(format!("{text}\n"))));
+    *resp.status_mut() = code;
+    resp
+}
+
+/// Starts a WebSocket session (either side): a task reads documents, answering
+/// calls from `dispatcher` and routing answers to the session's pending calls.
+/// Returns the session (to call the peer) and the task, which ends with the socket.
+pub(crate) fn start<S>(
+    dispatcher: Arc<Dispatcher>,
+    ws: WebSocketStream<S>,
+    peer: Option<SocketAddr>,
+    conn_id: u64,
+    max_in_flight: usize,
+    mut stop: watch::Receiver<bool>,
+) -> (Arc<Session>, JoinHandle<()>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (mut sink, mut stream) = ws.split();
+    let (tx, mut rx) = mpsc::channel::<Vec<u8>>(1024);
+    let writer = tokio::spawn(async move {
+        while let Some(frame) = rx.recv().await {
+            let text = String::from_utf8(frame).unwrap_or_default();
+            if sink.send(text.into()).await.is_err() {
+                break;
+            }
+        }
+        let _ = sink.close().await;
+    });
+    let session = Session::new(tx, Box::new(JsonWire), max_in_flight);
+    let handle = session.clone();
+    let task = tokio::spawn(async move {
+        loop {
+            let msg = tokio::select! {
+                m = stream.next() => m,
+                _ = stopped(&mut stop) => break,
+            };
+            let bytes = match msg {
+                Some(Ok(WsMessage::Text(t))) => t.as_bytes().to_vec(),
+                Some(Ok(WsMessage::Binary(b))) => b.to_vec(),
+                Some(Ok(WsMessage::Close(_))) | None => break,
+                Some(Ok(_)) => continue,
+                Some(Err(e)) => {
+                    debug!(?peer, error = %e, "WebSocket error; closing");
+                    break;
+                }
+            };
+            handle_document(&dispatcher, &session, peer, conn_id, &bytes).await;
+        }
+        session.close();
+        session.drain(max_in_flight).await;
+        drop(session);
+        let _ = writer.await;
+    });
+    (handle, task)
+}
+
+async fn handle_document(
+    dispatcher: &Arc<Dispatcher>,
+    session: &Arc<Session>,
+    peer: Option<SocketAddr>,
+    conn_id: u64,
+    bytes: &[u8],
+) {
+    match jsonrpc::decode(bytes) {
+        jsonrpc::Incoming::Single(Message::Response { id, outcome }) => {
+            let answered = id
+                .as_u64()
+                .and_then(|i| u32::try_from(i).ok())
+                .is_some_and(|i| session.answer(i, outcome));
+            if !answered {
+                debug!(?peer, %id, "answer to no pending call");
+            }
+        }
+        jsonrpc::Incoming::Single(Message::Call(call)) => {
+            let ctx = session.context(PROTOCOL, peer, conn_id);
+            let (id, v1) = (call.id, call.v1);
+            let run = match call.params {
+                Params::Positional(p) => Call::Positional(call.method, p),
+                Params::Named(n) => Call::Named(call.method, n),
+            };
+            let mut out = Vec::new();
+            run_call(
+                session,
+                dispatcher.clone(),
+                ctx,
+                run,
+                &mut out,
+                move |outcome, out| {
+                    if let Some(id) = id {
+                        out.extend(jsonrpc::encode_response(&id, &outcome, v1));
+                    }
+                },
+            )
+            .await;
+            if !out.is_empty() {
+                session.send(out).await;
+            }
+        }
+        jsonrpc::Incoming::Single(invalid @ Message::Invalid { .. }) => {
+            let ctx = session.context(PROTOCOL, peer, conn_id);
+            if let Some(obj) = answer_message(dispatcher, &ctx, invalid).await {
+                session
+                    .send(serde_json::to_vec(&obj).unwrap_or_default())
+                    .await;
+            }
+        }
+        jsonrpc::Incoming::Batch(items) => {
+            let ctx = session.context(PROTOCOL, peer, conn_id);
+            let mut answers = Vec::new();
+            for m in items {
+                if let Message::Response { id, outcome } = m {
+                    if let Some(i) = id.as_u64().and_then(|i| u32::try_from(i).ok()) {
+                        session.answer(i, outcome);
+                    }
+                    continue;
+                }
+                if let Some(obj) = answer_message(dispatcher, &ctx, m).await {
+                    answers.push(obj);
+                }
+            }
+            if let Some(frame) = jsonrpc::encode_batch(answers) {
+                session.send(frame).await;
+            }
+        }
+    }
+}
