@@ -83,6 +83,7 @@ async fn every_protocol_answers_the_same() {
     for url in [
         srv.http.clone(),
         json_url(&srv.http),
+        ws_url(&srv.http),
         srv.msgpack.clone(),
         srv.unix.clone(),
     ] {
@@ -160,7 +161,7 @@ async fn the_server_calls_back_into_the_client() {
         let _ = tx.send(line);
         true
     });
-    for url in [srv.msgpack.clone(), srv.unix.clone()] {
+    for url in [srv.msgpack.clone(), srv.unix.clone(), ws_url(&srv.http)] {
         let client =
             Client::with_handlers(&url, ClientConfig::default(), handlers.clone()).unwrap();
         let n: i64 = client
