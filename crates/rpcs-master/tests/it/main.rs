@@ -1,29 +1,71 @@
-//! The master's service suite, run against every backend.
+//! The master's service suite, run against every backend (called directly) and
+//! over every protocol (through a real server and client on 127.0.0.1).
 
 mod persistence;
 mod provider;
 mod stack;
 mod storage;
 
-use rpcs_core::{Context, Dispatcher, Fault, Map, Value};
+use rpcs_core::{json, Context, DateTime, Dispatcher, Fault, Map, Value};
 use rpcs_master::store::Store;
 use rpcs_master::{Backend, Durability, Limits, Master, MasterConfig};
+use rpcs_net::{Client, ClientError, Listener, Server, ServerConfig};
 use std::sync::Arc;
 use std::time::Duration;
 use tempfile::TempDir;
+use tokio::sync::oneshot;
 
-/// One master over one backend, called through its dispatcher as a client would.
+/// How the suite reaches the master.
+pub enum Via {
+    /// Straight through the dispatcher.
+    Direct(Dispatcher),
+    /// Through a server and a client of one protocol.
+    Remote {
+        client: Client,
+        /// JSON carries bytes and date-times as strings.
+        json: bool,
+        _stop: oneshot::Sender<()>,
+    },
+}
+
+/// One master over one backend, called as a client would.
 pub struct Env {
     pub name: &'static str,
     pub master: Master,
-    pub dispatcher: Dispatcher,
+    pub via: Via,
     pub _dir: Option<TempDir>,
 }
 
 impl Env {
     pub async fn call(&self, method: &str, params: Vec<Value>) -> Result<Value, Fault> {
-        let ctx = Context::new("test", Some("127.0.0.1:5555".parse().unwrap()), 1);
-        self.dispatcher.call(&ctx, method, params).await
+        match &self.via {
+            Via::Direct(dispatcher) => {
+                let ctx = Context::new("test", Some("127.0.0.1:5555".parse().unwrap()), 1);
+                dispatcher.call(&ctx, method, params).await
+            }
+            Via::Remote { client, .. } => match client.call(method, params).await {
+                Ok(v) => Ok(v),
+                Err(ClientError::Fault(f)) => Err(f),
+                Err(e) => panic!("[{}] {method}: {e}", self.name),
+            },
+        }
+    }
+
+    /// What `expected` looks like after a round trip over this env's protocol.
+    pub fn norm(&self, expected: Value) -> Value {
+        match &self.via {
+            Via::Remote { json: true, .. } => json::from_json(json::to_json(&expected)),
+            _ => expected,
+        }
+    }
+
+    /// Whether `v` is a date-time (a string, over JSON).
+    pub fn is_datetime(&self, v: &Value) -> bool {
+        match (&self.via, v) {
+            (_, Value::DateTime(_)) => true,
+            (Via::Remote { json: true, .. }, Value::String(s)) => DateTime::parse(s).is_ok(),
+            _ => false,
+        }
     }
 
     /// Calls and expects success.
@@ -68,9 +110,68 @@ pub fn env_with(
     Env {
         name,
         master,
-        dispatcher,
+        via: Via::Direct(dispatcher),
         _dir: dir,
     }
+}
+
+/// A master on the memory backend served on `listener`, reached at `url`.
+async fn remote(name: &'static str, config: MasterConfig, listener: Listener, url: String) -> Env {
+    let store: Arc<dyn Store> = Backend::Memory.open().expect("store opens");
+    let master = Master::new(store, config);
+    let server = Server::new(Dispatcher::new(master.table()), ServerConfig::default());
+    let (stop, stopped) = oneshot::channel::<()>();
+    tokio::spawn(async move {
+        server
+            .run(vec![listener], async {
+                let _ = stopped.await;
+            })
+            .await
+    });
+    let json = url.starts_with("jsonrpc") || url.starts_with("ws");
+    Env {
+        name,
+        master,
+        via: Via::Remote {
+            client: Client::new(&url).expect("client"),
+            json,
+            _stop: stop,
+        },
+        _dir: None,
+    }
+}
+
+/// The memory-backed master over each protocol.
+pub async fn all_protocols_with(config: MasterConfig) -> Vec<Env> {
+    let xml = Listener::http("127.0.0.1:0").await.unwrap();
+    let xml_url = xml.url().unwrap();
+    let json = Listener::http("127.0.0.1:0").await.unwrap();
+    let json_url = json
+        .url()
+        .unwrap()
+        .replacen("http://", "jsonrpc+http://", 1);
+    let ws = Listener::http("127.0.0.1:0").await.unwrap();
+    let ws_url = ws.url().unwrap().replacen("http://", "ws://", 1);
+    let mp = Listener::msgpack_tcp("127.0.0.1:0").await.unwrap();
+    let mp_url = mp.url().unwrap();
+    vec![
+        remote("xmlrpc", config.clone(), xml, xml_url).await,
+        remote("jsonrpc-http", config.clone(), json, json_url).await,
+        remote("jsonrpc-ws", config.clone(), ws, ws_url).await,
+        remote("msgpack-rpc", config, mp, mp_url).await,
+    ]
+}
+
+/// Every backend called directly, and the memory backend over every protocol.
+pub async fn all_envs_with(config: MasterConfig) -> Vec<Env> {
+    let mut envs = all_backends_with(config.clone());
+    envs.extend(all_protocols_with(config).await);
+    envs
+}
+
+/// [`all_envs_with`] the test configuration.
+pub async fn all_envs() -> Vec<Env> {
+    all_envs_with(config()).await
 }
 
 /// A fresh master on each backend: memory, embedded strict, embedded relaxed.
@@ -90,10 +191,6 @@ pub fn all_backends_with(config: MasterConfig) -> Vec<Env> {
         env_with("embedded-strict", strict, Some(strict_dir), config.clone()),
         env_with("embedded-relaxed", relaxed, Some(relaxed_dir), config),
     ]
-}
-
-pub fn all_backends() -> Vec<Env> {
-    all_backends_with(config())
 }
 
 pub fn s(text: &str) -> Value {

@@ -1,10 +1,10 @@
-use crate::{all_backends, all_backends_with, config, i, map, s};
+use crate::{all_envs, all_envs_with, config, i, map, s};
 use rpcs_core::Value;
 use std::time::Duration;
 
 #[tokio::test]
 async fn sessions_and_messages() {
-    for e in all_backends() {
+    for e in all_envs().await {
         assert_eq!(
             e.ok("provider.login", vec![s("w1"), map(&[("pid", i(42))])])
                 .await,
@@ -43,8 +43,8 @@ async fn sessions_and_messages() {
         assert_eq!(c["status"], s("idle"));
         assert_eq!(c["info"], map(&[("pid", i(42))]));
         assert_eq!(c["pendingMessages"], i(2));
-        assert!(matches!(c["loginTime"], Value::DateTime(_)));
-        assert!(matches!(c["lastVisit"], Value::DateTime(_)));
+        assert!(e.is_datetime(&c["loginTime"]), "[{}]", e.name);
+        assert!(e.is_datetime(&c["lastVisit"]), "[{}]", e.name);
         assert_eq!(
             e.ok("provider.visit", vec![s("w1"), s("busy")]).await,
             s("first")
@@ -87,7 +87,7 @@ async fn sessions_and_messages() {
 async fn clean_up_ends_idle_sessions_and_requeues_their_leases() {
     let mut cfg = config();
     cfg.session_timeout = Duration::from_millis(300);
-    for e in all_backends_with(cfg) {
+    for e in all_envs_with(cfg).await {
         e.ok("provider.login", vec![s("old")]).await;
         e.ok(
             "stack.pushMany",
@@ -122,7 +122,7 @@ async fn clean_up_ends_idle_sessions_and_requeues_their_leases() {
 
 #[tokio::test]
 async fn logout_requeues_leases_and_wakes_waiters() {
-    for e in all_backends() {
+    for e in all_envs().await {
         e.ok("provider.login", vec![s("w")]).await;
         e.ok("stack.push", vec![s("q"), s("job")]).await;
         e.ok(

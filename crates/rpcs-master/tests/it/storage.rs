@@ -1,9 +1,9 @@
-use crate::{all_backends, i, map, s};
+use crate::{all_envs, i, map, s};
 use rpcs_core::Value;
 
 #[tokio::test]
 async fn parameters() {
-    for e in all_backends() {
+    for e in all_envs().await {
         assert_eq!(
             e.ok("storage.create", vec![s("cfg")]).await,
             Value::Bool(true)
@@ -113,7 +113,7 @@ async fn parameters() {
 
 #[tokio::test]
 async fn atomic_operations() {
-    for e in all_backends() {
+    for e in all_envs().await {
         assert_eq!(e.ok("storage.increment", vec![s("c"), s("n")]).await, i(1));
         assert_eq!(
             e.ok("storage.increment", vec![s("c"), s("n"), i(10)]).await,
@@ -180,7 +180,7 @@ async fn atomic_operations() {
 
 #[tokio::test]
 async fn concurrent_increments_are_not_lost() {
-    for e in all_backends() {
+    for e in all_envs().await {
         let e = std::sync::Arc::new(e);
         let mut tasks = Vec::new();
         for _ in 0..8 {
@@ -205,7 +205,7 @@ async fn concurrent_increments_are_not_lost() {
 
 #[tokio::test]
 async fn oversized_values_are_refused() {
-    for e in all_backends() {
+    for e in all_envs().await {
         let huge = Value::Bytes(vec![0; 100 * 1024]);
         e.fault(
             "storage.setParameter",
