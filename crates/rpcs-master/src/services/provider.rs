@@ -11,8 +11,10 @@
 use super::{datetime, decode, method, now_ms, stack, Limits};
 use crate::store::{self, key, prefix, ReadTxn, Store, Table, WriteTxn};
 use rpcs_core::{Context, Fault, Map, MethodTable, Value};
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tokio::sync::{oneshot, Notify};
 
 /// The most messages queued for one client.
 pub const MAX_QUEUE: u64 = 100_000;
@@ -139,12 +141,20 @@ fn all_sessions(txn: &dyn ReadTxn) -> Result<Vec<(String, Session)>, Fault> {
         .collect()
 }
 
+/// How often a subscription looks for messages even without a local send
+/// (another master may share the store), and refreshes its client's last visit.
+const SUBSCRIPTION_RECHECK: Duration = Duration::from_secs(1);
+
 /// The provider service.
 pub struct Provider {
     store: Arc<dyn Store>,
     limits: Limits,
     session_timeout: Duration,
     stacks: Arc<stack::Stacks>,
+    /// Wakes subscriptions when a client gets a message.
+    waiters: Mutex<HashMap<String, Arc<Notify>>>,
+    /// Live subscriptions by id; dropping the sender ends one.
+    subscriptions: Mutex<HashMap<String, oneshot::Sender<()>>>,
 }
 
 impl Provider {
@@ -161,6 +171,127 @@ impl Provider {
             limits,
             session_timeout,
             stacks,
+            waiters: Mutex::new(HashMap::new()),
+            subscriptions: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn waiter(&self, name: &str) -> Arc<Notify> {
+        let mut waiters = self.waiters.lock().unwrap_or_else(|p| p.into_inner());
+        waiters.entry(name.to_owned()).or_default().clone()
+    }
+
+    fn wake(&self, name: &str) {
+        let waiters = self.waiters.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = waiters.get(name) {
+            n.notify_waiters();
+        }
+    }
+
+    /// Pushes the client's messages to the caller as they arrive, as
+    /// `provider.message(subscription, client, message)` notifications, until the
+    /// connection closes, the session ends or `unsubscribe`. Needs a connection the
+    /// server can write to (WebSocket or MessagePack-RPC). A message leaves the queue
+    /// only once its notification is written, so none is lost to a broken
+    /// connection (one may arrive twice). A live subscription keeps its session alive.
+    pub async fn subscribe(self: &Arc<Self>, ctx: Context, name: String) -> Result<String, Fault> {
+        if ctx.peer_calls.is_none() {
+            return Err(Fault::named(
+                "CallbackError",
+                format!(
+                    "subscriptions need a connection the server can write to (WebSocket or \
+                     MessagePack-RPC), not {}",
+                    ctx.protocol
+                ),
+            ));
+        }
+        if !self.has(&name)? {
+            return Err(not_found(&name));
+        }
+        let id = format!("{:016x}", fastrand::u64(..));
+        let (cancel, mut cancelled) = oneshot::channel();
+        self.subscriptions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id.clone(), cancel);
+        let svc = self.clone();
+        let sub = id.clone();
+        tokio::spawn(async move {
+            let notify = svc.waiter(&name);
+            loop {
+                let notified = notify.notified();
+                tokio::pin!(notified);
+                notified.as_mut().enable();
+                match svc.deliver(&ctx, &sub, &name).await {
+                    Ok(true) => {}
+                    Ok(false) | Err(_) => break,
+                }
+                tokio::select! {
+                    _ = &mut notified => {}
+                    _ = tokio::time::sleep(SUBSCRIPTION_RECHECK) => {}
+                    _ = &mut cancelled => break,
+                }
+            }
+            svc.subscriptions
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&sub);
+        });
+        Ok(id)
+    }
+
+    /// Ends a subscription; false if it was not live.
+    pub fn unsubscribe(&self, id: &str) -> bool {
+        self.subscriptions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id)
+            .is_some()
+    }
+
+    /// Sends the client's queued messages; false once the subscription must end
+    /// (the session ended or the connection is gone).
+    async fn deliver(&self, ctx: &Context, sub: &str, name: &str) -> Result<bool, Fault> {
+        loop {
+            let key = name.to_owned();
+            let next = store::write(&*self.store, move |txn| {
+                let Some(mut s) = load(txn, &key)? else {
+                    return Ok(None);
+                };
+                s.visit_ms = now_ms();
+                save(txn, &key, &s)?;
+                if s.head >= s.tail {
+                    return Ok(Some(None));
+                }
+                let message = match txn.get(Table::Messages, &message_key(&key, s.head))? {
+                    Some(bytes) => decode(&bytes)?,
+                    None => Value::Nil,
+                };
+                Ok(Some(Some((s.head, message))))
+            })
+            .await?;
+            let (seq, message) = match next {
+                None => return Ok(false),
+                Some(None) => return Ok(true),
+                Some(Some(m)) => m,
+            };
+            let note = ctx.notify_peer("provider.message", (sub.to_owned(), name.to_owned(), message));
+            if note.await.is_err() {
+                return Ok(false);
+            }
+            let key = name.to_owned();
+            store::write(&*self.store, move |txn| {
+                let Some(mut s) = load(txn, &key)? else {
+                    return Ok(());
+                };
+                if s.head == seq {
+                    txn.delete(Table::Messages, &message_key(&key, seq))?;
+                    s.head += 1;
+                    save(txn, &key, &s)?;
+                }
+                Ok(())
+            })
+            .await?;
         }
     }
 
@@ -238,7 +369,8 @@ impl Provider {
     /// Queues a message for one client.
     pub async fn send(&self, recipient: String, message: Value) -> Result<bool, Fault> {
         let encoded = self.limits.encode("message", &message)?;
-        store::write(&*self.store, move |txn| {
+        let wake = recipient.clone();
+        let sent = store::write(&*self.store, move |txn| {
             let mut s = load(txn, &recipient)?.ok_or_else(|| not_found(&recipient))?;
             if !enqueue(txn, &recipient, &mut s, &encoded)? {
                 return Err(Fault::named(
@@ -248,22 +380,30 @@ impl Provider {
             }
             Ok(true)
         })
-        .await
+        .await?;
+        self.wake(&wake);
+        Ok(sent)
     }
 
     /// Queues a message for every logged-in client; returns how many got it.
     pub async fn broadcast(&self, message: Value) -> Result<u64, Fault> {
         let encoded = self.limits.encode("message", &message)?;
-        store::write(&*self.store, move |txn| {
+        let (sent, names) = store::write(&*self.store, move |txn| {
             let mut sent = 0;
+            let mut names = Vec::new();
             for (name, mut s) in all_sessions(txn)? {
                 if enqueue(txn, &name, &mut s, &encoded)? {
                     sent += 1;
+                    names.push(name);
                 }
             }
-            Ok(sent)
+            Ok((sent, names))
         })
-        .await
+        .await?;
+        for name in names {
+            self.wake(&name);
+        }
+        Ok(sent)
     }
 
     /// Ends every session idle longer than the session timeout; returns how many.
@@ -354,6 +494,14 @@ pub fn register(t: &mut MethodTable, svc: &Arc<Provider>) {
     method!(t, svc => s, "provider.hasClient", "Whether the client is logged in.",
         |name: String| s.has(&name))
     .params(&["name"]);
+    method!(t, svc => s, "provider.subscribe",
+        "Push the client's messages to this connection as they arrive, as provider.message(subscription, \
+         client, message) notifications; returns the subscription id. WebSocket and MessagePack-RPC only.",
+        |ctx: Context, name: String| s.subscribe(ctx, name).await)
+    .params(&["name"]);
+    method!(t, svc => s, "provider.unsubscribe", "End a subscription; false if it was not live.",
+        |id: String| Ok::<_, Fault>(s.unsubscribe(&id)))
+    .params(&["id"]);
     method!(t, svc => s, "provider.cleanUp",
         "End every session idle longer than the session timeout; returns how many ended.",
         | | s.clean_up().await);

@@ -22,6 +22,7 @@ pub enum Via {
     /// Through a server and a client of one protocol.
     Remote {
         client: Client,
+        url: String,
         /// JSON carries bytes and date-times as strings.
         json: bool,
         _stop: oneshot::Sender<()>,
@@ -134,6 +135,7 @@ async fn remote(name: &'static str, config: MasterConfig, listener: Listener, ur
         master,
         via: Via::Remote {
             client: Client::new(&url).expect("client"),
+            url: url.clone(),
             json,
             _stop: stop,
         },
