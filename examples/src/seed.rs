@@ -2,7 +2,7 @@
 //! Python original shows from `xmlrpc.client`.
 
 use crate::wheel;
-use rpcs_core::{Fault, MethodTable, Rest, Value};
+use rpcs_core::{Context, Fault, MethodTable, Rest, Value};
 
 /// Every example method: the classic functions plus the roulette wheel.
 pub fn table() -> MethodTable {
@@ -31,6 +31,21 @@ pub fn table() -> MethodTable {
         |arg: Value| arg,
     )
     .params(&["arg"]);
+    t.register_async(
+        "line_counter",
+        "Count the lines of `text`, calling the caller's method `callback` (default \"noisy\") \
+         once per line: a server-to-client call, over WebSocket or MessagePack-RPC.",
+        |ctx: Context, text: String, callback: Option<String>| async move {
+            let callback = callback.unwrap_or_else(|| "noisy".into());
+            let mut lines = 0;
+            for line in text.split_inclusive('\n') {
+                ctx.call_peer(&callback, (line.to_owned(),)).await?;
+                lines += 1;
+            }
+            Ok::<_, Fault>(lines)
+        },
+    )
+    .params(&["text", "callback"]);
     wheel::register(&mut t);
     t
 }

@@ -141,7 +141,7 @@ impl StreamLimits {
 }
 
 /// Serves one server-side connection until it ends, then lets its calls finish.
-async fn serve_connection<R, W>(
+pub(crate) async fn serve_connection<R, W>(
     shared: Arc<Shared>,
     reader: R,
     writer: W,

@@ -192,6 +192,81 @@ impl Server {
     }
 }
 
+impl Server {
+    /// Serves one MessagePack-RPC session over standard input and output (for
+    /// inetd, systemd socket activation with `Accept=yes`, or a parent process),
+    /// until the input ends or `shutdown` completes.
+    pub async fn serve_stdio(&self, shutdown: impl Future<Output = ()> + Send) -> io::Result<()> {
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let shared = self.shared.clone();
+        let session = msgpack_rpc::serve_connection(
+            shared,
+            tokio::io::stdin(),
+            tokio::io::stdout(),
+            None,
+            stop_rx,
+        );
+        tokio::pin!(session);
+        tokio::select! {
+            _ = &mut session => {}
+            _ = shutdown => {
+                let _ = stop_tx.send(true);
+                session.await;
+            }
+        }
+        Ok(())
+    }
+
+    /// Accepts one connection on `listener`, serves it until it closes (or
+    /// `shutdown`), then returns: the one-shot mode.
+    pub async fn serve_one(
+        &self,
+        listener: Listener,
+        shutdown: impl Future<Output = ()> + Send,
+    ) -> io::Result<()> {
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let shared = self.shared.clone();
+        let permit = shared
+            .slots
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| io::Error::other("server closed"))?;
+        let serve = async move {
+            match listener {
+                Listener::Http(l) => {
+                    let (stream, peer) = l.accept().await?;
+                    http::serve_connection(shared, stream, peer, stop_rx, permit).await;
+                }
+                Listener::MsgpackTcp(l) => {
+                    let (stream, peer) = l.accept().await?;
+                    let _ = stream.set_nodelay(true);
+                    let (r, w) = stream.into_split();
+                    msgpack_rpc::serve_connection(shared, r, w, Some(peer), stop_rx).await;
+                }
+                Listener::MsgpackUnix(l, path) => {
+                    let (stream, _) = l.accept().await?;
+                    let (r, w) = stream.into_split();
+                    msgpack_rpc::serve_connection(shared, r, w, None, stop_rx).await;
+                    let _ = std::fs::remove_file(path);
+                }
+            }
+            Ok::<(), io::Error>(())
+        };
+        tokio::pin!(serve);
+        tokio::select! {
+            r = &mut serve => r,
+            _ = shutdown => {
+                let _ = stop_tx.send(true);
+                match tokio::time::timeout(self.shared.config.shutdown_grace, serve).await {
+                    Ok(r) => r,
+                    Err(_) => Ok(()),
+                }
+            }
+        }
+    }
+}
+
 /// Waits for a connection slot, or for shutdown (then `None`).
 pub(crate) async fn acquire_slot(
     shared: &Shared,

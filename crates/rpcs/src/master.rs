@@ -65,6 +65,13 @@ pub struct MasterArgs {
     /// Connections served at once [default: 1024].
     #[arg(long, value_name = "N")]
     max_connections: Option<usize>,
+    /// Serve one MessagePack-RPC session on standard input and output, then exit
+    /// (for inetd, systemd socket activation or a parent process); no listeners.
+    #[arg(long, conflicts_with = "once")]
+    stdio: bool,
+    /// Serve one connection on the first listener, then exit.
+    #[arg(long)]
+    once: bool,
 }
 
 /// The config file's keys.
@@ -85,6 +92,8 @@ struct FileConfig {
 /// The settings in force after merging flags over the file over defaults.
 #[derive(Debug)]
 pub struct Settings {
+    pub stdio: bool,
+    pub once: bool,
     pub listen: Vec<String>,
     pub msgpack: Vec<String>,
     pub msgpack_unix: Vec<PathBuf>,
@@ -151,6 +160,8 @@ impl MasterArgs {
             limits.max_item_bytes = n;
         }
         Ok(Settings {
+            stdio: self.stdio,
+            once: self.once,
             listen,
             msgpack,
             msgpack_unix,
@@ -180,6 +191,14 @@ pub async fn master(args: MasterArgs) -> anyhow::Result<()> {
         ..ServerConfig::default()
     };
     let server = Server::new(Dispatcher::new(master.table()), server_config);
+    let maintenance = master.spawn_maintenance();
+    if settings.stdio {
+        info!(backend = ?settings.backend, "master serving one session on stdin/stdout");
+        server.serve_stdio(shutdown).await?;
+        maintenance.abort();
+        store.sync().context("flushing the store")?;
+        return Ok(());
+    }
     let mut listeners = Vec::new();
     for addr in &settings.listen {
         let l = Listener::http(addr).await;
@@ -198,8 +217,11 @@ pub async fn master(args: MasterArgs) -> anyhow::Result<()> {
         println!("listening on {}", l.url()?);
     }
     info!(backend = ?settings.backend, session_timeout = ?settings.config.session_timeout, "master running");
-    let maintenance = master.spawn_maintenance();
-    server.run(listeners, shutdown).await?;
+    if settings.once {
+        server.serve_one(listeners.remove(0), shutdown).await?;
+    } else {
+        server.run(listeners, shutdown).await?;
+    }
     maintenance.abort();
     store.sync().context("flushing the store")?;
     info!("master stopped");

@@ -275,7 +275,10 @@ impl Provider {
                 Some(None) => return Ok(true),
                 Some(Some(m)) => m,
             };
-            let note = ctx.notify_peer("provider.message", (sub.to_owned(), name.to_owned(), message));
+            let note = ctx.notify_peer(
+                "provider.message",
+                (sub.to_owned(), name.to_owned(), message),
+            );
             if note.await.is_err() {
                 return Ok(false);
             }

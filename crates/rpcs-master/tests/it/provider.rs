@@ -144,20 +144,28 @@ async fn subscriptions_push_messages_over_stream_protocols() {
     use rpcs_core::MethodTable;
     use rpcs_net::{Client, ClientConfig};
     for e in crate::all_protocols_with(config()).await {
-        let Via::Remote { url, .. } = &e.via else { unreachable!() };
+        let Via::Remote { url, .. } = &e.via else {
+            unreachable!()
+        };
         e.ok("provider.login", vec![s("w")]).await;
         let streams = url.starts_with("ws") || url.starts_with("msgpack");
         if !streams {
-            e.fault("provider.subscribe", vec![s("w")], "CallbackError").await;
+            e.fault("provider.subscribe", vec![s("w")], "CallbackError")
+                .await;
             continue;
         }
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Vec<Value>>();
         let mut handlers = MethodTable::new();
-        handlers.register("provider.message", "", move |sub: String, client: String, message: Value| {
-            let _ = tx.send(vec![Value::String(sub), Value::String(client), message]);
-        });
+        handlers.register(
+            "provider.message",
+            "",
+            move |sub: String, client: String, message: Value| {
+                let _ = tx.send(vec![Value::String(sub), Value::String(client), message]);
+            },
+        );
         let listener = Client::with_handlers(url, ClientConfig::default(), handlers).unwrap();
-        e.ok("provider.sendMessage", vec![s("w"), s("queued before")]).await;
+        e.ok("provider.sendMessage", vec![s("w"), s("queued before")])
+            .await;
         let id = listener.call("provider.subscribe", ("w",)).await.unwrap();
         for text in ["one", "two", "three"] {
             e.ok("provider.sendMessage", vec![s("w"), s(text)]).await;
@@ -173,12 +181,32 @@ async fn subscriptions_push_messages_over_stream_protocols() {
             assert_eq!(note[1], s("w"));
             got.push(note[2].clone());
         }
-        assert_eq!(got, [s("queued before"), s("one"), s("two"), s("three"), s("all")], "[{}]", e.name);
+        assert_eq!(
+            got,
+            [s("queued before"), s("one"), s("two"), s("three"), s("all")],
+            "[{}]",
+            e.name
+        );
         // Delivered messages left the queue.
         assert_eq!(e.ok("provider.visit", vec![s("w")]).await, Value::Nil);
-        assert_eq!(listener.call("provider.unsubscribe", (id.clone(),)).await.unwrap(), Value::Bool(true));
-        assert_eq!(listener.call("provider.unsubscribe", (id,)).await.unwrap(), Value::Bool(false));
-        let missing = listener.call("provider.subscribe", ("nobody",)).await.unwrap_err();
-        assert_eq!(missing.fault().and_then(|f| f.name()), Some("ClientNotFoundError"));
+        assert_eq!(
+            listener
+                .call("provider.unsubscribe", (id.clone(),))
+                .await
+                .unwrap(),
+            Value::Bool(true)
+        );
+        assert_eq!(
+            listener.call("provider.unsubscribe", (id,)).await.unwrap(),
+            Value::Bool(false)
+        );
+        let missing = listener
+            .call("provider.subscribe", ("nobody",))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            missing.fault().and_then(|f| f.name()),
+            Some("ClientNotFoundError")
+        );
     }
 }

@@ -27,8 +27,8 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::task::Poll;
-use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{watch, OwnedSemaphorePermit};
 use tokio::task::JoinSet;
 use tracing::{debug, warn};
 
@@ -53,49 +53,13 @@ pub(crate) async fn serve(
             },
             _ = stopped(&mut stop) => break,
         };
-        let _ = stream.set_nodelay(true);
-        let conn_id = shared.connection_id();
-        let svc_shared = shared.clone();
-        let svc_stop = stop.clone();
-        let service = service_fn(move |req| {
-            let shared = svc_shared.clone();
-            let stop = svc_stop.clone();
-            async move {
-                if ws::is_upgrade(&req)
-                    && shared
-                        .config
-                        .rpc_paths
-                        .iter()
-                        .any(|p| p == req.uri().path())
-                {
-                    return Ok::<_, Infallible>(ws::upgrade(shared, req, peer, conn_id, stop));
-                }
-                Ok::<_, Infallible>(handle(&shared, peer, conn_id, req).await)
-            }
-        });
-        let conn = http1::Builder::new()
-            .timer(TokioTimer::new())
-            .header_read_timeout(shared.config.header_timeout)
-            // Replies are small: one flat write beats a two-part writev.
-            .writev(false)
-            .serve_connection(TokioIo::new(stream), service)
-            .with_upgrades();
-        let mut conn_stop = stop.clone();
-        conns.spawn(async move {
-            let mut conn = std::pin::pin!(conn);
-            let result = tokio::select! {
-                r = conn.as_mut() => r,
-                _ = stopped(&mut conn_stop) => {
-                    // Finish the request in flight, then close.
-                    conn.as_mut().graceful_shutdown();
-                    conn.await
-                }
-            };
-            if let Err(e) = result {
-                debug!(%peer, error = %e, "connection ended with an error");
-            }
-            drop(permit);
-        });
+        conns.spawn(serve_connection(
+            shared.clone(),
+            stream,
+            peer,
+            stop.clone(),
+            permit,
+        ));
         while conns.try_join_next().is_some() {}
     }
     drop(listener);
@@ -107,6 +71,57 @@ pub(crate) async fn serve(
             "connections still open after the grace period; dropping them"
         );
     }
+}
+
+/// Serves one HTTP connection until the client closes it or shutdown, holding
+/// its connection slot.
+pub(crate) async fn serve_connection(
+    shared: Arc<Shared>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    stop: watch::Receiver<bool>,
+    permit: OwnedSemaphorePermit,
+) {
+    let _ = stream.set_nodelay(true);
+    let conn_id = shared.connection_id();
+    let svc_shared = shared.clone();
+    let svc_stop = stop.clone();
+    let service = service_fn(move |req| {
+        let shared = svc_shared.clone();
+        let stop = svc_stop.clone();
+        async move {
+            let rpc_path = shared
+                .config
+                .rpc_paths
+                .iter()
+                .any(|p| p == req.uri().path());
+            if rpc_path && ws::is_upgrade(&req) {
+                return Ok::<_, Infallible>(ws::upgrade(shared, req, peer, conn_id, stop));
+            }
+            Ok::<_, Infallible>(handle(&shared, peer, conn_id, req).await)
+        }
+    });
+    let conn = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(shared.config.header_timeout)
+        // Replies are small: one flat write beats a two-part writev.
+        .writev(false)
+        .serve_connection(TokioIo::new(stream), service)
+        .with_upgrades();
+    let mut conn_stop = stop;
+    let mut conn = std::pin::pin!(conn);
+    let result = tokio::select! {
+        r = conn.as_mut() => r,
+        _ = stopped(&mut conn_stop) => {
+            // Finish the request in flight, then close.
+            conn.as_mut().graceful_shutdown();
+            conn.await
+        }
+    };
+    if let Err(e) = result {
+        debug!(%peer, error = %e, "connection ended with an error");
+    }
+    drop(permit);
 }
 
 type Reply = Response<Full<Bytes>>;

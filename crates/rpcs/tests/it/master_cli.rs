@@ -68,3 +68,74 @@ fn bad_configuration_is_reported() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn stdio_mode_serves_one_session() {
+    use std::io::{Read, Write};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_rpcs"))
+        .args(["master", "--backend", "memory", "--stdio"])
+        .env("RPCS_LOG", "warn")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut frame = Vec::new();
+    rpcs_core::msgpack_rpc::write_request(
+        &mut frame,
+        1,
+        "stack.push",
+        &[Value::from("s"), Value::Int(7)],
+    );
+    rpcs_core::msgpack_rpc::write_request(&mut frame, 2, "stack.pop", &[Value::from("s")]);
+    stdin.write_all(&frame).unwrap();
+    drop(stdin);
+    let mut out = Vec::new();
+    child.stdout.take().unwrap().read_to_end(&mut out).unwrap();
+    assert!(child.wait().unwrap().success());
+    let (first, used) = rpcs_core::msgpack::decode_prefix(&out, 64).unwrap();
+    let (second, _) = rpcs_core::msgpack::decode_prefix(&out[used..], 64).unwrap();
+    let answers = [first, second].map(|v| rpcs_core::msgpack_rpc::parse(v).unwrap());
+    use rpcs_core::msgpack_rpc::RpcMessage;
+    assert!(
+        answers.contains(&RpcMessage::Response {
+            msgid: 1,
+            outcome: Ok(Value::Int(1))
+        }),
+        "{answers:?}"
+    );
+    assert!(
+        answers.contains(&RpcMessage::Response {
+            msgid: 2,
+            outcome: Ok(Value::Int(7))
+        }),
+        "{answers:?}"
+    );
+}
+
+#[tokio::test]
+async fn once_mode_serves_one_connection_and_exits() {
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("m.sock");
+    let mut master = start_master(
+        &[
+            "--backend",
+            "memory",
+            "--once",
+            "--msgpack-unix",
+            sock.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+        ],
+        dir.path(),
+    );
+    // The first listener is the HTTP one.
+    let client = Client::new(&master.url).unwrap();
+    assert_eq!(client.call("ping", ()).await.unwrap(), Value::Bool(true));
+    drop(client);
+    let status = tokio::task::spawn_blocking(move || master.child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success());
+}
