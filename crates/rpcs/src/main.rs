@@ -14,6 +14,11 @@ mod master;
 mod output;
 
 use clap::{Parser, Subcommand};
+
+// A server allocates and frees small buffers for every call; mimalloc does that
+// markedly faster than the system allocator under concurrency.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::process::ExitCode;
 
 /// Exit status for a call the server answered with a fault.

@@ -9,7 +9,7 @@
 //! `ClientNotFoundError`.
 
 use super::{datetime, decode, method, now_ms, stack, Limits};
-use crate::store::{self, key, prefix, ReadTxn, Store, Table, WriteTxn};
+use crate::store::{self, ReadTxn, Store, Table, WriteTxn};
 use rpcs_core::{Context, Fault, Map, MethodTable, Value};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -101,10 +101,6 @@ fn save(txn: &mut dyn WriteTxn, name: &str, s: &Session) -> Result<(), Fault> {
     Ok(())
 }
 
-fn message_key(name: &str, seq: u64) -> Vec<u8> {
-    key(&[name.as_bytes(), &seq.to_be_bytes()])
-}
-
 /// Queues an encoded message; false if the queue is full.
 fn enqueue(
     txn: &mut dyn WriteTxn,
@@ -115,7 +111,7 @@ fn enqueue(
     if s.tail - s.head >= MAX_QUEUE {
         return Ok(false);
     }
-    txn.put(Table::Messages, &message_key(name, s.tail), message)?;
+    txn.put_at(Table::Messages, name, s.tail, message)?;
     s.tail += 1;
     save(txn, name, s)?;
     Ok(true)
@@ -123,8 +119,13 @@ fn enqueue(
 
 /// Ends a session: drops it and its messages, requeues its leases.
 fn end_session(txn: &mut dyn WriteTxn, name: &str) -> Result<(), Fault> {
+    if let Some(s) = load(txn, name)? {
+        // Messages are looked up by sequence number, never scanned.
+        for seq in s.head..s.tail {
+            txn.take_at(Table::Messages, name, seq)?;
+        }
+    }
     txn.delete(Table::Clients, name.as_bytes())?;
-    txn.delete_prefix(Table::Messages, &prefix(name))?;
     stack::requeue_leases(txn, None, Some(name))?;
     Ok(())
 }
@@ -263,7 +264,7 @@ impl Provider {
                 if s.head >= s.tail {
                     return Ok(Some(None));
                 }
-                let message = match txn.get(Table::Messages, &message_key(&key, s.head))? {
+                let message = match txn.get_at(Table::Messages, &key, s.head)? {
                     Some(bytes) => decode(&bytes)?,
                     None => Value::Nil,
                 };
@@ -288,7 +289,7 @@ impl Provider {
                     return Ok(());
                 };
                 if s.head == seq {
-                    txn.delete(Table::Messages, &message_key(&key, seq))?;
+                    txn.take_at(Table::Messages, &key, seq)?;
                     s.head += 1;
                     save(txn, &key, &s)?;
                 }
@@ -356,10 +357,8 @@ impl Provider {
             }
             let mut message = Value::Nil;
             if s.head < s.tail {
-                let k = message_key(&name, s.head);
-                if let Some(bytes) = txn.get(Table::Messages, &k)? {
+                if let Some(bytes) = txn.take_at(Table::Messages, &name, s.head)? {
                     message = decode(&bytes)?;
-                    txn.delete(Table::Messages, &k)?;
                 }
                 s.head += 1;
             }

@@ -31,10 +31,6 @@ fn empty(name: &str) -> Fault {
     Fault::named("StackIndexError", format!("pop from empty stack {name:?}"))
 }
 
-fn item_key(name: &str, index: u64) -> Vec<u8> {
-    key(&[name.as_bytes(), &index.to_be_bytes()])
-}
-
 fn lease_key(name: &str, id: &str) -> Vec<u8> {
     key(&[name.as_bytes(), id.as_bytes()])
 }
@@ -56,11 +52,19 @@ fn set_length(txn: &mut dyn WriteTxn, name: &str, len: u64) -> Result<(), Fault>
 fn push_encoded(txn: &mut dyn WriteTxn, name: &str, items: &[Vec<u8>]) -> Result<u64, Fault> {
     let mut len = length(txn, name)?.unwrap_or(0);
     for item in items {
-        txn.put(Table::StackItems, &item_key(name, len), item)?;
+        txn.put_at(Table::StackItems, name, len, item)?;
         len += 1;
     }
     set_length(txn, name, len)?;
     Ok(len)
+}
+
+/// Deletes items `0..len` (by index: items are looked up, never scanned).
+fn delete_items(txn: &mut dyn WriteTxn, name: &str, len: u64) -> Result<(), Fault> {
+    for index in 0..len {
+        txn.take_at(Table::StackItems, name, index)?;
+    }
+    Ok(())
 }
 
 /// Pops up to `n` raw items, top first; `None` if the stack does not exist.
@@ -71,13 +75,11 @@ fn pop_raw(txn: &mut dyn WriteTxn, name: &str, n: u64) -> Result<Option<Vec<Vec<
     let mut out = Vec::new();
     while len > 0 && (out.len() as u64) < n {
         len -= 1;
-        let k = item_key(name, len);
-        let item = txn.get(Table::StackItems, &k)?.ok_or_else(|| {
+        let item = txn.take_at(Table::StackItems, name, len)?.ok_or_else(|| {
             Fault::from(store::StoreError::Corrupt(format!(
                 "stack {name:?} lost item {len}"
             )))
         })?;
-        txn.delete(Table::StackItems, &k)?;
         out.push(item);
     }
     if !out.is_empty() {
@@ -403,7 +405,7 @@ impl Stacks {
     pub async fn truncate(&self, name: String) -> Result<u64, Fault> {
         store::write(&*self.store, move |txn| {
             let len = length(txn, &name)?.ok_or_else(|| not_found(&name))?;
-            txn.delete_prefix(Table::StackItems, &prefix(&name))?;
+            delete_items(txn, &name, len)?;
             set_length(txn, &name, 0)?;
             Ok(len)
         })
@@ -414,10 +416,8 @@ impl Stacks {
     pub async fn remove(&self, name: String) -> Result<bool, Fault> {
         let key_name = name.clone();
         let removed = store::write(&*self.store, move |txn| {
-            if length(txn, &name)?.is_none() {
-                return Err(not_found(&name));
-            }
-            txn.delete_prefix(Table::StackItems, &prefix(&name))?;
+            let len = length(txn, &name)?.ok_or_else(|| not_found(&name))?;
+            delete_items(txn, &name, len)?;
             txn.delete_prefix(Table::Leases, &prefix(&name))?;
             txn.delete(Table::Stacks, name.as_bytes())?;
             Ok(true)

@@ -85,12 +85,33 @@ impl From<StoreError> for Fault {
 /// Key-value pairs as a scan returns them, in key order.
 pub type Entries = Vec<(Vec<u8>, Vec<u8>)>;
 
+/// The key of item `index` of the sequence `name` (a stack's items, a client's
+/// messages): sequences are addressed by position, never scanned.
+pub fn seq_key(name: &str, index: u64) -> Vec<u8> {
+    key(&[name.as_bytes(), &index.to_be_bytes()])
+}
+
+/// The sequence name and position a [`seq_key`] was built from.
+pub fn parse_seq_key(key: &[u8]) -> Option<(&str, u64)> {
+    let name = first_part(key)?;
+    let index = key
+        .get(4 + name.len()..)?
+        .try_into()
+        .ok()
+        .map(u64::from_be_bytes)?;
+    Some((name, index))
+}
+
 /// Reading inside a transaction.
 pub trait ReadTxn {
     /// The value under `key`.
     fn get(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
     /// Up to `limit` entries whose keys start with `prefix`, in key order.
     fn scan(&self, table: Table, prefix: &[u8], limit: usize) -> Result<Entries, StoreError>;
+    /// Item `index` of the sequence `name`.
+    fn get_at(&self, table: Table, name: &str, index: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        self.get(table, &seq_key(name, index))
+    }
 }
 
 /// Writing inside a transaction.
@@ -99,6 +120,30 @@ pub trait WriteTxn: ReadTxn {
     fn put(&mut self, table: Table, key: &[u8], value: &[u8]) -> Result<(), StoreError>;
     /// Removes `key`; whether it was there.
     fn delete(&mut self, table: Table, key: &[u8]) -> Result<bool, StoreError>;
+    /// Sets item `index` of the sequence `name`.
+    fn put_at(
+        &mut self,
+        table: Table,
+        name: &str,
+        index: u64,
+        value: &[u8],
+    ) -> Result<(), StoreError> {
+        self.put(table, &seq_key(name, index), value)
+    }
+    /// Removes and returns item `index` of the sequence `name`.
+    fn take_at(
+        &mut self,
+        table: Table,
+        name: &str,
+        index: u64,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        let k = seq_key(name, index);
+        let value = self.get(table, &k)?;
+        if value.is_some() {
+            self.delete(table, &k)?;
+        }
+        Ok(value)
+    }
     /// Removes every key starting with `prefix`; how many there were.
     fn delete_prefix(&mut self, table: Table, prefix: &[u8]) -> Result<usize, StoreError> {
         let mut removed = 0;
@@ -148,6 +193,12 @@ pub trait Store: Send + Sync + 'static {
     fn read(&self, f: &mut dyn FnMut(&dyn ReadTxn)) -> Result<(), StoreError>;
     /// Queues a write. Its completion runs after the commit.
     fn submit(&self, op: WriteOp);
+    /// Runs a write at once on the caller's thread, when this store can (its
+    /// writes need no commit to wait for); `None` when writes must be queued.
+    fn write_inline(&self, f: &mut dyn FnMut(&mut dyn WriteTxn)) -> Option<Result<(), StoreError>> {
+        let _ = f;
+        None
+    }
     /// Flushes everything acknowledged so far to stable storage.
     fn sync(&self) -> Result<(), StoreError>;
 }
@@ -176,6 +227,20 @@ where
     R: Send + 'static,
     F: FnOnce(&mut dyn WriteTxn) -> Result<R, Fault> + Send + 'static,
 {
+    let mut f = Some(f);
+    let mut result = None;
+    let inline = store.write_inline(&mut |txn| {
+        if let Some(f) = f.take() {
+            result = Some(f(txn));
+        }
+    });
+    if let Some(done) = inline {
+        done?;
+        return result.unwrap_or_else(|| Err(Fault::internal("write did not run")));
+    }
+    let Some(f) = f else {
+        return Err(Fault::internal("write ran twice"));
+    };
     let (tx, rx) = oneshot::channel();
     store.submit(Box::new(move |txn| {
         let result = f(txn);
