@@ -254,14 +254,25 @@ mod tests {
     }
 
     #[test]
-    fn targets() {
-        let t = Target::parse("http://127.0.0.1:8000").unwrap();
-        assert_eq!(
-            (t.addr.as_str(), t.path.as_str()),
-            ("127.0.0.1:8000", "/RPC2")
-        );
-        let t = Target::parse("http://localhost/x").unwrap();
-        assert_eq!((t.addr.as_str(), t.path.as_str()), ("localhost:80", "/x"));
-        assert!(Target::parse("tcp://x").is_err());
+    fn loads() {
+        let p = [Value::Int(1)];
+        assert!(matches!(
+            Load::new("http://127.0.0.1:8000", "m", &p, 1),
+            Ok(Load::Http(_))
+        ));
+        assert!(matches!(
+            Load::new("jsonrpc+http://h:1/", "m", &p, 1),
+            Ok(Load::Http(_))
+        ));
+        assert!(matches!(
+            Load::new("msgpack://h:1", "m", &p, 8),
+            Ok(Load::Stream(_))
+        ));
+        assert!(matches!(
+            Load::new("ws://h:1/", "m", &p, 8),
+            Ok(Load::Stream(_))
+        ));
+        assert!(Load::new("http://h:1/", "m", &p, 8).is_err());
+        assert!(Load::new("ftp://h:1/", "m", &p, 1).is_err());
     }
 }
