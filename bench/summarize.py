@@ -23,8 +23,8 @@ faulty = []
 for key in order:
     rs = sorted(runs[key], key=lambda r: r["calls_per_sec"])
     m = rs[len(rs) // 2]
-    print(f"| {key[0]} | {key[1]} | {m['calls_per_sec']:,.0f} | {m['p50_us']} | {m['p90_us']} "
-          f"| {m['p99_us']} | {m['p999_us']} |")
+    print(f"| {key[0]} | {key[1]} | {m['calls_per_sec']:,.0f} | {m.get('p50_us', '-')} | {m.get('p90_us', '-')} "
+          f"| {m.get('p99_us', '-')} | {m.get('p999_us', '-')} |")
     if m.get("faults"):
         faulty.append(f"{key[0]} at {key[1]} connections: {m['faults']} of {m['calls']} calls faulted")
 for line in faulty:
