@@ -262,10 +262,20 @@ impl Client {
         items.into_iter().map(multicall_item).collect()
     }
 
-    /// Lists the server's methods with signatures and docs, using one multicall
-    /// when the server has it and single calls otherwise.
+    /// Lists the server's methods with signatures and docs: through the `system.*`
+    /// introspection methods (one multicall when the server has it), or from
+    /// `rpc.discover` when the server has no `system.listMethods`.
     pub async fn describe(&self) -> Result<Vec<MethodInfo>, ClientError> {
-        let names: Vec<String> = self.call_as("system.listMethods", ()).await?;
+        let names: Vec<String> = match self.call_as("system.listMethods", ()).await {
+            Ok(names) => names,
+            Err(ClientError::Fault(f)) if f.code == Fault::METHOD_NOT_FOUND => {
+                return match self.call("rpc.discover", ()).await {
+                    Ok(doc) => Ok(from_openrpc(&doc)),
+                    Err(_) => Err(ClientError::Fault(f)),
+                };
+            }
+            Err(e) => return Err(e),
+        };
         let calls = names
             .iter()
             .flat_map(|n| {
@@ -330,6 +340,53 @@ fn multicall_item(item: Value) -> Result<Result<Value, Fault>, ClientError> {
     }
 }
 
+/// Reads the methods of an OpenRPC document.
+fn from_openrpc(doc: &Value) -> Vec<MethodInfo> {
+    let field = |v: &Value, k: &str| v.as_struct().and_then(|m| m.get(k)).cloned();
+    let kind = |schema: Option<Value>| -> String {
+        let t = schema.as_ref().and_then(|s| field(s, "type"));
+        match t.as_ref().and_then(Value::as_str) {
+            Some("integer") => "int",
+            Some("number") => "double",
+            Some("string") => "string",
+            Some("boolean") => "boolean",
+            Some("array") => "array",
+            Some("object") => "struct",
+            Some("null") => "nil",
+            _ => "any",
+        }
+        .to_owned()
+    };
+    let methods = field(doc, "methods");
+    let methods = methods
+        .as_ref()
+        .and_then(Value::as_array)
+        .unwrap_or_default();
+    methods
+        .iter()
+        .filter_map(|m| {
+            let name = field(m, "name")?.as_str()?.to_owned();
+            let help = field(m, "description")
+                .and_then(|d| d.as_str().map(str::to_owned))
+                .unwrap_or_default();
+            let mut sig = vec![kind(field(m, "result").and_then(|r| field(&r, "schema")))];
+            let params = field(m, "params");
+            for p in params
+                .as_ref()
+                .and_then(Value::as_array)
+                .unwrap_or_default()
+            {
+                sig.push(kind(field(p, "schema")));
+            }
+            Some(MethodInfo {
+                name,
+                signatures: vec![sig],
+                help,
+            })
+        })
+        .collect()
+}
+
 /// Reads a `system.methodSignature` answer; anything but a list of lists of
 /// strings (Python answers the string "signatures not supported") means none.
 fn parse_signatures(answer: Option<Value>) -> Vec<Vec<String>> {
@@ -346,4 +403,28 @@ fn parse_signatures(answer: Option<Value>) -> Vec<Vec<String>> {
             })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn methods_from_an_openrpc_document() {
+        let mut table = MethodTable::new();
+        table
+            .register("add", "Add.", |a: i64, b: f64| a as f64 + b)
+            .params(&["a", "b"]);
+        let doc = rpcs_core::openrpc::document(&table);
+        let methods = from_openrpc(&doc);
+        assert_eq!(
+            methods,
+            vec![MethodInfo {
+                name: "add".into(),
+                signatures: vec![vec!["double".into(), "int".into(), "double".into()]],
+                help: "Add.".into(),
+            }]
+        );
+        assert!(from_openrpc(&Value::Nil).is_empty());
+    }
 }

@@ -155,8 +155,7 @@ impl StreamLoad {
                 next_id += 1;
                 let text =
                     jsonrpc::encode_request(Some(&next_id.into()), &self.method, &self.params);
-                sink.feed(Message::Text(String::from_utf8(text)?))
-                    .await?;
+                sink.feed(Message::Text(String::from_utf8(text)?)).await?;
                 sent.insert(next_id, now);
             }
             sink.flush().await?;
