@@ -6,7 +6,7 @@
 //! the client registered on its side of the connection. A frame that is not valid
 //! MessagePack ends that connection only (the stream cannot be resynchronised).
 
-use crate::server::{accept_failed, acquire_slot, stopped, Shared};
+use crate::server::{accept_loop, stopped, Shared};
 use crate::session::{run_call, write_frames, Call, Session, Wire};
 use bytes::BytesMut;
 use rpcs_core::msgpack::{self, FrameLen};
@@ -15,9 +15,9 @@ use rpcs_core::{Dispatcher, Value};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
-use tokio::net::{TcpListener, UnixListener};
+use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 use tokio::sync::{mpsc, watch};
-use tokio::task::{JoinHandle, JoinSet};
+use tokio::task::JoinHandle;
 use tracing::{debug, warn};
 
 const PROTOCOL: &str = "msgpack-rpc";
@@ -41,79 +41,35 @@ impl Wire for MsgpackWire {
 pub(crate) async fn serve_tcp(
     shared: Arc<Shared>,
     listener: TcpListener,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
 ) {
-    let mut conns = JoinSet::new();
-    loop {
-        let Some(permit) = acquire_slot(&shared, &mut stop).await else {
-            break;
-        };
-        let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(pair) => pair,
-                Err(e) => {
-                    accept_failed(e).await;
-                    continue;
-                }
-            },
-            _ = stopped(&mut stop) => break,
-        };
-        let _ = stream.set_nodelay(true);
-        let (reader, writer) = stream.into_split();
+    let serve = |(stream, peer): (TcpStream, SocketAddr), permit, stop| {
         let shared = shared.clone();
-        let stop = stop.clone();
-        conns.spawn(async move {
+        async move {
+            let _ = stream.set_nodelay(true);
+            let (reader, writer) = stream.into_split();
             serve_connection(shared, reader, writer, Some(peer), stop).await;
             drop(permit);
-        });
-        while conns.try_join_next().is_some() {}
-    }
-    drain(&shared, conns).await;
+        }
+    };
+    accept_loop(&shared, stop, || listener.accept(), serve).await;
 }
 
 /// Accepts Unix-socket connections until shutdown, then drains them.
 pub(crate) async fn serve_unix(
     shared: Arc<Shared>,
     listener: UnixListener,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
 ) {
-    let mut conns = JoinSet::new();
-    loop {
-        let Some(permit) = acquire_slot(&shared, &mut stop).await else {
-            break;
-        };
-        let stream = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
-                Err(e) => {
-                    accept_failed(e).await;
-                    continue;
-                }
-            },
-            _ = stopped(&mut stop) => break,
-        };
-        let (reader, writer) = stream.into_split();
+    let serve = |(stream, _): (UnixStream, _), permit, stop| {
         let shared = shared.clone();
-        let stop = stop.clone();
-        conns.spawn(async move {
+        async move {
+            let (reader, writer) = stream.into_split();
             serve_connection(shared, reader, writer, None, stop).await;
             drop(permit);
-        });
-        while conns.try_join_next().is_some() {}
-    }
-    drain(&shared, conns).await;
-}
-
-/// Waits for open connections to finish, up to the grace period.
-async fn drain(shared: &Shared, mut conns: JoinSet<()>) {
-    let grace = shared.config.shutdown_grace;
-    let all = async { while conns.join_next().await.is_some() {} };
-    if tokio::time::timeout(grace, all).await.is_err() {
-        warn!(
-            ?grace,
-            "MessagePack-RPC connections still open after the grace period; dropping them"
-        );
-    }
+        }
+    };
+    accept_loop(&shared, stop, || listener.accept(), serve).await;
 }
 
 /// Bounds on one stream connection.

@@ -267,6 +267,48 @@ impl Server {
     }
 }
 
+/// Accepts connections with `accept` until shutdown, each while a connection slot
+/// is free, and runs `serve` on each (it owns the slot until it returns); then
+/// waits for open connections to finish, up to the grace period.
+pub(crate) async fn accept_loop<C, A, AF, S, SF>(
+    shared: &Shared,
+    mut stop: watch::Receiver<bool>,
+    mut accept: A,
+    serve: S,
+) where
+    A: FnMut() -> AF,
+    AF: Future<Output = io::Result<C>>,
+    S: Fn(C, tokio::sync::OwnedSemaphorePermit, watch::Receiver<bool>) -> SF,
+    SF: Future<Output = ()> + Send + 'static,
+{
+    let mut conns = JoinSet::new();
+    loop {
+        let Some(permit) = acquire_slot(shared, &mut stop).await else {
+            break;
+        };
+        let conn = tokio::select! {
+            accepted = accept() => match accepted {
+                Ok(conn) => conn,
+                Err(e) => {
+                    accept_failed(e).await;
+                    continue;
+                }
+            },
+            _ = stopped(&mut stop) => break,
+        };
+        conns.spawn(serve(conn, permit, stop.clone()));
+        while conns.try_join_next().is_some() {}
+    }
+    let grace = shared.config.shutdown_grace;
+    let all = async { while conns.join_next().await.is_some() {} };
+    if tokio::time::timeout(grace, all).await.is_err() {
+        warn!(
+            ?grace,
+            "connections still open after the grace period; dropping them"
+        );
+    }
+}
+
 /// Waits for a connection slot, or for shutdown (then `None`).
 pub(crate) async fn acquire_slot(
     shared: &Shared,

@@ -7,7 +7,10 @@ pub mod storage;
 
 use crate::store::StoreError;
 use rpcs_core::{msgpack, DateTime, Fault, Value};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
+use tokio::sync::Notify;
 
 /// Bounds on what clients may store.
 #[derive(Debug, Clone)]
@@ -94,6 +97,41 @@ impl Limits {
             ));
         }
         Ok(std::time::Duration::from_secs_f64(secs))
+    }
+}
+
+/// Wake-ups by name: blocked pops wait on a stack's name, subscriptions on a
+/// client's.
+#[derive(Default)]
+pub struct Waiters(Mutex<HashMap<String, Arc<Notify>>>);
+
+impl Waiters {
+    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Notify>>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The notifier for `name`, created on first use.
+    pub fn get(&self, name: &str) -> Arc<Notify> {
+        self.map().entry(name.to_owned()).or_default().clone()
+    }
+
+    /// Wakes whoever waits on `name`.
+    pub fn wake(&self, name: &str) {
+        if let Some(n) = self.map().get(name) {
+            n.notify_waiters();
+        }
+    }
+
+    /// Wakes everyone.
+    pub fn wake_all(&self) {
+        for n in self.map().values() {
+            n.notify_waiters();
+        }
+    }
+
+    /// Forgets `name` (its waiters keep their notifier until they look again).
+    pub fn remove(&self, name: &str) {
+        self.map().remove(name);
     }
 }
 

@@ -8,13 +8,13 @@
 //! stack items it had leased back on their stacks. Unknown clients fault
 //! `ClientNotFoundError`.
 
-use super::{datetime, decode, method, now_ms, stack, Limits};
+use super::{datetime, decode, method, now_ms, stack, Limits, Waiters};
 use crate::store::{self, ReadTxn, Store, Table, WriteTxn};
 use rpcs_core::{Context, Fault, Map, MethodTable, Value};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::{oneshot, Notify};
+use tokio::sync::oneshot;
 
 /// The most messages queued for one client.
 pub const MAX_QUEUE: u64 = 100_000;
@@ -153,7 +153,7 @@ pub struct Provider {
     session_timeout: Duration,
     stacks: Arc<stack::Stacks>,
     /// Wakes subscriptions when a client gets a message.
-    waiters: Mutex<HashMap<String, Arc<Notify>>>,
+    waiters: Waiters,
     /// Live subscriptions by id; dropping the sender ends one.
     subscriptions: Mutex<HashMap<String, oneshot::Sender<()>>>,
 }
@@ -172,20 +172,8 @@ impl Provider {
             limits,
             session_timeout,
             stacks,
-            waiters: Mutex::new(HashMap::new()),
+            waiters: Waiters::default(),
             subscriptions: Mutex::new(HashMap::new()),
-        }
-    }
-
-    fn waiter(&self, name: &str) -> Arc<Notify> {
-        let mut waiters = self.waiters.lock().unwrap_or_else(|p| p.into_inner());
-        waiters.entry(name.to_owned()).or_default().clone()
-    }
-
-    fn wake(&self, name: &str) {
-        let waiters = self.waiters.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(n) = waiters.get(name) {
-            n.notify_waiters();
         }
     }
 
@@ -218,7 +206,7 @@ impl Provider {
         let svc = self.clone();
         let sub = id.clone();
         tokio::spawn(async move {
-            let notify = svc.waiter(&name);
+            let notify = svc.waiters.get(&name);
             loop {
                 let notified = notify.notified();
                 tokio::pin!(notified);
@@ -383,7 +371,7 @@ impl Provider {
             Ok(true)
         })
         .await?;
-        self.wake(&wake);
+        self.waiters.wake(&wake);
         Ok(sent)
     }
 
@@ -403,7 +391,7 @@ impl Provider {
         })
         .await?;
         for name in names {
-            self.wake(&name);
+            self.waiters.wake(&name);
         }
         Ok(sent)
     }

@@ -8,13 +8,11 @@
 //! `ack`s it when done. An item whose lease expires, or whose taker (a provider
 //! client) logs out or is cleaned up, goes back on top of its stack.
 
-use super::{decode, decode_u64, method, now_ms, Limits};
+use super::{decode, decode_u64, method, now_ms, Limits, Waiters};
 use crate::store::{self, first_part, key, prefix, Store, Table, WriteTxn};
 use rpcs_core::{Fault, Map, MethodTable, Value};
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::Notify;
 
 /// How often a blocked pop looks again even without a local push (another
 /// master may share the store).
@@ -151,7 +149,7 @@ pub fn requeue_leases(
 pub struct Stacks {
     store: Arc<dyn Store>,
     limits: Limits,
-    waiters: Mutex<HashMap<String, Arc<Notify>>>,
+    waiters: Waiters,
 }
 
 impl Stacks {
@@ -160,28 +158,13 @@ impl Stacks {
         Stacks {
             store,
             limits,
-            waiters: Mutex::new(HashMap::new()),
-        }
-    }
-
-    fn waiter(&self, name: &str) -> Arc<Notify> {
-        let mut waiters = self.waiters.lock().unwrap_or_else(|p| p.into_inner());
-        waiters.entry(name.to_owned()).or_default().clone()
-    }
-
-    fn wake(&self, name: &str) {
-        let waiters = self.waiters.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(n) = waiters.get(name) {
-            n.notify_waiters();
+            waiters: Waiters::default(),
         }
     }
 
     /// Wakes blocked pops on every stack (after leases went back).
     pub fn wake_all(&self) {
-        let waiters = self.waiters.lock().unwrap_or_else(|p| p.into_inner());
-        for n in waiters.values() {
-            n.notify_waiters();
-        }
+        self.waiters.wake_all();
     }
 
     /// Creates a stack; false if it already existed.
@@ -212,7 +195,7 @@ impl Stacks {
             .collect::<Result<Vec<_>, _>>()?;
         let key = name.clone();
         let len = store::write(&*self.store, move |txn| push_encoded(txn, &name, &encoded)).await?;
-        self.wake(&key);
+        self.waiters.wake(&key);
         Ok(len)
     }
 
@@ -265,7 +248,7 @@ impl Stacks {
         Fut: std::future::Future<Output = Result<Option<T>, Fault>>,
     {
         let deadline = tokio::time::Instant::now() + wait;
-        let notify = self.waiter(name);
+        let notify = self.waiters.get(name);
         loop {
             let notified = notify.notified();
             tokio::pin!(notified);
@@ -361,7 +344,7 @@ impl Stacks {
         })
         .await?;
         if released {
-            self.wake(&key_name);
+            self.waiters.wake(&key_name);
         }
         Ok(released)
     }
@@ -423,10 +406,7 @@ impl Stacks {
             Ok(true)
         })
         .await?;
-        self.waiters
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&key_name);
+        self.waiters.remove(&key_name);
         Ok(removed)
     }
 }

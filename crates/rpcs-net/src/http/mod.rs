@@ -11,7 +11,7 @@
 pub(crate) mod ws;
 
 use crate::compress::{self, Encoding, InflateError};
-use crate::server::{accept_failed, acquire_slot, stopped, Shared};
+use crate::server::{accept_loop, stopped, Shared};
 use bytes::Bytes;
 use http::header::{HeaderValue, ALLOW, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE};
 use http::{HeaderMap, Method, Request, Response, StatusCode};
@@ -29,48 +29,13 @@ use std::sync::Arc;
 use std::task::Poll;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, OwnedSemaphorePermit};
-use tokio::task::JoinSet;
-use tracing::{debug, warn};
+use tracing::debug;
 
 /// Accepts connections until shutdown, then drains them.
-pub(crate) async fn serve(
-    shared: Arc<Shared>,
-    listener: TcpListener,
-    mut stop: watch::Receiver<bool>,
-) {
-    let mut conns = JoinSet::new();
-    loop {
-        let Some(permit) = acquire_slot(&shared, &mut stop).await else {
-            break;
-        };
-        let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(pair) => pair,
-                Err(e) => {
-                    accept_failed(e).await;
-                    continue;
-                }
-            },
-            _ = stopped(&mut stop) => break,
-        };
-        conns.spawn(serve_connection(
-            shared.clone(),
-            stream,
-            peer,
-            stop.clone(),
-            permit,
-        ));
-        while conns.try_join_next().is_some() {}
-    }
-    drop(listener);
-    let grace = shared.config.shutdown_grace;
-    let all = async { while conns.join_next().await.is_some() {} };
-    if tokio::time::timeout(grace, all).await.is_err() {
-        warn!(
-            ?grace,
-            "connections still open after the grace period; dropping them"
-        );
-    }
+pub(crate) async fn serve(shared: Arc<Shared>, listener: TcpListener, stop: watch::Receiver<bool>) {
+    let serve =
+        |(stream, peer), permit, stop| serve_connection(shared.clone(), stream, peer, stop, permit);
+    accept_loop(&shared, stop, || listener.accept(), serve).await;
 }
 
 /// Serves one HTTP connection until the client closes it or shutdown, holding
