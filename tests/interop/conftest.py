@@ -147,3 +147,114 @@ def run_rpcs(bin_dir):
         )
 
     return run
+
+
+# --- servers with every listener (JSON-RPC, WebSocket and MessagePack-RPC tests) ---------------
+
+
+class ServerProcess:
+    """A server binary that prints one ``listening on URL`` line per listener on stdout.
+
+    ``urls`` holds the announced URLs in order; ``stop()`` sends SIGTERM and waits.
+    """
+
+    def __init__(self, argv, nlines, log_path):
+        self.log_path = log_path
+        with open(log_path, "wb") as log:
+            self.proc = subprocess.Popen(
+                [str(a) for a in argv],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=log,
+                text=True,
+            )
+        self.urls = []
+        for _ in range(nlines):
+            line = read_line_with_timeout(self.proc.stdout, STARTUP_TIMEOUT)
+            m = re.fullmatch(r"listening on (\S+)\n", line or "")
+            if not m:
+                self.stop()
+                pytest.fail(f"{argv[0]} did not announce a listener (got {line!r}); "
+                            f"stderr: {self.stderr()}")
+            self.urls.append(m.group(1))
+
+    def stderr(self):
+        return Path(self.log_path).read_text(errors="replace")
+
+    def alive(self):
+        return self.proc.poll() is None
+
+    def kill(self):
+        """SIGKILL: for tests that do not check how the server stops."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+        self.proc.stdout.close()
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+        self.proc.stdout.close()
+
+
+def _host_port(url):
+    m = re.fullmatch(r"[a-z+]+://(127\.0\.0\.1):(\d+)/?", url)
+    assert m, url
+    return m.group(1), int(m.group(2))
+
+
+class Endpoints:
+    """The URLs of one server: ``http`` (``http://H:P/``), ``jsonrpc`` (``jsonrpc+http://H:P/``),
+    ``ws`` (``ws://H:P/``), ``msgpack`` (``msgpack://H:P``), ``msgpack_addr`` ((host, port)),
+    ``unix`` (socket path or None) and ``unix_url``."""
+
+    def __init__(self, process, unix_path=None):
+        self.process = process
+        self.http, self.msgpack = process.urls[0], process.urls[1]
+        assert self.http.startswith("http://"), process.urls
+        assert self.msgpack.startswith("msgpack://"), process.urls
+        host, port = _host_port(self.http)
+        self.http_addr = (host, port)
+        self.jsonrpc = f"jsonrpc+http://{host}:{port}/"
+        self.ws = f"ws://{host}:{port}/"
+        self.msgpack_addr = _host_port(self.msgpack)
+        self.unix = unix_path
+        self.unix_url = None
+        if unix_path is not None:
+            assert process.urls[2] == f"msgpack+unix://{unix_path}", process.urls
+            self.unix_url = process.urls[2]
+
+
+@pytest.fixture(scope="session")
+def example_endpoints(bin_dir, tmp_path_factory):
+    """Our example server with HTTP (XML-RPC, JSON-RPC, WebSocket) and MessagePack-RPC
+    listeners, all on port 0; yields an :class:`Endpoints`."""
+    log = tmp_path_factory.mktemp("example-server-all") / "stderr.log"
+    proc = ServerProcess(
+        [bin_dir / "example-server", "--listen", "127.0.0.1:0", "--msgpack", "127.0.0.1:0"],
+        2, log)
+    try:
+        yield Endpoints(proc)
+    finally:
+        proc.stop()
+
+
+@pytest.fixture(scope="session")
+def master_endpoints(bin_dir, tmp_path_factory):
+    """``rpcs master --backend memory`` with HTTP, MessagePack-RPC over TCP and over a Unix
+    socket; yields an :class:`Endpoints`. Shared: tests use their own stack/client names."""
+    d = tmp_path_factory.mktemp("master-all")
+    sock = d / "master.sock"
+    proc = ServerProcess(
+        [bin_dir / "rpcs", "master", "--listen", "127.0.0.1:0", "--msgpack", "127.0.0.1:0",
+         "--msgpack-unix", sock, "--backend", "memory"],
+        3, d / "stderr.log")
+    try:
+        yield Endpoints(proc, str(sock))
+    finally:
+        proc.stop()
