@@ -2,6 +2,7 @@
 
 import datetime
 import gzip
+import json
 import http.client
 import math
 import socket
@@ -628,9 +629,16 @@ def test_other_path_is_404(example_server):
     assert status == 404
 
 
-def test_json_content_type_is_415(example_server):
-    status, _, _ = post(example_server, call_xml("add", 1, 2), {"Content-Type": "application/json"})
+def test_other_content_type_is_415(example_server):
+    status, _, _ = post(example_server, call_xml("add", 1, 2), {"Content-Type": "text/plain"})
     assert status == 415
+
+
+def test_xml_sent_as_json_is_a_json_rpc_parse_error(example_server):
+    # application/json selects JSON-RPC on the same endpoint.
+    status, _, body = post(example_server, call_xml("add", 1, 2), {"Content-Type": "application/json"})
+    assert status == 200
+    assert json.loads(body)["error"]["code"] == -32700
 
 
 def test_unsupported_content_encoding_is_415(example_server):

@@ -20,6 +20,10 @@ pub trait PeerCall: Send + Sync {
     fn call(&self, method: &str, params: Vec<Value>) -> BoxFuture<Result<Value, Fault>>;
     /// Sends a notification (no answer).
     fn notify(&self, method: &str, params: Vec<Value>) -> BoxFuture<Result<(), Fault>>;
+    /// Whether the connection has ended (calls would fail).
+    fn is_closed(&self) -> bool {
+        false
+    }
 }
 
 /// A handle for calling the peer of a connection.
@@ -71,6 +75,11 @@ impl Context {
             Some(peer) => peer.0.call(method, params).await,
             None => Err(no_callbacks(self.protocol)),
         }
+    }
+
+    /// Whether the caller's connection is gone (or never could be called back).
+    pub fn peer_closed(&self) -> bool {
+        self.peer_calls.as_ref().is_none_or(|p| p.0.is_closed())
     }
 
     /// Sends a notification to the caller's side of the connection.

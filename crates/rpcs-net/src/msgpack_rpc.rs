@@ -7,7 +7,7 @@
 //! MessagePack ends that connection only (the stream cannot be resynchronised).
 
 use crate::server::{accept_loop, stopped, Shared};
-use crate::session::{run_call, write_frames, Call, Session, Wire};
+use crate::session::{run_call, ByteSink, Call, Session, Wire};
 use bytes::BytesMut;
 use rpcs_core::msgpack::{self, FrameLen};
 use rpcs_core::msgpack_rpc::{self, RpcMessage};
@@ -16,7 +16,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::{debug, warn};
 
@@ -137,40 +137,45 @@ where
     R: AsyncRead + Unpin + Send + 'static,
     W: AsyncWrite + Unpin + Send + 'static,
 {
-    let (tx, rx) = mpsc::channel(1024);
-    let writer_task = tokio::spawn(write_frames(writer, rx));
-    let session = Session::new(tx, Box::new(MsgpackWire), limits.max_in_flight);
+    let (session, writer_task) = Session::start(
+        ByteSink(writer),
+        Box::new(MsgpackWire),
+        limits.max_in_flight,
+    );
     let handle = session.clone();
     let task = tokio::spawn(async move {
         let mut buf = BytesMut::with_capacity(64 * 1024);
         let mut need = 1usize;
-        'conn: loop {
+        loop {
             // Answer every complete message in the buffer; batch the inline answers.
             let mut out = Vec::new();
+            let mut closing = false;
             while buf.len() >= need {
                 match msgpack::frame_len(&buf, limits.max_depth) {
-                    Ok(FrameLen::NeedAtLeast(n)) => {
-                        if n > limits.max_frame {
-                            warn!(
-                                ?peer,
-                                size = n,
-                                "MessagePack-RPC frame over the size limit; closing"
-                            );
-                            break 'conn;
-                        }
-                        need = n;
+                    Ok(FrameLen::NeedAtLeast(n)) if n > limits.max_frame => {
+                        warn!(
+                            ?peer,
+                            size = n,
+                            "MessagePack-RPC frame over the size limit; closing"
+                        );
+                        closing = true;
+                        break;
                     }
+                    Ok(FrameLen::NeedAtLeast(n)) => need = n,
                     Ok(FrameLen::Complete(n)) if n > limits.max_frame => {
                         warn!(
                             ?peer,
                             size = n,
                             "MessagePack-RPC frame over the size limit; closing"
                         );
-                        break 'conn;
+                        closing = true;
+                        break;
                     }
                     Ok(FrameLen::Complete(n)) => {
                         let frame = buf.split_to(n);
                         need = 1;
+                        // The frame's structure is sound, so the stream stays in step
+                        // even when its content cannot be represented.
                         match msgpack::decode(&frame, limits.max_depth) {
                             Ok(value) => {
                                 handle_message(
@@ -183,19 +188,21 @@ where
                                 )
                                 .await
                             }
-                            Err(e) => {
-                                debug!(?peer, error = %e, "undecodable MessagePack-RPC frame; closing");
-                                break 'conn;
-                            }
+                            Err(e) => refuse(&frame, e, &mut out),
                         }
                     }
                     Err(e) => {
                         debug!(?peer, error = %e, "malformed MessagePack-RPC frame; closing");
-                        break 'conn;
+                        closing = true;
+                        break;
                     }
                 }
             }
+            // Answers to the good messages before a bad one still go out.
             if !out.is_empty() && !session.send(out).await {
+                break;
+            }
+            if closing {
                 break;
             }
             buf.reserve(need.saturating_sub(buf.len()).clamp(8 * 1024, 1 << 20));
@@ -223,12 +230,28 @@ where
                 Ok(_) => {}
             }
         }
-        session.close();
-        session.drain(limits.max_in_flight).await;
+        session.finish(limits.max_in_flight).await;
         drop(session);
         let _ = writer_task.await;
     });
     (handle, task)
+}
+
+/// Answers a complete frame whose value cannot be represented (an integer beyond
+/// 64 bits, an unknown extension, a date past year 9999): an error when it is a
+/// request whose msgid can be read, nothing otherwise.
+fn refuse(frame: &[u8], error: msgpack::DecodeError, out: &mut Vec<u8>) {
+    let msgid = match frame {
+        [0x94, 0x00, id @ 0x00..=0x7f, ..] => Some(u32::from(*id)),
+        [0x94, 0x00, 0xcc, id, ..] => Some(u32::from(*id)),
+        [0x94, 0x00, 0xcd, a, b, ..] => Some(u32::from(u16::from_be_bytes([*a, *b]))),
+        [0x94, 0x00, 0xce, a, b, c, d, ..] => Some(u32::from_be_bytes([*a, *b, *c, *d])),
+        _ => None,
+    };
+    if let Some(msgid) = msgid {
+        let fault = rpcs_core::Fault::invalid_params(error.to_string());
+        msgpack_rpc::write_response(out, msgid, &Err(fault));
+    }
 }
 
 /// Handles one decoded message, appending any inline answer to `out`.

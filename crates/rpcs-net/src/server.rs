@@ -283,9 +283,6 @@ pub(crate) async fn accept_loop<C, A, AF, S, SF>(
 {
     let mut conns = JoinSet::new();
     loop {
-        let Some(permit) = acquire_slot(shared, &mut stop).await else {
-            break;
-        };
         let conn = tokio::select! {
             accepted = accept() => match accepted {
                 Ok(conn) => conn,
@@ -295,6 +292,11 @@ pub(crate) async fn accept_loop<C, A, AF, S, SF>(
                 }
             },
             _ = stopped(&mut stop) => break,
+        };
+        // The slot is taken per connection, not per listener: at the cap, an
+        // accepted connection waits here until another one ends.
+        let Some(permit) = acquire_slot(shared, &mut stop).await else {
+            break;
         };
         conns.spawn(serve(conn, permit, stop.clone()));
         while conns.try_join_next().is_some() {}

@@ -1,5 +1,6 @@
-//! What stream connections share: a queue of frames to write, the calls this
-//! side has made to the peer and waits answers for, and the calls in flight.
+//! What stream connections share: a queue of frames to write (and the task that
+//! writes them), the calls this side has made to the peer and waits answers for,
+//! and the calls in flight.
 
 use rpcs_core::{BoxFuture, Context, Dispatcher, Fault, Peer, PeerCall, Value};
 use std::collections::HashMap;
@@ -10,7 +11,8 @@ use std::sync::{Arc, Mutex};
 use std::task::Poll;
 use std::time::Duration;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
-use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{mpsc, oneshot, Notify, OwnedSemaphorePermit, Semaphore};
+use tokio::task::JoinHandle;
 
 /// How a protocol writes the messages a session sends on its own.
 pub(crate) trait Wire: Send + Sync + 'static {
@@ -25,9 +27,42 @@ const PEER_CALL_TIMEOUT: Duration = Duration::from_secs(300);
 
 type Pending = Mutex<HashMap<u32, oneshot::Sender<Result<Value, Fault>>>>;
 
+/// A frame to write, and who wants to know once it is written (`true`) or lost.
+pub(crate) struct Frame {
+    bytes: Vec<u8>,
+    ack: Option<oneshot::Sender<bool>>,
+}
+
+/// Where a connection's writer puts frames.
+pub(crate) trait FrameSink: Send + 'static {
+    /// Writes a batch of frames, in order.
+    fn write_batch(
+        &mut self,
+        frames: Vec<Vec<u8>>,
+    ) -> impl Future<Output = std::io::Result<()>> + Send;
+    /// Closes the write side.
+    fn close(&mut self) -> impl Future<Output = ()> + Send;
+}
+
+/// A byte stream as a frame sink: frames are concatenated (MessagePack-RPC).
+pub(crate) struct ByteSink<W>(pub W);
+
+impl<W: AsyncWrite + Unpin + Send + 'static> FrameSink for ByteSink<W> {
+    async fn write_batch(&mut self, frames: Vec<Vec<u8>>) -> std::io::Result<()> {
+        let bytes = frames.concat();
+        self.0.write_all(&bytes).await?;
+        self.0.flush().await
+    }
+    async fn close(&mut self) {
+        let _ = self.0.shutdown().await;
+    }
+}
+
 /// One connection's shared state.
 pub(crate) struct Session {
-    out: mpsc::Sender<Vec<u8>>,
+    out: mpsc::Sender<Frame>,
+    /// Tells the writer to finish once the connection has ended.
+    writer_stop: Arc<Notify>,
     pending: Pending,
     next_id: AtomicU32,
     wire: Box<dyn Wire>,
@@ -40,20 +75,26 @@ pub(crate) struct Session {
 pub(crate) struct Gone;
 
 impl Session {
-    /// A session writing through `out`, allowing `max_in_flight` calls at once.
-    pub(crate) fn new(
-        out: mpsc::Sender<Vec<u8>>,
+    /// A session whose frames go to `sink` (written by a task of its own),
+    /// allowing `max_in_flight` calls at once. Returns the session and the writer.
+    pub(crate) fn start<S: FrameSink>(
+        sink: S,
         wire: Box<dyn Wire>,
         max_in_flight: usize,
-    ) -> Arc<Session> {
-        Arc::new(Session {
+    ) -> (Arc<Session>, JoinHandle<()>) {
+        let (out, frames) = mpsc::channel(1024);
+        let writer_stop = Arc::new(Notify::new());
+        let writer = tokio::spawn(write_frames(sink, frames, writer_stop.clone()));
+        let session = Arc::new(Session {
             out,
+            writer_stop,
             pending: Mutex::new(HashMap::new()),
             next_id: AtomicU32::new(1),
             wire,
             in_flight: Arc::new(Semaphore::new(max_in_flight.max(1))),
             closed: AtomicBool::new(false),
-        })
+        });
+        (session, writer)
     }
 
     /// Whether the connection has ended.
@@ -78,7 +119,7 @@ impl Session {
             .unwrap_or_else(|p| p.into_inner())
             .insert(id, tx);
         let frame = self.wire.request(id, method, params);
-        if self.out.send(frame).await.is_err() {
+        if !self.send(frame).await {
             self.forget(id);
             return Err(RequestError::Gone);
         }
@@ -92,13 +133,22 @@ impl Session {
         }
     }
 
-    /// Sends a notification.
+    /// Sends a notification and waits until it is written to the connection, so a
+    /// caller that must not lose it (a subscription) knows it left.
     pub(crate) async fn notification(&self, method: &str, params: &[Value]) -> Result<(), Gone> {
         if self.is_closed() {
             return Err(Gone);
         }
-        let frame = self.wire.notification(method, params);
-        self.out.send(frame).await.map_err(|_| Gone)
+        let (ack, written) = oneshot::channel();
+        let frame = Frame {
+            bytes: self.wire.notification(method, params),
+            ack: Some(ack),
+        };
+        self.out.send(frame).await.map_err(|_| Gone)?;
+        match written.await {
+            Ok(true) => Ok(()),
+            _ => Err(Gone),
+        }
     }
 
     fn forget(&self, id: u32) {
@@ -109,8 +159,8 @@ impl Session {
     }
 
     /// Queues a frame for writing; false once the connection is gone.
-    pub(crate) async fn send(&self, frame: Vec<u8>) -> bool {
-        self.out.send(frame).await.is_ok()
+    pub(crate) async fn send(&self, bytes: Vec<u8>) -> bool {
+        self.out.send(Frame { bytes, ack: None }).await.is_ok()
     }
 
     /// Delivers the peer's answer to one of our calls; false if no call waits for it.
@@ -156,6 +206,15 @@ impl Session {
     pub(crate) async fn drain(&self, max: usize) {
         let _ = self.in_flight.acquire_many(max.max(1) as u32).await;
     }
+
+    /// Ends the connection: fails waiting calls, lets the calls in flight finish
+    /// (their answers are still written), then stops the writer even if something
+    /// (a subscription) still holds the session.
+    pub(crate) async fn finish(&self, max_in_flight: usize) {
+        self.close();
+        self.drain(max_in_flight).await;
+        self.writer_stop.notify_one();
+    }
 }
 
 /// Why a request to the peer got no answer.
@@ -171,6 +230,10 @@ pub(crate) enum RequestError {
 struct Handle(Arc<Session>);
 
 impl PeerCall for Handle {
+    fn is_closed(&self) -> bool {
+        self.0.is_closed()
+    }
+
     fn call(&self, method: &str, params: Vec<Value>) -> BoxFuture<Result<Value, Fault>> {
         let session = self.0.clone();
         let method = method.to_owned();
@@ -202,30 +265,56 @@ fn gone() -> Fault {
     Fault::named("ConnectionError", "the connection to the peer is closed")
 }
 
-/// Writes queued frames until every sender is gone, coalescing what is queued
-/// into one write.
-pub(crate) async fn write_frames<W: AsyncWrite + Unpin>(
-    mut writer: W,
-    mut frames: mpsc::Receiver<Vec<u8>>,
+/// Writes queued frames until every sender is gone or the session finishes,
+/// coalescing what is queued into one write, and acknowledges each frame.
+async fn write_frames<S: FrameSink>(
+    mut sink: S,
+    mut frames: mpsc::Receiver<Frame>,
+    stop: Arc<Notify>,
 ) {
-    let mut buf = Vec::with_capacity(16 * 1024);
-    while let Some(frame) = frames.recv().await {
-        buf.extend_from_slice(&frame);
-        while buf.len() < 1 << 20 {
+    let mut stopping = false;
+    loop {
+        let first = if stopping {
+            frames.try_recv().ok()
+        } else {
+            tokio::select! {
+                biased;
+                f = frames.recv() => f,
+                _ = stop.notified() => {
+                    stopping = true;
+                    frames.try_recv().ok()
+                }
+            }
+        };
+        let Some(first) = first else { break };
+        let mut batch = vec![first];
+        let mut size = batch[0].bytes.len();
+        while size < 1 << 20 {
             match frames.try_recv() {
-                Ok(more) => buf.extend_from_slice(&more),
+                Ok(more) => {
+                    size += more.bytes.len();
+                    batch.push(more);
+                }
                 Err(_) => break,
             }
         }
-        if writer.write_all(&buf).await.is_err() {
+        let (bytes, acks): (Vec<_>, Vec<_>) = batch.into_iter().map(|f| (f.bytes, f.ack)).unzip();
+        let ok = sink.write_batch(bytes).await.is_ok();
+        for ack in acks.into_iter().flatten() {
+            let _ = ack.send(ok);
+        }
+        if !ok {
             break;
         }
-        if writer.flush().await.is_err() {
-            break;
-        }
-        buf.clear();
     }
-    let _ = writer.shutdown().await;
+    // Anything still queued is lost: tell whoever waits.
+    frames.close();
+    while let Ok(f) = frames.try_recv() {
+        if let Some(ack) = f.ack {
+            let _ = ack.send(false);
+        }
+    }
+    sink.close().await;
 }
 
 /// Runs one call: polls it once at once, so calls that need not wait are answered

@@ -211,6 +211,11 @@ impl Provider {
                 let notified = notify.notified();
                 tokio::pin!(notified);
                 notified.as_mut().enable();
+                // A closed connection ends the subscription (and stops it keeping
+                // the session alive).
+                if ctx.peer_closed() {
+                    break;
+                }
                 match svc.deliver(&ctx, &sub, &name).await {
                     Ok(true) => {}
                     Ok(false) | Err(_) => break,

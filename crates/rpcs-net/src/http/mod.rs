@@ -171,11 +171,9 @@ async fn handle(shared: &Shared, peer: SocketAddr, conn_id: u64, req: Request<In
                 gzip_reply,
                 config.gzip_threshold,
             ),
-            None => {
-                let mut resp = Response::new(Full::new(Bytes::new()));
-                *resp.status_mut() = StatusCode::NO_CONTENT;
-                resp
-            }
+            // Only notifications: nothing to say. 200 with an empty body, not 204:
+            // Python's jsonrpclib (client and server) treats 204 as an error.
+            None => Response::new(Full::new(Bytes::new())),
         };
     }
     let outcome = match xmlrpc::decode_request(&body, &config.xml_limits) {

@@ -7,7 +7,7 @@
 
 use crate::http::answer_message;
 use crate::server::{stopped, Shared};
-use crate::session::{run_call, Call, Session, Wire};
+use crate::session::{run_call, Call, FrameSink, Session, Wire};
 use futures_util::{SinkExt, StreamExt};
 use http::header::{
     HeaderValue, CONNECTION, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_KEY, SEC_WEBSOCKET_VERSION,
@@ -21,7 +21,7 @@ use rpcs_core::jsonrpc::{self, Message, Params};
 use rpcs_core::{Dispatcher, Value};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
@@ -39,6 +39,28 @@ impl Wire for JsonWire {
     }
     fn notification(&self, method: &str, params: &[Value]) -> Vec<u8> {
         jsonrpc::encode_request(None, method, params)
+    }
+}
+
+/// The write half of a WebSocket: each frame is one text message.
+struct WsSink<S>(futures_util::stream::SplitSink<WebSocketStream<S>, WsMessage>);
+
+impl<S> FrameSink for WsSink<S>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    async fn write_batch(&mut self, frames: Vec<Vec<u8>>) -> std::io::Result<()> {
+        for frame in frames {
+            let text = String::from_utf8(frame).map_err(std::io::Error::other)?;
+            self.0
+                .feed(text.into())
+                .await
+                .map_err(std::io::Error::other)?;
+        }
+        self.0.flush().await.map_err(std::io::Error::other)
+    }
+    async fn close(&mut self) {
+        let _ = self.0.close().await;
     }
 }
 
@@ -139,18 +161,8 @@ pub(crate) fn start<S>(
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let (mut sink, mut stream) = ws.split();
-    let (tx, mut rx) = mpsc::channel::<Vec<u8>>(1024);
-    let writer = tokio::spawn(async move {
-        while let Some(frame) = rx.recv().await {
-            let text = String::from_utf8(frame).unwrap_or_default();
-            if sink.send(text.into()).await.is_err() {
-                break;
-            }
-        }
-        let _ = sink.close().await;
-    });
-    let session = Session::new(tx, Box::new(JsonWire), max_in_flight);
+    let (sink, mut stream) = ws.split();
+    let (session, writer) = Session::start(WsSink(sink), Box::new(JsonWire), max_in_flight);
     let handle = session.clone();
     let task = tokio::spawn(async move {
         loop {
@@ -170,8 +182,7 @@ where
             };
             handle_document(&dispatcher, &session, peer, conn_id, &bytes).await;
         }
-        session.close();
-        session.drain(max_in_flight).await;
+        session.finish(max_in_flight).await;
         drop(session);
         let _ = writer.await;
     });
@@ -229,22 +240,31 @@ async fn handle_document(
             }
         }
         jsonrpc::Incoming::Batch(items) => {
+            // A batch runs as a task of its own: its calls may call back into the
+            // client, whose answers this reader must stay free to read.
+            let Some(permit) = session.slot().await else {
+                return;
+            };
             let ctx = session.context(PROTOCOL, peer, conn_id);
-            let mut answers = Vec::new();
-            for m in items {
-                if let Message::Response { id, outcome } = m {
-                    if let Some(i) = id.as_u64().and_then(|i| u32::try_from(i).ok()) {
-                        session.answer(i, outcome);
+            let (dispatcher, session) = (dispatcher.clone(), session.clone());
+            tokio::spawn(async move {
+                let mut answers = Vec::new();
+                for m in items {
+                    if let Message::Response { id, outcome } = m {
+                        if let Some(i) = id.as_u64().and_then(|i| u32::try_from(i).ok()) {
+                            session.answer(i, outcome);
+                        }
+                        continue;
                     }
-                    continue;
+                    if let Some(obj) = answer_message(&dispatcher, &ctx, m).await {
+                        answers.push(obj);
+                    }
                 }
-                if let Some(obj) = answer_message(dispatcher, &ctx, m).await {
-                    answers.push(obj);
+                if let Some(frame) = jsonrpc::encode_batch(answers) {
+                    session.send(frame).await;
                 }
-            }
-            if let Some(frame) = jsonrpc::encode_batch(answers) {
-                session.send(frame).await;
-            }
+                drop(permit);
+            });
         }
     }
 }
