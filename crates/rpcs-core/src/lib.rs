@@ -14,7 +14,7 @@
 //!   [`Context`]) and building call parameters ([`IntoParams`]).
 //! - [`table`]: [`MethodTable`], registering plain and async functions.
 //! - [`dispatch`]: [`Dispatcher`], running calls with the `system.*` built-ins.
-//! - [`xmlrpc`]: the XML-RPC codec.
+//! - [`xmlrpc`]: the XML-RPC codec; [`zerorpc`]: the zerorpc event codec.
 //! - [`json`]: the mapping between [`Value`] and JSON.
 //! - [`jsonrpc`]: the JSON-RPC 2.0 codec; [`openrpc`]: the `rpc.discover` document.
 //! - [`msgpack`]: MessagePack encoding of [`Value`]; [`msgpack_rpc`]: its RPC messages.
@@ -57,6 +57,7 @@ pub mod table;
 pub mod value;
 mod xml;
 pub mod xmlrpc;
+pub mod zerorpc;
 
 pub use de::from_value;
 pub use dispatch::{DispatchLimits, Dispatcher};
