@@ -4,7 +4,7 @@
 use crate::fault::Fault;
 use crate::kind::Kind;
 use crate::params::{Context, ParamSpec};
-use crate::table::{Builtin, CallResult, Handler, Method, MethodTable};
+use crate::table::{Builtin, CallResult, Handler, Method, MethodTable, ValueStream};
 use crate::value::{Map, Value};
 use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -16,14 +16,26 @@ use std::task::{Context as TaskContext, Poll};
 pub struct DispatchLimits {
     /// The most calls one `system.multicall` may carry.
     pub max_multicall: usize,
+    /// The most items a streaming method may return where its result is sent
+    /// as one array (protocols that do not stream).
+    pub max_collected_items: usize,
 }
 
 impl Default for DispatchLimits {
     fn default() -> Self {
         DispatchLimits {
             max_multicall: 1000,
+            max_collected_items: 100_000,
         }
     }
+}
+
+/// A call's answer where the protocol can stream.
+pub enum Reply {
+    /// One value.
+    Value(Value),
+    /// Items, one by one.
+    Stream(ValueStream),
 }
 
 /// Runs calls against a [`MethodTable`] extended with the built-ins
@@ -122,6 +134,24 @@ impl Dispatcher {
         self.call(ctx, method, params).await
     }
 
+    /// Runs one call, keeping a streaming method's items as a stream.
+    pub async fn call_streaming(
+        &self,
+        ctx: &Context,
+        method: &str,
+        params: Vec<Value>,
+    ) -> Result<Reply, Fault> {
+        match self.table.get(method) {
+            Some(m) => match &m.handler {
+                Handler::Stream(f) => catch_unwind(AssertUnwindSafe(|| f(ctx, params)))
+                    .unwrap_or_else(|_| Err(panicked(method)))
+                    .map(Reply::Stream),
+                _ => self.call(ctx, method, params).await.map(Reply::Value),
+            },
+            None => Err(Fault::method_not_found(method)),
+        }
+    }
+
     /// Runs one call that is not a multicall.
     async fn call_single(&self, ctx: &Context, method: &str, params: Vec<Value>) -> CallResult {
         match self.table.get(method) {
@@ -144,8 +174,31 @@ impl Dispatcher {
                     .await
                     .unwrap_or_else(|| Err(panicked(method.name())))
             }
+            Handler::Stream(f) => {
+                let stream = catch_unwind(AssertUnwindSafe(|| f(ctx, params)))
+                    .unwrap_or_else(|_| Err(panicked(method.name())))?;
+                self.collect(stream).await
+            }
             Handler::Builtin(b) => self.builtin(*b, params),
         }
+    }
+
+    /// A stream's items as one array, for protocols that do not stream.
+    async fn collect(&self, mut stream: ValueStream) -> CallResult {
+        let mut items = Vec::new();
+        while let Some(item) = std::future::poll_fn(|cx| stream.as_mut().poll_next(cx)).await {
+            if items.len() >= self.limits.max_collected_items {
+                return Err(Fault::new(
+                    Fault::LIMIT_EXCEEDED,
+                    format!(
+                        "the stream has more than {} items; read it over zerorpc",
+                        self.limits.max_collected_items
+                    ),
+                ));
+            }
+            items.push(item?);
+        }
+        Ok(Value::Array(items))
     }
 
     fn builtin(&self, builtin: Builtin, params: Vec<Value>) -> CallResult {

@@ -60,14 +60,14 @@ pub mod xmlrpc;
 pub mod zerorpc;
 
 pub use de::from_value;
-pub use dispatch::{DispatchLimits, Dispatcher};
+pub use dispatch::{DispatchLimits, Dispatcher, Reply};
 pub use fault::Fault;
 pub use kind::{Kind, RpcType};
 pub use params::{
     Context, FromParams, IntoParams, IntoResult, ParamSpec, Params, Peer, PeerCall, Rest,
 };
 pub use ser::{to_value, to_value_ref, Bytes, ConvertError};
-pub use table::{BoxFuture, CallResult, DuplicateMethod, Method, MethodTable};
+pub use table::{BoxFuture, CallResult, DuplicateMethod, Method, MethodTable, ValueStream};
 pub use value::{DateTime, DateTimeError, Map, Value};
 
 /// Decodes standard base64, ignoring the line breaks and spaces that

@@ -4,6 +4,7 @@ use crate::fault::Fault;
 use crate::kind::Kind;
 use crate::params::{Context, FromParams, IntoResult, ParamSpec, Params};
 use crate::value::Value;
+use futures_core::Stream;
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
@@ -15,8 +16,12 @@ pub type CallResult = Result<Value, Fault>;
 /// A boxed, sendable future, as async handlers return.
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 
+/// A stream of results, as streaming methods return.
+pub type ValueStream = Pin<Box<dyn Stream<Item = Result<Value, Fault>> + Send + 'static>>;
+
 type SyncFn = dyn Fn(&Context, Vec<Value>) -> CallResult + Send + Sync;
 type AsyncFn = dyn Fn(&Context, Vec<Value>) -> BoxFuture<CallResult> + Send + Sync;
+type StreamFn = dyn Fn(&Context, Vec<Value>) -> Result<ValueStream, Fault> + Send + Sync;
 
 /// The built-in `system.*` methods, which the dispatcher answers itself because
 /// they need the table.
@@ -33,7 +38,35 @@ pub(crate) enum Builtin {
 pub(crate) enum Handler {
     Sync(Arc<SyncFn>),
     Async(Arc<AsyncFn>),
+    Stream(Arc<StreamFn>),
     Builtin(Builtin),
+}
+
+/// A function returning a stream, usable as a streaming method: any `Fn` of up to
+/// eight [`FromParams`] arguments returning a `Stream` of [`IntoResult`] items.
+pub trait StreamHandler<Args>: Send + Sync + 'static {
+    /// Wraps the function so it takes raw parameters.
+    fn into_fn(self) -> Arc<StreamFn>;
+    /// The parameters and item type.
+    fn describe() -> (Vec<ParamSpec>, Kind);
+}
+
+/// Maps a stream's items to results.
+struct IntoResults<S>(S);
+
+impl<S: Stream + Unpin> Stream for IntoResults<S>
+where
+    S::Item: IntoResult,
+{
+    type Item = Result<Value, Fault>;
+    fn poll_next(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        Pin::new(&mut self.0)
+            .poll_next(cx)
+            .map(|item| item.map(IntoResult::into_result))
+    }
 }
 
 /// A plain Rust function usable as a method: any `Fn` of up to eight
@@ -114,6 +147,41 @@ macro_rules! handlers {
     };
 }
 
+macro_rules! stream_handlers {
+    ($($a:ident),*) => {
+        impl<F, St, $($a,)*> StreamHandler<($($a,)*)> for F
+        where
+            F: Fn($($a),*) -> St + Send + Sync + 'static,
+            St: Stream + Send + 'static,
+            St::Item: IntoResult,
+            $($a: FromParams,)*
+        {
+            #[allow(non_snake_case, unused_mut, unused_variables)]
+            fn into_fn(self) -> Arc<StreamFn> {
+                Arc::new(move |ctx: &Context, values: Vec<Value>| -> Result<ValueStream, Fault> {
+                    let mut params = Params::new(values);
+                    $(let $a = $a::from_params(ctx, &mut params)?;)*
+                    params.finish()?;
+                    let stream = (self)($($a),*);
+                    Ok(Box::pin(IntoResults(Box::pin(stream))))
+                })
+            }
+            #[allow(unused_mut)]
+            fn describe() -> (Vec<ParamSpec>, Kind) {
+                let mut specs = Vec::new();
+                $($a::describe(&mut specs);)*
+                (specs, Kind::Array(Box::new(<St::Item as IntoResult>::kind())))
+            }
+        }
+    };
+}
+
+stream_handlers!();
+stream_handlers!(A1);
+stream_handlers!(A1, A2);
+stream_handlers!(A1, A2, A3);
+stream_handlers!(A1, A2, A3, A4);
+
 handlers!();
 handlers!(A1);
 handlers!(A1, A2);
@@ -159,8 +227,14 @@ impl Method {
     pub fn is_async(&self) -> bool {
         matches!(
             self.handler,
-            Handler::Async(_) | Handler::Builtin(Builtin::Multicall)
+            Handler::Async(_) | Handler::Stream(_) | Handler::Builtin(Builtin::Multicall)
         )
+    }
+
+    /// Whether this method streams its result (item by item where the protocol
+    /// can, as zerorpc does; as one array elsewhere).
+    pub fn is_stream(&self) -> bool {
+        matches!(self.handler, Handler::Stream(_))
     }
 
     /// The XML-RPC introspection signatures: one `[result, param, ...]` list per
@@ -278,6 +352,18 @@ impl MethodTable {
     ) -> MethodBuilder<'_> {
         let f = handler.into_fn();
         self.insert(name, doc, H::describe(), Handler::Async(f))
+    }
+
+    /// Registers a streaming function under `name`: its items go out one by one
+    /// on protocols that stream (zerorpc), and as one array on the others.
+    pub fn register_stream<Args, H: StreamHandler<Args>>(
+        &mut self,
+        name: &str,
+        doc: &str,
+        handler: H,
+    ) -> MethodBuilder<'_> {
+        let f = handler.into_fn();
+        self.insert(name, doc, H::describe(), Handler::Stream(f))
     }
 
     pub(crate) fn register_builtin(

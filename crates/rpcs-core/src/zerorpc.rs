@@ -118,7 +118,9 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
     };
     let response_to = match header.swap_remove("response_to") {
         None | Some(Value::Nil) => None,
-        Some(v) => Some(Id::from_value(v).ok_or_else(|| invalid("response_to must be str or bin"))?),
+        Some(v) => {
+            Some(Id::from_value(v).ok_or_else(|| invalid("response_to must be str or bin"))?)
+        }
     };
     let name = match name {
         Value::String(s) => s,
@@ -167,7 +169,10 @@ mod tests {
     fn the_python_test_vector_decodes_and_re_encodes_byte_for_byte() {
         let bytes = unhex("9382aa6d6573736167655f6964c4203061356565306563633565343466653339366530623665326130313638323332a17603a568656c6c6f91a3525043");
         let event = decode(&bytes).unwrap();
-        assert_eq!(event.message_id, Id::Bin(b"0a5ee0ecc5e44fe396e0b6e2a0168232".to_vec()));
+        assert_eq!(
+            event.message_id,
+            Id::Bin(b"0a5ee0ecc5e44fe396e0b6e2a0168232".to_vec())
+        );
         assert_eq!(event.version, Some(3));
         assert!(event.opens_channel());
         assert_eq!(event.name, "hello");
@@ -178,29 +183,54 @@ mod tests {
     #[test]
     fn replies_echo_the_id_type() {
         for channel in [Id::Bin(b"abc".to_vec()), Id::Str("abc".into())] {
-            let reply = Event::on_channel(Id::random(7), channel.clone(), names::OK, Value::Array(vec![Value::Int(1)]));
+            let reply = Event::on_channel(
+                Id::random(7),
+                channel.clone(),
+                names::OK,
+                Value::Array(vec![Value::Int(1)]),
+            );
             let back = decode(&encode(&reply)).unwrap();
             assert_eq!(back.response_to, Some(channel));
             assert_eq!(back, reply);
         }
-        assert_eq!(Id::random(255), Id::Bin(b"000000000000000000000000000000ff".to_vec()));
+        assert_eq!(
+            Id::random(255),
+            Id::Bin(b"000000000000000000000000000000ff".to_vec())
+        );
     }
 
     #[test]
     fn malformed_events_are_errors() {
         let enc = |v: Value| msgpack::encode(&v);
-        let header = |pairs: Vec<(&str, Value)>| Value::Struct(pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect());
+        let header = |pairs: Vec<(&str, Value)>| {
+            Value::Struct(pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())
+        };
         let ok_header = header(vec![("message_id", Value::Bytes(b"x".to_vec()))]);
         assert!(decode(&[0xc1]).is_err());
         assert!(decode(&enc(Value::Int(1))).is_err());
         assert!(decode(&enc(Value::Array(vec![ok_header.clone(), "m".into()]))).is_err());
-        assert!(decode(&enc(Value::Array(vec![Value::Int(1), "m".into(), Value::Nil]))).is_err());
-        assert!(decode(&enc(Value::Array(vec![header(vec![]), "m".into(), Value::Nil]))).is_err());
+        assert!(decode(&enc(Value::Array(vec![
+            Value::Int(1),
+            "m".into(),
+            Value::Nil
+        ])))
+        .is_err());
+        assert!(decode(&enc(Value::Array(vec![
+            header(vec![]),
+            "m".into(),
+            Value::Nil
+        ])))
+        .is_err());
         let bad_id = header(vec![("message_id", Value::Int(5))]);
         assert!(decode(&enc(Value::Array(vec![bad_id, "m".into(), Value::Nil]))).is_err());
         let bad_v = header(vec![("message_id", "x".into()), ("v", "3".into())]);
         assert!(decode(&enc(Value::Array(vec![bad_v, "m".into(), Value::Nil]))).is_err());
-        assert!(decode(&enc(Value::Array(vec![ok_header.clone(), Value::Int(3), Value::Nil]))).is_err());
+        assert!(decode(&enc(Value::Array(vec![
+            ok_header.clone(),
+            Value::Int(3),
+            Value::Nil
+        ])))
+        .is_err());
         // Unknown header keys are ignored; no "v" means protocol 1.
         let extra = header(vec![("message_id", "x".into()), ("zzz", Value::Nil)]);
         let e = decode(&enc(Value::Array(vec![extra, "m".into(), Value::Nil]))).unwrap();

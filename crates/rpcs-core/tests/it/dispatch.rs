@@ -218,7 +218,10 @@ fn multicall_runs_each_call_on_its_own() {
 
 #[test]
 fn multicall_limit_and_shape() {
-    let limits = rpcs_core::DispatchLimits { max_multicall: 2 };
+    let limits = rpcs_core::DispatchLimits {
+        max_multicall: 2,
+        ..Default::default()
+    };
     let d = Dispatcher::with_limits(table(), limits);
     let three = Value::Array((0..3).map(|_| entry("nothing", vec![])).collect());
     assert_eq!(
@@ -330,4 +333,73 @@ fn rpc_discover_describes_every_method() {
         Value::from("integer")
     );
     assert_eq!(methods.len(), d.table().len());
+}
+
+/// A stream over an iterator, ready at once.
+struct Iter<I>(I);
+
+impl<I: Iterator + Unpin> futures_core::Stream for Iter<I> {
+    type Item = I::Item;
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<I::Item>> {
+        std::task::Poll::Ready(self.0.next())
+    }
+}
+
+#[test]
+fn streaming_methods_stream_or_collect() {
+    let mut t = MethodTable::new();
+    t.register_stream("count", "Counts to n.", |n: i64| {
+        Iter((1..=n).map(Value::Int))
+    })
+    .params(&["n"]);
+    t.register_stream("broken", "Fails midway.", || {
+        Iter(vec![Ok(Value::Int(1)), Err(Fault::named("IOError", "lost"))].into_iter())
+    });
+    let d = Dispatcher::with_limits(
+        t,
+        rpcs_core::DispatchLimits {
+            max_multicall: 10,
+            max_collected_items: 5,
+        },
+    );
+    assert_eq!(
+        run(&d, "count", vec![3.into()]),
+        Ok(Value::Array(vec![1.into(), 2.into(), 3.into()]))
+    );
+    assert_eq!(
+        run(&d, "count", vec![6.into()]).unwrap_err().code,
+        Fault::LIMIT_EXCEEDED
+    );
+    assert_eq!(
+        run(&d, "broken", vec![]).unwrap_err().name(),
+        Some("IOError")
+    );
+    assert_eq!(
+        run(&d, "count", vec!["x".into()]).unwrap_err().code,
+        Fault::INVALID_PARAMS
+    );
+    assert!(d.table().get("count").unwrap().is_stream());
+    let sig = run(&d, "system.methodSignature", vec!["count".into()]).unwrap();
+    assert_eq!(
+        sig,
+        Value::Array(vec![Value::Array(vec!["array".into(), "int".into()])])
+    );
+    let ctx = Context::default();
+    let Ok(rpcs_core::Reply::Stream(mut s)) =
+        ready(d.call_streaming(&ctx, "count", vec![10.into()]))
+    else {
+        panic!("expected a stream")
+    };
+    let mut items = Vec::new();
+    while let Some(item) = ready(std::future::poll_fn(|cx| s.as_mut().poll_next(cx))) {
+        items.push(item.unwrap());
+    }
+    assert_eq!(items.len(), 10);
+    assert!(matches!(
+        ready(d.call_streaming(&ctx, "count2", vec![])),
+        Err(_)
+    ));
 }
