@@ -1,7 +1,7 @@
 //! The server: listeners sharing one dispatcher, with connection limits and
 //! graceful shutdown.
 
-use crate::{http, msgpack_rpc};
+use crate::{http, msgpack_rpc, zerorpc};
 use rpcs_core::{xmlrpc, Dispatcher};
 use std::future::Future;
 use std::io;
@@ -35,6 +35,10 @@ pub struct ServerConfig {
     pub xml_limits: xmlrpc::Limits,
     /// Calls one stream connection (MessagePack-RPC, WebSocket) may have running at once.
     pub max_in_flight: usize,
+    /// The service name zerorpc's `_zerorpc_name` answers.
+    pub service_name: String,
+    /// zerorpc's heartbeat interval; a peer silent for two is gone.
+    pub heartbeat: Duration,
     /// How long shutdown waits for in-flight requests before dropping them.
     pub shutdown_grace: Duration,
 }
@@ -51,6 +55,8 @@ impl Default for ServerConfig {
             rpc_paths: vec!["/".into(), "/RPC2".into()],
             xml_limits: xmlrpc::Limits::default(),
             max_in_flight: 256,
+            service_name: "rpcs".into(),
+            heartbeat: zerorpc::DEFAULT_HEARTBEAT,
             shutdown_grace: Duration::from_secs(10),
         }
     }
@@ -64,6 +70,9 @@ pub enum Listener {
     MsgpackTcp(TcpListener),
     /// MessagePack-RPC on a Unix socket; the socket file is removed at shutdown.
     MsgpackUnix(UnixListener, PathBuf),
+    /// zerorpc on a ZeroMQ ROUTER socket, bound and/or connected (reversed mode)
+    /// to the endpoints listed.
+    Zerorpc(Box<zeromq::RouterSocket>, Vec<String>),
 }
 
 impl Listener {
@@ -93,11 +102,40 @@ impl Listener {
         Ok(Listener::MsgpackUnix(UnixListener::bind(&path)?, path))
     }
 
+    /// A zerorpc listener bound to every `binds` endpoint and connected to every
+    /// `connects` one (the reversed mode, where the server connects to a client or
+    /// queue that binds). Endpoints are ZeroMQ's: `tcp://HOST:PORT`, `ipc:///path`.
+    pub async fn zerorpc(binds: &[String], connects: &[String]) -> io::Result<Listener> {
+        use zeromq::Socket;
+        let mut socket = zeromq::RouterSocket::new();
+        let mut endpoints = Vec::new();
+        for b in binds {
+            let bound = socket
+                .bind(b)
+                .await
+                .map_err(|e| io::Error::other(format!("bind {b}: {e}")))?;
+            endpoints.push(bound.to_string());
+        }
+        for c in connects {
+            socket
+                .connect(c)
+                .await
+                .map_err(|e| io::Error::other(format!("connect {c}: {e}")))?;
+            endpoints.push(c.clone());
+        }
+        if endpoints.is_empty() {
+            return Err(io::Error::other(
+                "a zerorpc listener needs an endpoint to bind or connect",
+            ));
+        }
+        Ok(Listener::Zerorpc(Box::new(socket), endpoints))
+    }
+
     /// The bound TCP address (useful after binding port 0); `None` for Unix sockets.
     pub fn local_addr(&self) -> io::Result<Option<std::net::SocketAddr>> {
         match self {
             Listener::Http(l) | Listener::MsgpackTcp(l) => l.local_addr().map(Some),
-            Listener::MsgpackUnix(..) => Ok(None),
+            Listener::MsgpackUnix(..) | Listener::Zerorpc(..) => Ok(None),
         }
     }
 
@@ -107,6 +145,7 @@ impl Listener {
             Listener::Http(l) => format!("http://{}/", l.local_addr()?),
             Listener::MsgpackTcp(l) => format!("msgpack://{}", l.local_addr()?),
             Listener::MsgpackUnix(_, path) => format!("msgpack+unix://{}", path.display()),
+            Listener::Zerorpc(_, endpoints) => endpoints.join(" "),
         })
     }
 }
@@ -177,6 +216,13 @@ impl Server {
                         msgpack_rpc::serve_unix(shared, l, stop).await;
                         let _ = std::fs::remove_file(path);
                     });
+                }
+                Listener::Zerorpc(socket, _) => {
+                    let config = zerorpc::server::ZerorpcConfig {
+                        name: self.shared.config.service_name.clone(),
+                        heartbeat: self.shared.config.heartbeat,
+                    };
+                    tasks.spawn(zerorpc::server::serve(shared, *socket, config, stop));
                 }
             }
         }
@@ -249,6 +295,11 @@ impl Server {
                     let (r, w) = stream.into_split();
                     msgpack_rpc::serve_connection(shared, r, w, None, stop_rx).await;
                     let _ = std::fs::remove_file(path);
+                }
+                Listener::Zerorpc(..) => {
+                    return Err(io::Error::other(
+                        "the one-shot mode needs a connection: use HTTP or MessagePack-RPC",
+                    ))
                 }
             }
             Ok::<(), io::Error>(())

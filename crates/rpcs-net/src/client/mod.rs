@@ -8,6 +8,7 @@
 //! | `msgpack://host:port`, `msgpack+tcp://host:port` | MessagePack-RPC over TCP |
 //! | `msgpack+unix:///path/to/socket` | MessagePack-RPC over a Unix socket |
 //! | `ws://host:port/path`, `jsonrpc+ws://...` | JSON-RPC 2.0 over WebSocket |
+//! | `tcp://host:port`, `ipc:///path` | zerorpc over ZeroMQ (as zerorpc users write them) |
 //!
 //! Calls take any [`IntoParams`] (a tuple of serializable values, a `Vec<Value>`, or
 //! `()`); [`Client::call`] returns a [`Value`] and [`Client::call_as`] converts it.
@@ -18,6 +19,8 @@ mod msgpack;
 
 pub use blocking::BlockingClient;
 
+use crate::zerorpc::client::{Answer, Endpoints, ZerorpcClient};
+use crate::zerorpc::DEFAULT_HEARTBEAT;
 use rpcs_core::{from_value, ConvertError, Dispatcher, Fault, IntoParams, Map, MethodTable, Value};
 use serde::de::DeserializeOwned;
 use std::any::Any;
@@ -96,6 +99,7 @@ impl Default for ClientConfig {
 enum Transport {
     Http(Box<http::HttpTransport>),
     Msgpack(Arc<msgpack::MsgpackClient>),
+    Zerorpc(Arc<ZerorpcClient>),
 }
 
 /// A connection-reusing RPC client; the URL picks the protocol.
@@ -200,6 +204,14 @@ impl Client {
                     target, config, handlers,
                 )))
             }
+            "tcp" | "ipc" => {
+                let endpoints = Endpoints::Connect(vec![url.to_owned()]);
+                Transport::Zerorpc(Arc::new(ZerorpcClient::new(
+                    endpoints,
+                    config,
+                    DEFAULT_HEARTBEAT,
+                )))
+            }
             "https" | "wss" => return Err(bad("TLS is not supported; use http:// or ws://")),
             _ => return Err(bad(
                 "unknown scheme (use http://, jsonrpc+http://, ws://, msgpack://, msgpack+unix://)",
@@ -208,12 +220,57 @@ impl Client {
         Ok(Client { transport })
     }
 
-    /// Calls `method` with `params` and returns the result.
+    /// A zerorpc client that connects to every endpoint of `connect` (or, when
+    /// `bind` is set instead, binds them and waits for servers to connect: the
+    /// reversed mode), heartbeating every `heartbeat`.
+    pub fn zerorpc(
+        connect: Vec<String>,
+        bind: Vec<String>,
+        config: ClientConfig,
+        heartbeat: std::time::Duration,
+    ) -> Result<Client, ClientError> {
+        let endpoints = match (connect.is_empty(), bind.is_empty()) {
+            (false, true) => Endpoints::Connect(connect),
+            (true, false) => Endpoints::Bind(bind),
+            _ => {
+                return Err(ClientError::Url {
+                    url: format!("{connect:?} {bind:?}"),
+                    reason: "give endpoints to connect to, or to bind, not both".into(),
+                })
+            }
+        };
+        let client = ZerorpcClient::new(endpoints, config, heartbeat);
+        Ok(Client {
+            transport: Transport::Zerorpc(Arc::new(client)),
+        })
+    }
+
+    /// Calls `method` with `params` and returns the result (a streamed result
+    /// as an array of its items).
     pub async fn call(&self, method: &str, params: impl IntoParams) -> Result<Value, ClientError> {
+        let mut items = Vec::new();
+        let answer = self
+            .call_each(method, params, &mut |item| items.push(item))
+            .await?;
+        Ok(answer.unwrap_or(Value::Array(items)))
+    }
+
+    /// Calls `method`; a result streamed item by item (zerorpc) goes to `each` as
+    /// it arrives and the answer is `None`; any other result is `Some(value)`.
+    pub async fn call_each(
+        &self,
+        method: &str,
+        params: impl IntoParams,
+        each: &mut (dyn FnMut(Value) + Send),
+    ) -> Result<Option<Value>, ClientError> {
         let params = params.into_params()?;
         match &self.transport {
-            Transport::Http(t) => t.call(method, &params).await,
-            Transport::Msgpack(t) => t.call(method, &params).await,
+            Transport::Http(t) => t.call(method, &params).await.map(Some),
+            Transport::Msgpack(t) => t.call(method, &params).await.map(Some),
+            Transport::Zerorpc(t) => match t.call(method, &params, each).await? {
+                Answer::Value(v) => Ok(Some(v)),
+                Answer::Streamed => Ok(None),
+            },
         }
     }
 
@@ -223,6 +280,8 @@ impl Client {
         match &self.transport {
             Transport::Http(t) => t.notify(method, &params).await,
             Transport::Msgpack(t) => t.notify(method, &params).await,
+            // zerorpc has no notifications: make the call and drop its answer.
+            Transport::Zerorpc(t) => t.call(method, &params, &mut |_| {}).await.map(|_| ()),
         }
     }
 
@@ -266,6 +325,9 @@ impl Client {
     /// introspection methods (one multicall when the server has it), or from
     /// `rpc.discover` when the server has no `system.listMethods`.
     pub async fn describe(&self) -> Result<Vec<MethodInfo>, ClientError> {
+        if let Transport::Zerorpc(_) = &self.transport {
+            return self.describe_zerorpc().await;
+        }
         let names: Vec<String> = match self.call_as("system.listMethods", ()).await {
             Ok(names) => names,
             Err(ClientError::Fault(f)) if f.code == Fault::METHOD_NOT_FOUND => {
@@ -316,6 +378,42 @@ impl Client {
                 help: help
                     .and_then(|h| h.as_str().map(str::to_owned))
                     .unwrap_or_default(),
+            });
+        }
+        Ok(out)
+    }
+}
+
+impl Client {
+    /// zerorpc's introspection: `_zerorpc_inspect`, or `_zerorpc_list` and
+    /// `_zerorpc_help` where inspect fails (Python servers from 3.11 on).
+    async fn describe_zerorpc(&self) -> Result<Vec<MethodInfo>, ClientError> {
+        let field = |v: &Value, k: &str| v.as_struct().and_then(|m| m.get(k)).cloned();
+        if let Ok(doc) = self.call("_zerorpc_inspect", ()).await {
+            if let Some(Value::Struct(methods)) = field(&doc, "methods") {
+                return Ok(methods
+                    .into_iter()
+                    .map(|(name, info)| MethodInfo {
+                        signatures: Vec::new(),
+                        help: field(&info, "doc")
+                            .and_then(|d| d.as_str().map(str::to_owned))
+                            .unwrap_or_default(),
+                        name,
+                    })
+                    .collect());
+            }
+        }
+        let names: Vec<String> = self.call_as("_zerorpc_list", ()).await?;
+        let mut out = Vec::with_capacity(names.len());
+        for name in names {
+            let help = match self.call("_zerorpc_help", (name.clone(),)).await {
+                Ok(Value::String(h)) => h,
+                _ => String::new(),
+            };
+            out.push(MethodInfo {
+                name,
+                signatures: Vec::new(),
+                help,
             });
         }
         Ok(out)

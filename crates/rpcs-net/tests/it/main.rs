@@ -3,6 +3,7 @@
 mod client;
 mod http_server;
 mod streams;
+mod zerorpc;
 
 use rpcs_core::{Context, Dispatcher, Fault, MethodTable, Value};
 use rpcs_net::{Listener, Server, ServerConfig};
