@@ -46,8 +46,31 @@ pub fn table() -> MethodTable {
         },
     )
     .params(&["text", "callback"]);
+    t.register_stream(
+        "spinStream",
+        "Spin the wheel `spins` times, streaming each result as it comes (item by item over zerorpc).",
+        |spins: i64| SpinStream(spins.clamp(0, wheel::MAX_SPINS)),
+    )
+    .params(&["spins"]);
     wheel::register(&mut t);
     t
+}
+
+/// Spins, one per item.
+struct SpinStream(i64);
+
+impl futures_core::Stream for SpinStream {
+    type Item = wheel::Spin;
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<wheel::Spin>> {
+        if self.0 <= 0 {
+            return std::task::Poll::Ready(None);
+        }
+        self.0 -= 1;
+        std::task::Poll::Ready(Some(wheel::spin()))
+    }
 }
 
 fn type_error(a: &Value, b: &Value) -> Fault {

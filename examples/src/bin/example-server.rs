@@ -17,6 +17,9 @@ struct Args {
     /// MessagePack-RPC address (repeat for several).
     #[arg(long)]
     msgpack: Vec<String>,
+    /// zerorpc endpoint to bind, e.g. tcp://127.0.0.1:4242 (repeat for several).
+    #[arg(long)]
+    zerorpc: Vec<String>,
 }
 
 #[tokio::main]
@@ -36,6 +39,9 @@ async fn main() -> anyhow::Result<()> {
     }
     for addr in &args.msgpack {
         listeners.push(Listener::msgpack_tcp(addr).await?);
+    }
+    if !args.zerorpc.is_empty() {
+        listeners.push(Listener::zerorpc(&args.zerorpc, &[]).await?);
     }
     for l in &listeners {
         // Tests and scripts read these lines to learn the ports.
