@@ -12,29 +12,74 @@ use std::time::Duration;
 /// Where and how to connect.
 #[derive(Args, Clone)]
 pub struct Connection {
-    /// Server URL, e.g. http://127.0.0.1:8000/ (XML-RPC over HTTP; a URL without
-    /// a path uses /RPC2).
-    pub url: String,
+    /// Server URL: http://HOST:PORT/ (XML-RPC; no path means /RPC2),
+    /// jsonrpc+http://, ws://, msgpack://, msgpack+unix:///PATH, or a zerorpc
+    /// endpoint tcp://HOST:PORT or ipc:///PATH. With --connect or --bind, leave it
+    /// out: the first word is then the method.
+    pub url: Option<String>,
+    /// zerorpc: connect to this endpoint (repeat for several).
+    #[arg(long, value_name = "ENDPOINT")]
+    pub connect: Vec<String>,
+    /// zerorpc, reversed mode: bind this endpoint and wait for a server to
+    /// connect (repeat for several).
+    #[arg(long, value_name = "ENDPOINT")]
+    pub bind: Vec<String>,
     /// Seconds to wait for an answer.
     #[arg(long, default_value_t = 30.0)]
     pub timeout: f64,
+    /// zerorpc heartbeat interval in seconds.
+    #[arg(long, default_value_t = 5.0)]
+    pub heartbeat: f64,
     /// Gzip requests larger than this many bytes.
     #[arg(long, value_name = "BYTES")]
     pub gzip_over: Option<usize>,
 }
 
+fn seconds(value: f64, flag: &str) -> anyhow::Result<Duration> {
+    Duration::try_from_secs_f64(value)
+        .ok()
+        .filter(|t| !t.is_zero())
+        .with_context(|| format!("{flag} must be a positive number of seconds"))
+}
+
 impl Connection {
+    /// Whether zerorpc endpoints were given with --connect or --bind.
+    fn has_endpoints(&self) -> bool {
+        !self.connect.is_empty() || !self.bind.is_empty()
+    }
+
+    /// The URL, which every mode but --connect/--bind needs.
+    pub fn url(&self) -> anyhow::Result<&str> {
+        self.url
+            .as_deref()
+            .context("a server URL is needed, e.g. http://127.0.0.1:8000/")
+    }
+
     pub fn client(&self) -> anyhow::Result<Client> {
-        let timeout = Duration::try_from_secs_f64(self.timeout)
-            .ok()
-            .filter(|t| !t.is_zero())
-            .context("--timeout must be a positive number of seconds")?;
         let config = ClientConfig {
-            timeout,
+            timeout: seconds(self.timeout, "--timeout")?,
             gzip_requests_over: self.gzip_over,
             ..ClientConfig::default()
         };
-        Ok(Client::with_config(&self.url, config)?)
+        let heartbeat = seconds(self.heartbeat, "--heartbeat")?;
+        if self.has_endpoints() {
+            return Ok(Client::zerorpc(
+                self.connect.clone(),
+                self.bind.clone(),
+                config,
+                heartbeat,
+            )?);
+        }
+        let url = self.url()?;
+        if url.starts_with("tcp://") || url.starts_with("ipc://") {
+            return Ok(Client::zerorpc(
+                vec![url.to_owned()],
+                vec![],
+                config,
+                heartbeat,
+            )?);
+        }
+        Ok(Client::with_config(url, config)?)
     }
 }
 
@@ -92,17 +137,46 @@ fn fault_exit(err: ClientError) -> anyhow::Error {
     }
 }
 
-pub async fn call(args: CallArgs) -> anyhow::Result<()> {
+pub async fn call(mut args: CallArgs) -> anyhow::Result<()> {
+    // With --connect/--bind there is no URL: the words move up one place.
+    if args.conn.has_endpoints() {
+        if let Some(first) = args.conn.url.take() {
+            if let Some(method) = args.method.replace(first) {
+                args.args.insert(0, method);
+            }
+        }
+    }
     let Some(method) = args.method else {
         return list(&args.conn, args.print_json).await;
     };
     let client = args.conn.client()?;
     let params = parse_args(&args.args, args.json_args)?;
-    let value = client.call(&method, params).await.map_err(fault_exit)?;
-    if args.print_json {
-        print_json(&value)?;
-    } else {
-        print_human(&value)?;
+    let as_json = args.print_json;
+    let mut print_error = None;
+    // A streamed result prints item by item, as it arrives.
+    let mut each = |item: Value| {
+        let printed = if as_json {
+            print_json(&item)
+        } else {
+            print_human(&item)
+        };
+        if let Err(e) = printed {
+            print_error.get_or_insert(e);
+        }
+    };
+    let answer = client
+        .call_each(&method, params, &mut each)
+        .await
+        .map_err(fault_exit)?;
+    if let Some(e) = print_error {
+        return Err(e.into());
+    }
+    if let Some(value) = answer {
+        if as_json {
+            print_json(&value)?;
+        } else {
+            print_human(&value)?;
+        }
     }
     Ok(())
 }

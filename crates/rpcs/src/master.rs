@@ -33,8 +33,9 @@ pub enum DurabilityKind {
 /// Arguments of `rpcs master`; each overrides the same key of the config file.
 #[derive(Args, Debug, Default)]
 pub struct MasterArgs {
-    /// A TOML file with any of: listen, msgpack, msgpack_unix, data_dir, backend,
-    /// durability, session_timeout, max_item_bytes, max_connections.
+    /// A TOML file with any of: listen, msgpack, msgpack_unix, zerorpc,
+    /// zerorpc_connect, data_dir, backend, durability, session_timeout,
+    /// max_item_bytes, max_connections.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
     /// Address to serve HTTP on: XML-RPC and JSON-RPC (repeat for several)
@@ -47,6 +48,14 @@ pub struct MasterArgs {
     /// Unix socket path to serve MessagePack-RPC on (repeat for several).
     #[arg(long, value_name = "PATH")]
     msgpack_unix: Vec<PathBuf>,
+    /// zerorpc endpoint to bind, e.g. tcp://127.0.0.1:4242 or ipc:///run/rpcs.zmq
+    /// (repeat for several).
+    #[arg(long, value_name = "ENDPOINT")]
+    zerorpc: Vec<String>,
+    /// zerorpc endpoint to connect to, the reversed mode where a client or queue
+    /// binds and the master is its worker (repeat for several).
+    #[arg(long, value_name = "ENDPOINT")]
+    zerorpc_connect: Vec<String>,
     /// Directory of the embedded store [default: ./rpcs-data].
     #[arg(long, value_name = "DIR")]
     data_dir: Option<PathBuf>,
@@ -81,6 +90,8 @@ struct FileConfig {
     listen: Option<Vec<String>>,
     msgpack: Option<Vec<String>>,
     msgpack_unix: Option<Vec<PathBuf>>,
+    zerorpc: Option<Vec<String>>,
+    zerorpc_connect: Option<Vec<String>>,
     data_dir: Option<PathBuf>,
     backend: Option<BackendKind>,
     durability: Option<DurabilityKind>,
@@ -97,6 +108,8 @@ pub struct Settings {
     pub listen: Vec<String>,
     pub msgpack: Vec<String>,
     pub msgpack_unix: Vec<PathBuf>,
+    pub zerorpc: Vec<String>,
+    pub zerorpc_connect: Vec<String>,
     pub backend: Backend,
     pub config: MasterConfig,
     pub max_connections: usize,
@@ -118,16 +131,10 @@ impl MasterArgs {
         } else {
             self.listen
         };
-        let msgpack = if self.msgpack.is_empty() {
-            file.msgpack.unwrap_or_default()
-        } else {
-            self.msgpack
-        };
-        let msgpack_unix = if self.msgpack_unix.is_empty() {
-            file.msgpack_unix.unwrap_or_default()
-        } else {
-            self.msgpack_unix
-        };
+        let msgpack = flag_or_file(self.msgpack, file.msgpack);
+        let msgpack_unix = flag_or_file(self.msgpack_unix, file.msgpack_unix);
+        let zerorpc = flag_or_file(self.zerorpc, file.zerorpc);
+        let zerorpc_connect = flag_or_file(self.zerorpc_connect, file.zerorpc_connect);
         let data_dir = self
             .data_dir
             .or(file.data_dir)
@@ -165,6 +172,8 @@ impl MasterArgs {
             listen,
             msgpack,
             msgpack_unix,
+            zerorpc,
+            zerorpc_connect,
             backend,
             config: MasterConfig {
                 session_timeout,
@@ -175,6 +184,15 @@ impl MasterArgs {
                 .or(file.max_connections)
                 .unwrap_or(1024),
         })
+    }
+}
+
+/// A list flag wins over the config file's list when given.
+fn flag_or_file<T>(flag: Vec<T>, file: Option<Vec<T>>) -> Vec<T> {
+    if flag.is_empty() {
+        file.unwrap_or_default()
+    } else {
+        flag
     }
 }
 
@@ -211,6 +229,10 @@ pub async fn master(args: MasterArgs) -> anyhow::Result<()> {
     for path in &settings.msgpack_unix {
         let l = Listener::msgpack_unix(path).await;
         listeners.push(l.with_context(|| format!("listening on {}", path.display()))?);
+    }
+    if !settings.zerorpc.is_empty() || !settings.zerorpc_connect.is_empty() {
+        let l = Listener::zerorpc(&settings.zerorpc, &settings.zerorpc_connect).await;
+        listeners.push(l.context("zerorpc endpoints")?);
     }
     for l in &listeners {
         // Scripts and tests read these lines to learn the ports.

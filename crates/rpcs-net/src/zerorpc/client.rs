@@ -117,10 +117,24 @@ impl ZerorpcClient {
         let broken = Arc::new(AtomicBool::new(false));
         let writer_broken = broken.clone();
         tokio::spawn(async move {
-            while let Some(m) = queue.recv().await {
-                if send.send(m).await.is_err() {
-                    writer_broken.store(true, Ordering::Release);
-                    break;
+            'queue: while let Some(mut m) = queue.recv().await {
+                loop {
+                    match send.send(m).await {
+                        Ok(()) => break,
+                        // No server yet (a bound socket waits for one to connect, as a
+                        // ZeroMQ DEALER blocks): try again shortly, until the caller
+                        // gives up on this socket.
+                        Err(zeromq::ZmqError::ReturnToSender { message, .. })
+                            if !writer_broken.load(Ordering::Acquire) =>
+                        {
+                            m = message;
+                            tokio::time::sleep(Duration::from_millis(20)).await;
+                        }
+                        Err(_) => {
+                            writer_broken.store(true, Ordering::Release);
+                            break 'queue;
+                        }
+                    }
                 }
             }
         });

@@ -114,8 +114,9 @@ pub async fn bench(args: BenchArgs) -> anyhow::Result<()> {
     if args.pipeline == 0 {
         bail!("--pipeline must be at least 1");
     }
-    let load = Load::new(&args.conn.url, &args.method, &params, args.pipeline)?;
-    let label = args.label.clone().unwrap_or_else(|| args.conn.url.clone());
+    let url = args.conn.url()?;
+    let load = Load::new(url, &args.method, &params, args.pipeline)?;
+    let label = args.label.clone().unwrap_or_else(|| url.to_owned());
     let measure = Duration::try_from_secs_f64(args.duration).context("--duration")?;
     let warmup = Duration::try_from_secs_f64(args.warmup).context("--warmup")?;
     if !args.print_json {
