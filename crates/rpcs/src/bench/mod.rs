@@ -10,7 +10,8 @@
 //!
 //! - `mod.rs`: arguments, rounds, percentiles and the report.
 //! - `http.rs`: XML-RPC and JSON-RPC over raw HTTP/1.1 keep-alive.
-//! - `stream.rs`: MessagePack-RPC (TCP, Unix) and JSON-RPC over WebSocket, pipelined.
+//! - `stream.rs`: MessagePack-RPC (TCP, Unix), JSON-RPC over WebSocket and zerorpc,
+//!   pipelined.
 
 mod http;
 mod stream;
@@ -92,7 +93,7 @@ impl Load {
         let scheme = scheme.to_ascii_lowercase();
         if scheme.ends_with("http") {
             if pipeline != 1 {
-                bail!("--pipeline works on msgpack:// and ws:// URLs; HTTP sends one call per request");
+                bail!("--pipeline works on msgpack://, ws:// and zerorpc URLs; HTTP sends one call per request");
             }
             return Ok(Load::Http(http::HttpLoad::new(
                 &scheme, rest, method, params,

@@ -30,6 +30,7 @@ enum Target {
     Tcp(String),
     Unix(String),
     Ws(String),
+    Zerorpc(String),
 }
 
 #[derive(Clone)]
@@ -52,6 +53,7 @@ impl StreamLoad {
             "msgpack" | "msgpack+tcp" => Target::Tcp(rest.trim_end_matches('/').to_owned()),
             "msgpack+unix" => Target::Unix(rest.to_owned()),
             "ws" | "jsonrpc+ws" => Target::Ws(format!("ws://{rest}")),
+            "tcp" | "ipc" => Target::Zerorpc(format!("{scheme}://{rest}")),
             other => bail!("rpcs bench does not speak {other}://"),
         };
         Ok(StreamLoad {
@@ -78,7 +80,42 @@ impl StreamLoad {
                 self.drive_msgpack(s, window).await
             }
             Target::Ws(url) => self.drive_ws(url, window).await,
+            Target::Zerorpc(url) => self.drive_zerorpc(url, window).await,
         }
+    }
+
+    /// zerorpc: one DEALER socket per connection through our client, keeping
+    /// `pipeline` calls (channels) open at once.
+    async fn drive_zerorpc(&self, url: &str, window: Window) -> anyhow::Result<Tally> {
+        let client = rpcs_net::Client::new(url)?;
+        let mut calls = tokio::task::JoinSet::new();
+        for _ in 0..self.pipeline {
+            let (client, method, params) =
+                (client.clone(), self.method.clone(), self.params.clone());
+            calls.spawn(async move {
+                let mut tally = Tally::default();
+                loop {
+                    let sent = Instant::now();
+                    if sent >= window.end {
+                        return Ok::<_, anyhow::Error>(tally);
+                    }
+                    let outcome = client.call(&method, params.clone()).await;
+                    let fault = match outcome {
+                        Ok(_) => false,
+                        Err(e) if e.fault().is_some() => true,
+                        Err(e) => return Err(e.into()),
+                    };
+                    tally.record(&window, sent, fault);
+                }
+            });
+        }
+        let mut tally = Tally::default();
+        while let Some(done) = calls.join_next().await {
+            let t = done??;
+            tally.latencies.extend(t.latencies);
+            tally.faults += t.faults;
+        }
+        Ok(tally)
     }
 
     async fn drive_msgpack<S: AsyncRead + AsyncWrite + Unpin>(
