@@ -136,6 +136,21 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
     })
 }
 
+/// The header and name of an event whose arguments cannot be decoded (a value
+/// beyond what [`Value`] holds), so the channel can still be answered; `None` if
+/// even those cannot be read.
+pub fn decode_head(bytes: &[u8]) -> Option<(Id, Option<Id>, String)> {
+    let rest = bytes.strip_prefix(&[0x93])?;
+    let (header, used) = msgpack::decode_prefix(rest, msgpack::DEFAULT_MAX_DEPTH).ok()?;
+    let (name, _) = msgpack::decode_prefix(&rest[used..], 1).ok()?;
+    let Value::Struct(mut header) = header else {
+        return None;
+    };
+    let message_id = Id::from_value(header.swap_remove("message_id")?)?;
+    let response_to = header.swap_remove("response_to").and_then(Id::from_value);
+    Some((message_id, response_to, name.as_str()?.to_owned()))
+}
+
 /// Encodes an event: header keys in the order Python writes them.
 pub fn encode(event: &Event) -> Vec<u8> {
     let mut header = Map::with_capacity(3);
@@ -235,5 +250,16 @@ mod tests {
         let extra = header(vec![("message_id", "x".into()), ("zzz", Value::Nil)]);
         let e = decode(&enc(Value::Array(vec![extra, "m".into(), Value::Nil]))).unwrap();
         assert_eq!(e.version, None);
+        // Arguments beyond what a Value holds: the head can still be read.
+        let mut raw = vec![0x93];
+        raw.extend(enc(ok_header));
+        raw.extend(enc("m".into()));
+        raw.extend([0x91, 0xcf, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]);
+        assert!(decode(&raw).is_err());
+        assert_eq!(
+            decode_head(&raw),
+            Some((Id::Bin(b"x".to_vec()), None, "m".to_owned()))
+        );
+        assert_eq!(decode_head(&[0x92, 0xc0]), None);
     }
 }

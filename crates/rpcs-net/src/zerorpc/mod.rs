@@ -40,7 +40,8 @@ pub(crate) fn message(prefix: &[Bytes], event: &Event) -> ZmqMessage {
 }
 
 /// The `ERR` arguments `[name, message, traceback]` of a fault: the error name
-/// (from a `Name: detail` message) and the detail.
+/// (from a `Name: detail` message), the detail, and as the traceback the line
+/// `Name: detail` (Python's `RemoteError` shows its traceback when it has one).
 pub(crate) fn err_args(fault: &Fault) -> Value {
     let (name, detail) = match fault.name() {
         Some(name) => (
@@ -49,10 +50,11 @@ pub(crate) fn err_args(fault: &Fault) -> Value {
         ),
         None => (format!("Fault{}", fault.code), fault.message.clone()),
     };
+    let traceback = format!("{name}: {detail}");
     Value::Array(vec![
         Value::String(name),
         Value::String(detail),
-        Value::String(String::new()),
+        Value::String(traceback),
     ])
 }
 

@@ -103,15 +103,15 @@ pub(crate) async fn serve(
         let (Some(identity), Some(body)) = (msg.get(0).cloned(), payload(&msg).cloned()) else {
             continue;
         };
+        // Frames before the payload (identity, delimiter) go back in front of replies.
+        let prefix: Vec<Bytes> = msg.iter().take(msg.len() - 1).cloned().collect();
         let event = match zerorpc::decode(&body) {
             Ok(e) => e,
             Err(e) => {
-                debug!(error = %e, "dropping a malformed zerorpc event");
+                refuse(&tx, &prefix, &body, &e).await;
                 continue;
             }
         };
-        // Frames before the payload (identity, delimiter) go back in front of replies.
-        let prefix: Vec<Bytes> = msg.iter().take(msg.len() - 1).cloned().collect();
         match &event.response_to {
             Some(channel) => on_channel(&channels, identity, channel, &event),
             None => open_channel(&shared, &config, &channels, &tx, identity, prefix, event),
@@ -130,6 +130,25 @@ pub(crate) async fn serve(
     }
     drop(tx);
     let _ = tokio::time::timeout(grace, writer).await;
+}
+
+/// Answers a request whose arguments cannot be decoded with `ERR` (its head is
+/// readable); drops anything else that is malformed.
+async fn refuse(
+    tx: &mpsc::Sender<ZmqMessage>,
+    prefix: &[Bytes],
+    body: &[u8],
+    error: &rpcs_core::msgpack::DecodeError,
+) {
+    match zerorpc::decode_head(body) {
+        Some((channel, None, name)) => {
+            let fault =
+                Fault::invalid_params(format!("cannot read the arguments of {name}: {error}"));
+            let event = Event::on_channel(new_id(), channel, names::ERR, err_args(&fault));
+            let _ = tx.send(message(prefix, &event)).await;
+        }
+        _ => debug!(%error, "dropping a malformed zerorpc event"),
+    }
 }
 
 /// An event on an open channel: heartbeats and credit grants.

@@ -118,7 +118,9 @@ async fn the_client_finds_a_restarted_server() {
     let _ = stop.send(());
     task.await.unwrap().unwrap();
     // Same port again.
-    let listener = Listener::zerorpc(std::slice::from_ref(&url), &[]).await.unwrap();
+    let listener = Listener::zerorpc(std::slice::from_ref(&url), &[])
+        .await
+        .unwrap();
     let server = Server::new(Dispatcher::new(table()), ServerConfig::default());
     let (tx, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
