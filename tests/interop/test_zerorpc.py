@@ -1246,3 +1246,27 @@ def test_raw_connection_dropped_mid_stream(bin_dir, tmp_path):
     finally:
         c.close()
         server.proc.kill()
+
+
+def test_ipc_endpoints_both_ways(bin_dir, tmp_path, run_rpcs):
+    """ipc:// endpoints work like tcp:// ones: our server bound on a Unix-domain
+    ZeroMQ endpoint, reached by Python's client and by our CLI."""
+    endpoint = f"ipc://{tmp_path / 'rpcs.ipc'}"
+    proc = subprocess.Popen([str(bin_dir / "example-server"), "--listen", "127.0.0.1:0",
+                             "--zerorpc", endpoint], stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        lines = [read_line_with_timeout(proc.stdout, STARTUP_TIMEOUT) for _ in range(2)]
+        assert f"listening on {endpoint}\n" in lines, lines
+        c = zerorpc.Client(timeout=CALL_TIMEOUT)
+        c.connect(endpoint)
+        try:
+            assert c.addtogether("a", "b", "c") == "abc"
+        finally:
+            c.close()
+        out = run_rpcs("call", "-j", endpoint, "add", "2", "3")
+        assert out.returncode == 0, out.stderr
+        assert out.stdout.strip() == "5"
+    finally:
+        proc.terminate()
+        assert proc.wait(timeout=CLI_TIMEOUT) == 0
