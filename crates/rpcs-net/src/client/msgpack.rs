@@ -3,7 +3,7 @@
 //! order), re-established with backoff after it breaks, and able to answer calls
 //! and notifications the server sends back.
 
-use super::{ClientConfig, ClientError};
+use super::{reconnect, ClientConfig, ClientError};
 use crate::msgpack_rpc::{start, StreamLimits};
 use crate::session::{RequestError, Session};
 use rpcs_core::{Dispatcher, Value};
@@ -13,11 +13,6 @@ use std::time::Duration;
 use tokio::sync::{watch, Mutex};
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
-
-/// The first pause before reconnecting; it doubles after each failure.
-const FIRST_BACKOFF: Duration = Duration::from_millis(50);
-/// The longest pause between reconnection attempts.
-const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
 #[derive(Debug, Clone)]
 pub(super) enum Target {
@@ -57,7 +52,7 @@ impl MsgpackClient {
             handlers,
             state: Mutex::new(State {
                 session: None,
-                backoff: FIRST_BACKOFF,
+                backoff: Duration::ZERO,
             }),
             _stop: stop,
             stop_rx,
@@ -116,25 +111,10 @@ impl MsgpackClient {
             }
         }
         state.session = None;
-        loop {
-            let attempt = tokio::time::timeout_at(deadline, self.connect()).await;
-            match attempt {
-                Ok(Ok(s)) => {
-                    state.session = Some(s.clone());
-                    state.backoff = FIRST_BACKOFF;
-                    return Ok(s);
-                }
-                Ok(Err(e)) => {
-                    let pause = state.backoff;
-                    state.backoff = (pause * 2).min(MAX_BACKOFF);
-                    if Instant::now() + pause >= deadline {
-                        return Err(e);
-                    }
-                    tokio::time::sleep(pause).await;
-                }
-                Err(_) => return Err(ClientError::Timeout(self.config.timeout)),
-            }
-        }
+        let timeout = self.config.timeout;
+        let session = reconnect(deadline, &mut state.backoff, timeout, || self.connect()).await?;
+        state.session = Some(session.clone());
+        Ok(session)
     }
 
     pub(super) async fn call(&self, method: &str, params: &[Value]) -> Result<Value, ClientError> {

@@ -8,7 +8,7 @@
 //! item, topped up whenever fewer than 50 remain.
 
 use super::{fault_from_err, message, new_id, payload};
-use crate::client::{ClientConfig, ClientError};
+use crate::client::{reconnect, ClientConfig, ClientError};
 use bytes::Bytes;
 use rpcs_core::zerorpc::{self, names, Event, Id};
 use rpcs_core::Value;
@@ -19,11 +19,6 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use zeromq::{DealerSocket, Socket, SocketRecv, SocketSend, ZmqMessage};
-
-/// The first pause before recreating the socket; it doubles after each failure.
-const FIRST_BACKOFF: Duration = Duration::from_millis(50);
-/// The longest pause between attempts.
-const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
 type Routes = Arc<Mutex<HashMap<Id, mpsc::UnboundedSender<Event>>>>;
 
@@ -86,7 +81,7 @@ impl ZerorpcClient {
             heartbeat,
             state: tokio::sync::Mutex::new(State {
                 conn: None,
-                backoff: FIRST_BACKOFF,
+                backoff: Duration::ZERO,
             }),
         }
     }
@@ -187,24 +182,10 @@ impl ZerorpcClient {
             }
         }
         state.conn = None;
-        loop {
-            match tokio::time::timeout_at(deadline, self.open()).await {
-                Ok(Ok(c)) => {
-                    state.conn = Some(c.clone());
-                    state.backoff = FIRST_BACKOFF;
-                    return Ok(c);
-                }
-                Ok(Err(e)) => {
-                    let pause = state.backoff;
-                    state.backoff = (pause * 2).min(MAX_BACKOFF);
-                    if Instant::now() + pause >= deadline {
-                        return Err(e);
-                    }
-                    tokio::time::sleep(pause).await;
-                }
-                Err(_) => return Err(ClientError::Timeout(self.config.timeout)),
-            }
-        }
+        let timeout = self.config.timeout;
+        let conn = reconnect(deadline, &mut state.backoff, timeout, || self.open()).await?;
+        state.conn = Some(conn.clone());
+        Ok(conn)
     }
 
     /// Calls `method`; a streamed result goes item by item to `each` (and the

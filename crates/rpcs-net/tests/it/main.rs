@@ -49,18 +49,27 @@ pub fn table() -> MethodTable {
     t
 }
 
-pub async fn start(config: ServerConfig) -> Running {
-    let listener = Listener::http("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap().unwrap();
-    let server = Server::new(Dispatcher::new(table()), config);
+/// The task serving a test server, and the way to stop it.
+pub type Serving = (oneshot::Sender<()>, JoinHandle<std::io::Result<()>>);
+
+/// Serves `table` on `listeners` until the returned sender fires (or drops).
+pub fn serve(listeners: Vec<Listener>, table: MethodTable, config: ServerConfig) -> Serving {
+    let server = Server::new(Dispatcher::new(table), config);
     let (tx, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         server
-            .run(vec![listener], async {
+            .run(listeners, async {
                 let _ = rx.await;
             })
             .await
     });
+    (tx, task)
+}
+
+pub async fn start(config: ServerConfig) -> Running {
+    let listener = Listener::http("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().unwrap();
+    let (tx, task) = serve(vec![listener], table(), config);
     Running {
         addr,
         url: format!("http://{addr}/"),

@@ -1,8 +1,8 @@
 //! MessagePack-RPC (TCP and Unix) and JSON-RPC over HTTP, through our clients.
 
-use crate::table;
-use rpcs_core::{Context, Dispatcher, Fault, MethodTable, Value};
-use rpcs_net::{Client, ClientConfig, ClientError, Listener, Server, ServerConfig};
+use crate::{serve, table};
+use rpcs_core::{Context, Fault, MethodTable, Value};
+use rpcs_net::{Client, ClientConfig, ClientError, Listener, ServerConfig};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::oneshot;
@@ -49,15 +49,7 @@ async fn start_all(config: ServerConfig) -> Multi {
         Listener::msgpack_unix(&sock).await.unwrap(),
     ];
     let urls: Vec<String> = listeners.iter().map(|l| l.url().unwrap()).collect();
-    let server = Server::new(Dispatcher::new(callback_table()), config);
-    let (tx, rx) = oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        server
-            .run(listeners, async {
-                let _ = rx.await;
-            })
-            .await
-    });
+    let (tx, task) = serve(listeners, callback_table(), config);
     Multi {
         http: urls[0].clone(),
         msgpack: urls[1].clone(),
@@ -254,18 +246,7 @@ async fn oversized_frames_are_refused() {
 async fn the_client_reconnects_after_the_server_restarts() {
     let listener = Listener::msgpack_tcp("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap().unwrap();
-    let run = |listener: Listener| {
-        let server = Server::new(Dispatcher::new(table()), ServerConfig::default());
-        let (tx, rx) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            server
-                .run(vec![listener], async {
-                    let _ = rx.await;
-                })
-                .await
-        });
-        (tx, task)
-    };
+    let run = |listener: Listener| serve(vec![listener], table(), ServerConfig::default());
     let (stop, task) = run(listener);
     let client = Client::new(&format!("msgpack://{addr}")).unwrap();
     assert_eq!(client.call("add", (1, 1)).await.unwrap(), Value::Int(2));

@@ -1,8 +1,8 @@
 //! zerorpc through our server and our client.
 
-use crate::table;
-use rpcs_core::{Dispatcher, Fault, Value};
-use rpcs_net::{Client, ClientConfig, Listener, Server, ServerConfig};
+use crate::{serve, table};
+use rpcs_core::{Fault, Value};
+use rpcs_net::{Client, ClientConfig, Listener, ServerConfig};
 use std::time::Duration;
 use tokio::sync::oneshot;
 
@@ -37,15 +37,7 @@ async fn start() -> (
         heartbeat: Duration::from_millis(300),
         ..ServerConfig::default()
     };
-    let server = Server::new(Dispatcher::new(t), config);
-    let (tx, rx) = oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        server
-            .run(vec![listener], async {
-                let _ = rx.await;
-            })
-            .await
-    });
+    let (tx, task) = serve(vec![listener], t, config);
     (url, tx, task)
 }
 
@@ -121,15 +113,7 @@ async fn the_client_finds_a_restarted_server() {
     let listener = Listener::zerorpc(std::slice::from_ref(&url), &[])
         .await
         .unwrap();
-    let server = Server::new(Dispatcher::new(table()), ServerConfig::default());
-    let (tx, rx) = oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        server
-            .run(vec![listener], async {
-                let _ = rx.await;
-            })
-            .await
-    });
+    let (tx, task) = serve(vec![listener], table(), ServerConfig::default());
     let mut answer = client.call("add", (2, 2)).await;
     if answer.is_err() {
         // The first call may find the old socket dead; the next one reconnects.
