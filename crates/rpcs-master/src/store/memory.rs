@@ -186,10 +186,7 @@ impl WriteTxn for Txn<'_> {
         index: u64,
     ) -> Result<Option<Vec<u8>>, StoreError> {
         if !is_seq(table) {
-            let k = seq_key(name, index);
-            let v = self.get(table, &k)?;
-            self.delete(table, &k)?;
-            return Ok(v);
+            return Ok(self.0.sorted[table as usize].remove(&seq_key(name, index)));
         }
         let seqs = &mut self.0.seqs[table as usize];
         let Some(seq) = seqs.get_mut(name) else {
