@@ -10,7 +10,7 @@ fn main() {
     let mut table = MethodTable::new();
     table.register("add", "Add two integers.", |a: i64, b: i64| a + b);
     let dispatcher = Dispatcher::new(table);
-    let request = xmlrpc::encode_request("add", &[Value::Int(1), Value::Int(2)]);
+    let request = xmlrpc::encode_request("add", &[Value::Int(1), Value::Int(2)]).unwrap();
     let limits = xmlrpc::Limits::default();
     let rounds = 1_000_000;
 

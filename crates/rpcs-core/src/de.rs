@@ -241,8 +241,23 @@ impl<'de> de::Deserializer<'de> for Value {
         }
     }
 
+    fn deserialize_f64<V: Visitor<'de>>(self, v: V) -> Result<V::Value, ConvertError> {
+        match self {
+            // JSON carries non-finite doubles as these strings.
+            Value::String(s) => match crate::json::non_finite(&s) {
+                Some(d) => v.visit_f64(d),
+                None => Value::String(s).deserialize_any(v),
+            },
+            other => other.deserialize_any(v),
+        }
+    }
+
+    fn deserialize_f32<V: Visitor<'de>>(self, v: V) -> Result<V::Value, ConvertError> {
+        self.deserialize_f64(v)
+    }
+
     serde::forward_to_deserialize_any! {
-        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 char str string
         bytes byte_buf unit_struct seq tuple tuple_struct map struct identifier ignored_any
     }
 }

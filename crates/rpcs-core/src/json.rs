@@ -5,10 +5,12 @@
 //! - bytes become a standard base64 string (with padding);
 //! - a date-time becomes the string `YYYY-MM-DDTHH:MM:SS`;
 //! - a JSON number becomes an integer when it is whole and fits in 64 bits,
-//!   a double otherwise; non-finite doubles become `null`.
+//!   a double otherwise; the non-finite doubles JSON has no number for become
+//!   the strings `"NaN"`, `"Infinity"` and `"-Infinity"` (as JavaScript's
+//!   `Number()` and Python's `float()` read them).
 //!
-//! Typed parameters declared as [`Bytes`](crate::Bytes) or
-//! [`DateTime`](crate::DateTime) accept those strings back.
+//! Typed parameters declared as [`Bytes`](crate::Bytes),
+//! [`DateTime`](crate::DateTime) or `f64` accept those strings back.
 
 use crate::value::{Map, Value};
 use base64::Engine as _;
@@ -40,7 +42,10 @@ pub fn to_json(value: &Value) -> Json {
         Value::Nil => Json::Null,
         Value::Bool(b) => Json::Bool(*b),
         Value::Int(i) => Json::from(*i),
-        Value::Double(d) => serde_json::Number::from_f64(*d).map_or(Json::Null, Json::Number),
+        Value::Double(d) => match serde_json::Number::from_f64(*d) {
+            Some(n) => Json::Number(n),
+            None => Json::String(non_finite_name(*d).to_owned()),
+        },
         Value::String(s) => Json::String(s.clone()),
         Value::Bytes(b) => Json::String(base64::engine::general_purpose::STANDARD.encode(b)),
         Value::DateTime(d) => Json::String(d.to_iso8601()),
@@ -51,6 +56,27 @@ pub fn to_json(value: &Value) -> Json {
                 .map(|(k, v)| (k.clone(), to_json(v)))
                 .collect(),
         ),
+    }
+}
+
+/// The string JSON carries a non-finite double as.
+fn non_finite_name(d: f64) -> &'static str {
+    if d.is_nan() {
+        "NaN"
+    } else if d > 0.0 {
+        "Infinity"
+    } else {
+        "-Infinity"
+    }
+}
+
+/// The non-finite double a JSON string stands for, if it is one of those names.
+pub fn non_finite(text: &str) -> Option<f64> {
+    match text {
+        "NaN" => Some(f64::NAN),
+        "Infinity" => Some(f64::INFINITY),
+        "-Infinity" => Some(f64::NEG_INFINITY),
+        _ => None,
     }
 }
 
@@ -78,6 +104,13 @@ mod tests {
             Json::from("2026-01-02T03:04:05")
         );
         assert_eq!(to_json(&Value::Bytes(vec![0, 255])), Json::from("AP8="));
-        assert_eq!(to_json(&Value::Double(f64::NAN)), Json::Null);
+        assert_eq!(to_json(&Value::Double(f64::NAN)), Json::from("NaN"));
+        assert_eq!(
+            to_json(&Value::Double(f64::NEG_INFINITY)),
+            Json::from("-Infinity")
+        );
+        let back: f64 = crate::from_value(Value::String("Infinity".into())).unwrap();
+        assert_eq!(back, f64::INFINITY);
+        assert!(crate::from_value::<f64>(Value::String("1.5".into())).is_err());
     }
 }

@@ -143,15 +143,21 @@ fn write_len(out: &mut Vec<u8>, n: usize, tags: [u8; 3], fix_limit: usize) {
 
 fn write_timestamp(out: &mut Vec<u8>, d: &DateTime) {
     let secs = unix_seconds(d);
-    if let Ok(s) = u32::try_from(secs) {
-        out.extend_from_slice(&[0xd6, 0xff]);
-        out.extend_from_slice(&s.to_be_bytes());
-    } else if (0..1 << 34).contains(&secs) {
+    let nanos = d.nanosecond;
+    if nanos == 0 {
+        if let Ok(s) = u32::try_from(secs) {
+            out.extend_from_slice(&[0xd6, 0xff]);
+            out.extend_from_slice(&s.to_be_bytes());
+            return;
+        }
+    }
+    if (0..1 << 34).contains(&secs) {
         out.extend_from_slice(&[0xd7, 0xff]);
-        out.extend_from_slice(&(secs as u64).to_be_bytes());
+        let packed = (u64::from(nanos) << 34) | secs as u64;
+        out.extend_from_slice(&packed.to_be_bytes());
     } else {
         out.extend_from_slice(&[0xc7, 12, 0xff]);
-        out.extend_from_slice(&0u32.to_be_bytes());
+        out.extend_from_slice(&nanos.to_be_bytes());
         out.extend_from_slice(&secs.to_be_bytes());
     }
 }
@@ -234,56 +240,45 @@ pub enum FrameLen {
 
 /// Measures the first value in `input` without decoding it (no allocation), so a
 /// stream reader can tell whether a whole message has arrived. Errors are the same
-/// as [`decode`]'s for malformed structure; strings are not checked here.
+/// as [`decode`]'s for malformed structure (a reserved byte, nesting deeper than
+/// `max_depth`); string contents and extensions are not checked here.
+///
+/// [`FrameLen::NeedAtLeast`] is a lower bound on the whole value's length and is
+/// always beyond `input.len()`. It counts one byte for every element still
+/// announced, so a header that claims 2^32 - 1 elements is known at once to need
+/// over 4 GiB, as a `str32` or `bin32` claiming that much is.
 pub fn frame_len(input: &[u8], max_depth: usize) -> Result<FrameLen, DecodeError> {
-    // `pending` counts values still to skip; nesting is checked by depth per container.
     let mut pos = 0usize;
+    // Values still to read in the innermost open container (`pending`), and in
+    // the containers around it (`stack`, whose sum is `outer`).
     let mut stack: Vec<usize> = Vec::new();
     let mut pending = 1usize;
-    let need = |at: usize| Ok(FrameLen::NeedAtLeast(at));
+    let mut outer = 0usize;
     loop {
         while pending == 0 {
             match stack.pop() {
-                Some(p) => pending = p,
+                Some(p) => {
+                    outer -= p;
+                    pending = p;
+                }
                 None => return Ok(FrameLen::Complete(pos)),
             }
         }
         pending -= 1;
+        // Each value still announced takes at least one more byte.
+        let need = |at: usize, pending: usize, outer: usize| {
+            Ok(FrameLen::NeedAtLeast(
+                at.saturating_add(pending).saturating_add(outer),
+            ))
+        };
         let Some(&tag) = input.get(pos) else {
-            return need(pos + 1);
+            return need(pos + 1, pending, outer);
         };
         pos += 1;
-        let (head, body, children): (usize, usize, usize) = match tag {
-            0x00..=0x7f | 0xe0..=0xff | 0xc0 | 0xc2 | 0xc3 => (0, 0, 0),
-            0xc1 => return Err(invalid("reserved byte 0xc1")),
-            0xcc | 0xd0 => (0, 1, 0),
-            0xcd | 0xd1 => (0, 2, 0),
-            0xce | 0xd2 | 0xca => (0, 4, 0),
-            0xcf | 0xd3 | 0xcb => (0, 8, 0),
-            0xa0..=0xbf => (0, usize::from(tag & 0x1f), 0),
-            0xd9 | 0xc4 => (1, 0, 0),
-            0xda | 0xc5 => (2, 0, 0),
-            0xdb | 0xc6 => (4, 0, 0),
-            0xd4 => (0, 2, 0),
-            0xd5 => (0, 3, 0),
-            0xd6 => (0, 5, 0),
-            0xd7 => (0, 9, 0),
-            0xd8 => (0, 17, 0),
-            0xc7 => (1, 1, 0),
-            0xc8 => (2, 1, 0),
-            0xc9 => (4, 1, 0),
-            0x90..=0x9f => (0, 0, usize::from(tag & 0x0f)),
-            0x80..=0x8f => (0, 0, 2 * usize::from(tag & 0x0f)),
-            0xdc => (2, 0, 1),
-            0xdd => (4, 0, 1),
-            0xde => (2, 0, 2),
-            0xdf => (4, 0, 2),
-        };
-        let mut body = body;
-        let mut children = children;
+        let (head, mut body, mut children) = shape(tag)?;
         if head > 0 {
             let Some(bytes) = input.get(pos..pos + head) else {
-                return need(pos + head);
+                return need(pos + head, pending, outer);
             };
             let n = bytes
                 .iter()
@@ -291,22 +286,60 @@ pub fn frame_len(input: &[u8], max_depth: usize) -> Result<FrameLen, DecodeError
             pos += head;
             // For containers the length counts children (maps: key-value pairs).
             match children {
-                0 => body += n,
-                mult => children = n.saturating_mul(mult),
+                Some(mult) => children = Some(n.saturating_mul(mult)),
+                None => body += n,
             }
         }
         pos = pos.saturating_add(body);
         if pos > input.len() {
-            return need(pos);
+            return need(pos, pending, outer);
         }
-        if children > 0 {
+        if let Some(count) = children {
             if stack.len() + 1 > max_depth {
                 return Err(DecodeError::TooDeep(max_depth));
             }
             stack.push(pending);
-            pending = children;
+            outer += pending;
+            pending = count;
+            if pos.saturating_add(pending).saturating_add(outer) > input.len() {
+                return need(pos, pending, outer);
+            }
         }
     }
+}
+
+/// The layout of a value by its first byte: how many length bytes follow
+/// (`head`), how many body bytes besides those the length gives (`body`), and
+/// for containers the values inside: the count itself for the fix forms (no
+/// `head`), else how many values each unit of the length stands for (1 for
+/// arrays, 2 for maps: keys and values).
+fn shape(tag: u8) -> Result<(usize, usize, Option<usize>), DecodeError> {
+    Ok(match tag {
+        0x00..=0x7f | 0xe0..=0xff | 0xc0 | 0xc2 | 0xc3 => (0, 0, None),
+        0xc1 => return Err(invalid("reserved byte 0xc1")),
+        0xcc | 0xd0 => (0, 1, None),
+        0xcd | 0xd1 => (0, 2, None),
+        0xce | 0xd2 | 0xca => (0, 4, None),
+        0xcf | 0xd3 | 0xcb => (0, 8, None),
+        0xa0..=0xbf => (0, usize::from(tag & 0x1f), None),
+        0xd9 | 0xc4 => (1, 0, None),
+        0xda | 0xc5 => (2, 0, None),
+        0xdb | 0xc6 => (4, 0, None),
+        0xd4 => (0, 2, None),
+        0xd5 => (0, 3, None),
+        0xd6 => (0, 5, None),
+        0xd7 => (0, 9, None),
+        0xd8 => (0, 17, None),
+        0xc7 => (1, 1, None),
+        0xc8 => (2, 1, None),
+        0xc9 => (4, 1, None),
+        0x90..=0x9f => (0, 0, Some(usize::from(tag & 0x0f))),
+        0x80..=0x8f => (0, 0, Some(2 * usize::from(tag & 0x0f))),
+        0xdc => (2, 0, Some(1)),
+        0xdd => (4, 0, Some(1)),
+        0xde => (2, 0, Some(2)),
+        0xdf => (4, 0, Some(2)),
+    })
 }
 
 /// A bounded reader over one input buffer.
@@ -516,18 +549,23 @@ impl<'a> Reader<'a> {
         if kind != -1 {
             return Err(invalid(format!("unsupported extension type {kind}")));
         }
-        let secs = match data.len() {
-            4 => i64::from(u32::from_be_bytes(data.try_into().expect("4 bytes"))),
+        let (secs, nanos) = match data.len() {
+            4 => (i64::from(u32::from_be_bytes(data.try_into().expect("4 bytes"))), 0),
             8 => {
                 let v = u64::from_be_bytes(data.try_into().expect("8 bytes"));
-                (v & 0x3_ffff_ffff) as i64
+                ((v & 0x3_ffff_ffff) as i64, (v >> 34) as u32)
             }
-            12 => i64::from_be_bytes(data[4..].try_into().expect("8 bytes")),
+            12 => (
+                i64::from_be_bytes(data[4..].try_into().expect("8 bytes")),
+                u32::from_be_bytes(data[..4].try_into().expect("4 bytes")),
+            ),
             _ => return Err(invalid("timestamp extension of a bad size")),
         };
         from_unix_seconds(secs)
+            .ok_or_else(|| invalid("timestamp outside years 0..9999"))?
+            .with_nanosecond(nanos)
             .map(Value::DateTime)
-            .ok_or_else(|| invalid("timestamp outside years 0..9999"))
+            .ok_or_else(|| invalid("timestamp nanoseconds beyond 999999999"))
     }
 }
 
@@ -596,7 +634,11 @@ mod tests {
             (1, 1, 1, 0, 0, 0),
             (9999, 12, 31, 23, 59, 59),
         ] {
-            round(Value::DateTime(DateTime::new(y, mo, d, h, mi, s).unwrap()));
+            let whole = DateTime::new(y, mo, d, h, mi, s).unwrap();
+            round(Value::DateTime(whole));
+            for ns in [1, 250_000_000, 999_999_999] {
+                round(Value::DateTime(whole.with_nanosecond(ns).unwrap()));
+            }
         }
     }
 
@@ -638,8 +680,20 @@ mod tests {
             frame_len(&[0xc6, 0, 0x10, 0, 0, 1, 2], 64),
             Ok(FrameLen::NeedAtLeast(5 + 0x100000))
         );
+        // So is a container announcing more elements than could ever fit.
+        assert_eq!(
+            frame_len(&[0xdd, 0xff, 0xff, 0xff, 0xff, 0xc0], 64),
+            Ok(FrameLen::NeedAtLeast(5 + 0xffff_ffff))
+        );
+        assert_eq!(
+            frame_len(&[0x92, 0xdf, 0xff, 0xff, 0xff, 0xff], 64),
+            Ok(FrameLen::NeedAtLeast(6 + 2 * 0xffff_ffff + 1))
+        );
         let deep: Vec<u8> = std::iter::repeat_n(0x91, 100).chain([0xc0]).collect();
         assert_eq!(frame_len(&deep, 64), Err(DecodeError::TooDeep(64)));
+        let empties: Vec<u8> = std::iter::repeat_n(0x91, 64).chain([0x90]).collect();
+        assert_eq!(frame_len(&empties, 64), Err(DecodeError::TooDeep(64)));
+        assert_eq!(decode(&empties, 64), Err(DecodeError::TooDeep(64)));
         assert!(frame_len(&[0xc1], 64).is_err());
     }
 

@@ -116,6 +116,23 @@ pub struct ParamSpec {
     pub variadic: bool,
 }
 
+/// Checks how many parameters a call carries against a method's signature, so
+/// the fault says what the method takes: `takes 3 parameters, got 1`.
+pub fn check_arity(specs: &[ParamSpec], got: usize) -> Result<(), Fault> {
+    let required = specs.iter().filter(|p| !p.optional).count();
+    let max = (!specs.iter().any(|p| p.variadic)).then_some(specs.len());
+    if got >= required && max.is_none_or(|m| got <= m) {
+        return Ok(());
+    }
+    let plural = |n: usize| if n == 1 { "" } else { "s" };
+    let takes = match max {
+        Some(m) if m == required => format!("{m} parameter{}", plural(m)),
+        Some(m) => format!("{required} to {m} parameters"),
+        None => format!("at least {required} parameter{}", plural(required)),
+    };
+    Err(Fault::invalid_params(format!("takes {takes}, got {got}")))
+}
+
 /// The positional parameters of one call, consumed left to right by extractors.
 pub struct Params {
     iter: std::vec::IntoIter<Value>,

@@ -2,7 +2,7 @@
 
 use crate::fault::Fault;
 use crate::kind::Kind;
-use crate::params::{Context, FromParams, IntoResult, ParamSpec, Params};
+use crate::params::{check_arity, Context, FromParams, IntoResult, ParamSpec, Params};
 use crate::value::Value;
 use futures_core::Stream;
 use std::collections::BTreeMap;
@@ -97,7 +97,9 @@ macro_rules! handlers {
         {
             #[allow(non_snake_case, unused_mut, unused_variables)]
             fn into_fn(self) -> Arc<SyncFn> {
+                let (specs, _) = <Self as SyncHandler<($($a,)*)>>::describe();
                 Arc::new(move |ctx: &Context, values: Vec<Value>| {
+                    check_arity(&specs, values.len())?;
                     let mut params = Params::new(values);
                     $(let $a = $a::from_params(ctx, &mut params)?;)*
                     params.finish()?;
@@ -121,9 +123,12 @@ macro_rules! handlers {
         {
             #[allow(non_snake_case, unused_mut, unused_variables)]
             fn into_fn(self) -> Arc<AsyncFn> {
+                let (specs, _) = <Self as AsyncHandler<($($a,)*)>>::describe();
                 Arc::new(move |ctx: &Context, values: Vec<Value>| -> BoxFuture<CallResult> {
+                    let n = values.len();
                     let mut params = Params::new(values);
                     let args = (|| -> Result<_, Fault> {
+                        check_arity(&specs, n)?;
                         $(let $a = $a::from_params(ctx, &mut params)?;)*
                         params.finish()?;
                         Ok(($($a,)*))
@@ -158,7 +163,9 @@ macro_rules! stream_handlers {
         {
             #[allow(non_snake_case, unused_mut, unused_variables)]
             fn into_fn(self) -> Arc<StreamFn> {
+                let (specs, _) = <Self as StreamHandler<($($a,)*)>>::describe();
                 Arc::new(move |ctx: &Context, values: Vec<Value>| -> Result<ValueStream, Fault> {
+                    check_arity(&specs, values.len())?;
                     let mut params = Params::new(values);
                     $(let $a = $a::from_params(ctx, &mut params)?;)*
                     params.finish()?;

@@ -173,22 +173,26 @@ impl<T: Into<Value>> From<Option<T>> for Value {
 /// A calendar date and time with no time zone, as XML-RPC's `dateTime.iso8601` carries it.
 ///
 /// Text form is `YYYYMMDDTHH:MM:SS` (what Python sends); parsing also accepts the
-/// dashed ISO 8601 form, fractional seconds and a trailing `Z` or offset, which are dropped
-/// because the wire type has no zone.
+/// dashed ISO 8601 form, fractional seconds (kept, to the nanosecond) and a trailing
+/// `Z` or offset (dropped, because the wire type has no zone). Every field is checked,
+/// the day against its month, so a date-time means the same instant on every
+/// protocol (MessagePack carries it as a Unix timestamp).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct DateTime {
     /// Year, 0..=9999.
     pub year: u16,
     /// Month, 1..=12.
     pub month: u8,
-    /// Day of month, 1..=31.
+    /// Day of month, 1 to the month's length.
     pub day: u8,
     /// Hour, 0..=23.
     pub hour: u8,
     /// Minute, 0..=59.
     pub minute: u8,
-    /// Second, 0..=60 (60 for a leap second).
+    /// Second, 0..=59.
     pub second: u8,
+    /// Nanoseconds within the second, 0..=999_999_999.
+    pub nanosecond: u32,
 }
 
 /// Why a date-time text was refused.
@@ -196,8 +200,18 @@ pub struct DateTime {
 #[error("invalid dateTime.iso8601 value {0:?}")]
 pub struct DateTimeError(pub String);
 
+/// The number of days in `month` of `year` (proleptic Gregorian calendar).
+fn days_in_month(year: u16, month: u8) -> u8 {
+    match month {
+        4 | 6 | 9 | 11 => 30,
+        2 if year % 4 == 0 && (year % 100 != 0 || year % 400 == 0) => 29,
+        2 => 28,
+        _ => 31,
+    }
+}
+
 impl DateTime {
-    /// Builds a date-time, checking every field's range.
+    /// Builds a date-time on a whole second, checking every field's range.
     pub fn new(
         year: u16,
         month: u8,
@@ -208,10 +222,11 @@ impl DateTime {
     ) -> Option<DateTime> {
         let ok = year <= 9999
             && (1..=12).contains(&month)
-            && (1..=31).contains(&day)
+            && day >= 1
+            && day <= days_in_month(year, month)
             && hour <= 23
             && minute <= 59
-            && second <= 60;
+            && second <= 59;
         ok.then_some(DateTime {
             year,
             month,
@@ -219,7 +234,21 @@ impl DateTime {
             hour,
             minute,
             second,
+            nanosecond: 0,
         })
+    }
+
+    /// The same date-time with a sub-second part; `None` beyond 999 999 999 ns.
+    pub fn with_nanosecond(self, nanosecond: u32) -> Option<DateTime> {
+        (nanosecond < 1_000_000_000).then_some(DateTime { nanosecond, ..self })
+    }
+
+    /// The same date-time without its sub-second part.
+    pub fn whole_seconds(self) -> DateTime {
+        DateTime {
+            nanosecond: 0,
+            ..self
+        }
     }
 
     /// Parses `YYYYMMDDTHH:MM:SS`, `YYYY-MM-DDTHH:MM:SS` and their variants with
@@ -227,21 +256,32 @@ impl DateTime {
     pub fn parse(text: &str) -> Result<DateTime, DateTimeError> {
         let err = || DateTimeError(text.chars().take(64).collect());
         let t = text.trim();
+        // Every accepted form is ASCII; checking that first makes each byte
+        // offset below a character boundary.
+        if !t.is_ascii() {
+            return Err(err());
+        }
         let (date, time) = t.split_once(['T', 't', ' ']).ok_or_else(err)?;
-        let date: String = date.chars().filter(|c| *c != '-').collect();
+        let date: Vec<u8> = date.bytes().filter(|b| *b != b'-').collect();
         let time = strip_zone(time);
-        let time = time.split('.').next().unwrap_or(time);
-        let time: String = time.chars().filter(|c| *c != ':').collect();
+        let (time, fraction) = match time.split_once(['.', ',']) {
+            Some((time, fraction)) => (time, Some(fraction)),
+            None => (time, None),
+        };
+        let time: Vec<u8> = time.bytes().filter(|b| *b != b':').collect();
+        let nanosecond = match fraction {
+            Some(f) => parse_fraction(f).ok_or_else(err)?,
+            None => 0,
+        };
         if date.len() != 8 || time.len() != 6 {
             return Err(err());
         }
-        let digits = |s: &str| -> Option<u32> {
-            s.bytes()
-                .all(|b| b.is_ascii_digit())
-                .then(|| s.parse().ok())
-                .flatten()
+        let num = |digits: &[u8]| -> Result<u32, DateTimeError> {
+            digits.iter().try_fold(0u32, |acc, b| match b {
+                b'0'..=b'9' => Ok(acc * 10 + u32::from(b - b'0')),
+                _ => Err(err()),
+            })
         };
-        let num = |s: &str| digits(s).ok_or_else(err);
         DateTime::new(
             num(&date[0..4])? as u16,
             num(&date[4..6])? as u8,
@@ -250,16 +290,48 @@ impl DateTime {
             num(&time[2..4])? as u8,
             num(&time[4..6])? as u8,
         )
+        .and_then(|d| d.with_nanosecond(nanosecond))
         .ok_or_else(err)
     }
 
-    /// The dashed ISO 8601 form, `YYYY-MM-DDTHH:MM:SS`, used where JSON needs a string.
+    /// The dashed ISO 8601 form, `YYYY-MM-DDTHH:MM:SS` with a fraction of 3, 6 or 9
+    /// digits when there is one, used where JSON needs a string.
     pub fn to_iso8601(&self) -> String {
         format!(
-            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
-            self.year, self.month, self.day, self.hour, self.minute, self.second
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}{}",
+            self.year,
+            self.month,
+            self.day,
+            self.hour,
+            self.minute,
+            self.second,
+            self.fraction()
         )
     }
+
+    /// `.250`, `.250001` or `.250000001`; empty on a whole second.
+    fn fraction(&self) -> String {
+        let ns = self.nanosecond;
+        if ns == 0 {
+            String::new()
+        } else if ns % 1_000_000 == 0 {
+            format!(".{:03}", ns / 1_000_000)
+        } else if ns % 1_000 == 0 {
+            format!(".{:06}", ns / 1_000)
+        } else {
+            format!(".{ns:09}")
+        }
+    }
+}
+
+/// Nanoseconds of a fraction's digits (`"25"` → 250 000 000); digits past the
+/// ninth are dropped. `None` unless 1 to 18 ASCII digits.
+fn parse_fraction(digits: &str) -> Option<u32> {
+    if digits.is_empty() || digits.len() > 18 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let nine: String = digits.chars().chain(std::iter::repeat('0')).take(9).collect();
+    nine.parse().ok()
 }
 
 fn strip_zone(time: &str) -> &str {
@@ -272,7 +344,8 @@ fn strip_zone(time: &str) -> &str {
 }
 
 impl fmt::Display for DateTime {
-    /// Writes the XML-RPC form `YYYYMMDDTHH:MM:SS`.
+    /// Writes the XML-RPC form `YYYYMMDDTHH:MM:SS`, whole seconds only: that is
+    /// all the XML-RPC type carries (Python's client refuses a fraction).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
@@ -301,11 +374,17 @@ mod tests {
             "2026-11-21T05:17:00",
             "20261121T051700",
             "2026-11-21T05:17:00Z",
-            "2026-11-21T05:17:00.123+02:00",
             "2026-11-21 05:17:00-0500",
         ] {
             assert_eq!(DateTime::parse(text), Ok(want), "{text}");
         }
+        let fine = want.with_nanosecond(123_000_000).unwrap();
+        assert_eq!(DateTime::parse("2026-11-21T05:17:00.123+02:00"), Ok(fine));
+        assert_eq!(fine.to_iso8601(), "2026-11-21T05:17:00.123");
+        assert_eq!(fine.to_string(), "20261121T05:17:00");
+        let nano = want.with_nanosecond(7).unwrap();
+        assert_eq!(DateTime::parse(&nano.to_iso8601()), Ok(nano));
+        assert_eq!(nano.to_iso8601(), "2026-11-21T05:17:00.000000007");
         assert_eq!(want.to_string(), "20261121T05:17:00");
         assert_eq!(want.to_iso8601(), "2026-11-21T05:17:00");
     }
@@ -320,6 +399,14 @@ mod tests {
             "2026112xT05:17:00",
             "20261121T05:17",
             "+0261121T05:17:00",
+            "202é112T05:17:00",
+            "20261121T05:1é:00",
+            "20261121T05:17:00.",
+            "20261121T05:17:00.x",
+            "20260230T05:17:00",
+            "20250229T00:00:00",
+            "20261121T23:59:60",
+            "2026-11-21T05:17:00.1234567890123456789",
         ] {
             assert!(DateTime::parse(text).is_err(), "{text}");
         }

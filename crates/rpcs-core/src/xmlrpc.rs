@@ -386,8 +386,10 @@ fn check_size(xml: &[u8], limits: &Limits) -> Result<(), DecodeError> {
     Ok(())
 }
 
-/// The document as UTF-8. Like Python's parser (expat), this reads UTF-8,
-/// US-ASCII, ISO-8859-1 (by the XML declaration) and UTF-16 (by its byte-order mark).
+/// The document as UTF-8. Like Python's parser (expat with Python's codecs), this
+/// reads UTF-8, US-ASCII, ISO-8859-1 and every other single-byte encoding a
+/// document may declare (windows-1252, ISO-8859-15, KOI8-R, ...), and UTF-16 by
+/// its byte-order mark. Multi-byte legacy encodings are refused, as expat does.
 fn to_utf8(xml: &[u8]) -> Result<Cow<'_, str>, DecodeError> {
     if let Some(rest) = xml.strip_prefix(b"\xEF\xBB\xBF") {
         return utf8(rest).map(Cow::Borrowed);
@@ -400,22 +402,45 @@ fn to_utf8(xml: &[u8]) -> Result<Cow<'_, str>, DecodeError> {
     }
     match declared_encoding(xml).as_deref() {
         None | Some("utf-8" | "utf8" | "us-ascii" | "ascii") => utf8(xml).map(Cow::Borrowed),
+        // Latin-1 proper: the WHATWG tables below would read it as windows-1252.
         Some("iso-8859-1" | "iso8859-1" | "latin-1" | "latin1" | "l1") => {
             Ok(Cow::Owned(xml.iter().map(|&b| char::from(b)).collect()))
         }
-        Some(other) => Err(syntax(format!("unsupported encoding {other:.40?}"))),
+        Some(other) => single_byte(xml, other),
     }
+}
+
+/// Decodes a document in a declared single-byte encoding.
+fn single_byte<'a>(xml: &'a [u8], label: &str) -> Result<Cow<'a, str>, DecodeError> {
+    let refused = || syntax(format!("unsupported encoding {label:.40?}"));
+    // Python's names for what the WHATWG tables call windows-125x and macintosh.
+    let label = match label {
+        "mac-roman" | "mac_roman" | "macroman" => Cow::Borrowed("macintosh"),
+        _ => match label.strip_prefix("cp") {
+            Some(n) => Cow::Owned(format!("windows-{n}")),
+            None => Cow::Borrowed(label),
+        },
+    };
+    let encoding = encoding_rs::Encoding::for_label(label.as_bytes())
+        .filter(|e| e.is_single_byte())
+        .ok_or_else(refused)?;
+    encoding
+        .decode_without_bom_handling_and_without_replacement(xml)
+        .ok_or_else(|| syntax(format!("not valid {}", encoding.name())))
 }
 
 fn utf8(bytes: &[u8]) -> Result<&str, DecodeError> {
     std::str::from_utf8(bytes).map_err(|e| syntax(format!("not UTF-8: {e}")))
 }
 
-/// UTF-16 code units after a byte-order mark, if the document starts with one.
+/// UTF-16 code units, if the document starts with a byte-order mark or (as XML
+/// allows without one) with `<?` in UTF-16.
 fn utf16_units(xml: &[u8]) -> Option<Vec<u16>> {
     let (body, big_endian) = match xml {
         [0xFF, 0xFE, rest @ ..] => (rest, false),
         [0xFE, 0xFF, rest @ ..] => (rest, true),
+        [b'<', 0, b'?', 0, ..] => (xml, false),
+        [0, b'<', 0, b'?', ..] => (xml, true),
         _ => return None,
     };
     let pair = |c: &[u8]| {
@@ -483,8 +508,58 @@ fn parse_double(text: &str) -> Result<f64, DecodeError> {
 
 const HEADER: &str = "<?xml version=\"1.0\"?>\n";
 
-/// Encodes a `<methodCall>`.
-pub fn encode_request(method: &str, params: &[Value]) -> Vec<u8> {
+/// A value XML-RPC cannot carry at all: a struct member name (or a method name)
+/// holding a character XML 1.0 forbids (most control characters, U+FFFE, U+FFFF).
+/// Strings with such characters travel as `<base64>` of their UTF-8 instead.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("XML-RPC cannot carry {0}: it holds a character XML 1.0 forbids")]
+pub struct Unrepresentable(pub String);
+
+impl From<Unrepresentable> for Fault {
+    fn from(e: Unrepresentable) -> Fault {
+        Fault::named("UnrepresentableError", e)
+    }
+}
+
+/// Checks that XML-RPC can carry `value`: every struct member name is XML text.
+/// (Every other value can be written; see [`write_value`].)
+pub fn check_carriable(value: &Value) -> Result<(), Unrepresentable> {
+    match value {
+        Value::Array(items) => items.iter().try_for_each(check_carriable),
+        Value::Struct(members) => members.iter().try_for_each(|(name, v)| {
+            check_name(name)?;
+            check_carriable(v)
+        }),
+        _ => Ok(()),
+    }
+}
+
+fn check_name(name: &str) -> Result<(), Unrepresentable> {
+    if is_xml_text(name) {
+        return Ok(());
+    }
+    Err(Unrepresentable(format!(
+        "the struct member name {:?}",
+        name.chars().take(40).collect::<String>()
+    )))
+}
+
+/// Whether XML 1.0 can carry every character of `text` (its `Char` production;
+/// Rust strings hold no surrogates).
+pub fn is_xml_text(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    let controls_ok = bytes
+        .iter()
+        .all(|&b| b >= 0x20 || matches!(b, b'\t' | b'\n' | b'\r'));
+    // U+FFFE and U+FFFF are the only other non-characters; both start with 0xEF.
+    controls_ok && (!bytes.contains(&0xEF) || !text.contains(['\u{FFFE}', '\u{FFFF}']))
+}
+
+/// Encodes a `<methodCall>`; fails only on a name XML cannot carry.
+pub fn encode_request(method: &str, params: &[Value]) -> Result<Vec<u8>, Unrepresentable> {
+    if !is_xml_text(method) {
+        return Err(Unrepresentable("the method name".into()));
+    }
     let mut out = String::with_capacity(128 + method.len());
     out.push_str(HEADER);
     out.push_str("<methodCall><methodName>");
@@ -492,36 +567,68 @@ pub fn encode_request(method: &str, params: &[Value]) -> Vec<u8> {
     out.push_str("</methodName><params>");
     for param in params {
         out.push_str("<param>");
-        write_value(&mut out, param);
+        write_value(&mut out, param)?;
         out.push_str("</param>");
     }
     out.push_str("</params></methodCall>\n");
-    out.into_bytes()
+    Ok(out.into_bytes())
 }
 
-/// Encodes a `<methodResponse>` carrying a value or a fault.
+/// Encodes a `<methodResponse>` carrying a value or a fault. A value XML-RPC
+/// cannot carry (see [`Unrepresentable`]) is answered with an
+/// `UnrepresentableError` fault instead, so the document is always well-formed.
 pub fn encode_response(outcome: &Result<Value, Fault>) -> Vec<u8> {
     let mut out = String::with_capacity(128);
     out.push_str(HEADER);
     out.push_str("<methodResponse>");
-    match outcome {
+    let fault = match outcome {
         Ok(value) => {
             out.push_str("<params><param>");
-            write_value(&mut out, value);
-            out.push_str("</param></params>");
+            match write_value(&mut out, value) {
+                Ok(()) => {
+                    out.push_str("</param></params></methodResponse>\n");
+                    return out.into_bytes();
+                }
+                Err(e) => {
+                    out.truncate(HEADER.len() + "<methodResponse>".len());
+                    Fault::from(e)
+                }
+            }
         }
-        Err(fault) => {
-            out.push_str("<fault>");
-            write_value(&mut out, &crate::dispatch::fault_struct(fault));
-            out.push_str("</fault>");
-        }
-    }
-    out.push_str("</methodResponse>\n");
+        Err(fault) => fault.clone(),
+    };
+    out.push_str("<fault>");
+    let mut fault = fault;
+    fault.message = xml_safe_message(&fault.message);
+    // A fault struct has fixed member names, so it always writes.
+    let _ = write_value(&mut out, &crate::dispatch::fault_struct(&fault));
+    out.push_str("</fault></methodResponse>\n");
     out.into_bytes()
 }
 
-/// Appends one `<value>` element.
-pub fn write_value(out: &mut String, value: &Value) {
+/// A fault message with each character XML cannot carry written as `\u{..}`:
+/// clients expect faultString to be a string, and a message needs no exactness.
+fn xml_safe_message(message: &str) -> String {
+    if is_xml_text(message) {
+        return message.to_owned();
+    }
+    message
+        .chars()
+        .map(|c| {
+            let mut one = [0u8; 4];
+            if is_xml_text(c.encode_utf8(&mut one)) {
+                c.to_string()
+            } else {
+                c.escape_unicode().to_string()
+            }
+        })
+        .collect()
+}
+
+/// Appends one `<value>` element. A string with characters XML cannot carry is
+/// written as `<base64>` of its UTF-8 (the one lossless form XML-RPC has); a
+/// struct member name with such characters cannot be written at all.
+pub fn write_value(out: &mut String, value: &Value) -> Result<(), Unrepresentable> {
     out.push_str("<value>");
     match value {
         Value::Nil => out.push_str("<nil/>"),
@@ -539,39 +646,44 @@ pub fn write_value(out: &mut String, value: &Value) {
         Value::Double(d) => {
             let _ = write!(out, "<double>{d:?}</double>");
         }
-        Value::String(s) => {
+        Value::String(s) if is_xml_text(s) => {
             out.push_str("<string>");
             escape_into(out, s);
             out.push_str("</string>");
         }
-        Value::Bytes(b) => {
-            out.push_str("<base64>");
-            base64::engine::general_purpose::STANDARD.encode_string(b, out);
-            out.push_str("</base64>");
-        }
+        Value::String(s) => write_base64(out, s.as_bytes()),
+        Value::Bytes(b) => write_base64(out, b),
         Value::DateTime(d) => {
             let _ = write!(out, "<dateTime.iso8601>{d}</dateTime.iso8601>");
         }
         Value::Array(items) => {
             out.push_str("<array><data>");
             for item in items {
-                write_value(out, item);
+                write_value(out, item)?;
             }
             out.push_str("</data></array>");
         }
         Value::Struct(members) => {
             out.push_str("<struct>");
             for (name, v) in members {
+                check_name(name)?;
                 out.push_str("<member><name>");
                 escape_into(out, name);
                 out.push_str("</name>");
-                write_value(out, v);
+                write_value(out, v)?;
                 out.push_str("</member>");
             }
             out.push_str("</struct>");
         }
     }
     out.push_str("</value>");
+    Ok(())
+}
+
+fn write_base64(out: &mut String, bytes: &[u8]) {
+    out.push_str("<base64>");
+    base64::engine::general_purpose::STANDARD.encode_string(bytes, out);
+    out.push_str("</base64>");
 }
 
 /// Escapes text content. `\r` becomes a character reference because XML

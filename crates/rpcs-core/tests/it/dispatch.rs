@@ -105,6 +105,17 @@ fn bad_calls_fault_with_the_right_code() {
         .unwrap_err()
         .message;
     assert!(msg.contains("parameter 2"), "{msg}");
+    let message = |m: &str, p: Vec<Value>| run(&d, m, p).unwrap_err().message;
+    assert_eq!(
+        message("math.add", ints(&[1])),
+        "takes 2 parameters, got 1"
+    );
+    assert_eq!(
+        message("math.add", ints(&[1, 2, 3])),
+        "takes 2 parameters, got 3"
+    );
+    assert_eq!(message("greet", vec![]), "takes 1 to 2 parameters, got 0");
+    assert_eq!(message("flip", vec![]), "takes 1 parameter, got 0");
     let fault = run(&d, "fail", vec![]).unwrap_err();
     assert_eq!(fault.name(), Some("StackIndexError"));
     assert_eq!(fault.code, 1);

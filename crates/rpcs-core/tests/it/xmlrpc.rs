@@ -45,7 +45,7 @@ fn sample() -> Value {
 #[test]
 fn request_round_trip_preserves_everything() {
     let params = vec![sample(), Value::Nil, Value::String("  spaced  ".into())];
-    let bytes = encode_request("stack.push", &params);
+    let bytes = encode_request("stack.push", &params).unwrap();
     let req = decode_request(&bytes, &lim()).unwrap();
     assert_eq!(req.method, "stack.push");
     assert_eq!(req.params, params);
@@ -64,9 +64,9 @@ fn response_round_trip_value_and_fault() {
 
 #[test]
 fn ints_use_i8_only_beyond_32_bits() {
-    let small = String::from_utf8(encode_request("m", &[Value::Int(i32::MAX.into())])).unwrap();
+    let small = String::from_utf8(encode_request("m", &[Value::Int(i32::MAX.into())]).unwrap()).unwrap();
     assert!(small.contains("<int>2147483647</int>"), "{small}");
-    let big = String::from_utf8(encode_request("m", &[Value::Int(1 << 31)])).unwrap();
+    let big = String::from_utf8(encode_request("m", &[Value::Int(1 << 31)]).unwrap()).unwrap();
     assert!(big.contains("<i8>2147483648</i8>"), "{big}");
 }
 
@@ -355,7 +355,8 @@ fn doubles_are_written_so_python_reads_them() {
     let xml = String::from_utf8(encode_request(
         "m",
         &[Value::Double(8.0), Value::Double(0.1), Value::Double(1e21)],
-    ))
+    )
+    .unwrap())
     .unwrap();
     assert!(xml.contains("<double>8.0</double>"), "{xml}");
     assert!(xml.contains("<double>0.1</double>"), "{xml}");
@@ -364,7 +365,7 @@ fn doubles_are_written_so_python_reads_them() {
 
 #[test]
 fn every_truncation_is_a_syntax_error() {
-    let full = encode_request("m", &[sample()]);
+    let full = encode_request("m", &[sample()]).unwrap();
     for cut in 0..full.len() - 1 {
         let prefix = &full[..cut];
         if std::str::from_utf8(prefix).is_err() {
@@ -402,11 +403,27 @@ fn declared_and_marked_encodings() {
         vec![Value::String("漢 ☺".into())]
     );
 
-    let other = b"<?xml version='1.0' encoding='koi8-r'?><methodCall><methodName>m</methodName></methodCall>";
-    assert!(matches!(
-        decode_request(other, &lim()),
-        Err(DecodeError::Syntax(_))
-    ));
+    // Single-byte encodings Python's server reads, by Python's names too.
+    let doc = |enc: &str, text: &[u8]| {
+        let mut d = format!("<?xml version='1.0' encoding='{enc}'?><methodCall><methodName>m</methodName><params><param><value>").into_bytes();
+        d.extend_from_slice(text);
+        d.extend_from_slice(b"</value></param></params></methodCall>");
+        decode_request(&d, &lim()).map(|r| r.params)
+    };
+    let s = |t: &str| Ok(vec![Value::String(t.into())]);
+    assert_eq!(doc("cp1252", b"caf\xe9 \x80"), s("café €"));
+    assert_eq!(doc("windows-1252", b"\x93q\x94"), s("\u{201c}q\u{201d}"));
+    assert_eq!(doc("iso-8859-15", b"\xa4"), s("€"));
+    assert_eq!(doc("koi8-r", b"\xc1"), s("а"));
+    assert_eq!(doc("mac-roman", b"\x8e"), s("é"));
+    // Multi-byte legacy encodings are refused, as expat refuses them.
+    assert!(matches!(doc("shift_jis", b"x"), Err(DecodeError::Syntax(_))));
+    assert!(matches!(doc("klingon", b"x"), Err(DecodeError::Syntax(_))));
+    let no_bom: Vec<u8> = text.replace("utf-16", "utf-16le").encode_utf16().flat_map(u16::to_le_bytes).collect();
+    assert_eq!(
+        decode_request(&no_bom, &lim()).unwrap().params,
+        vec![Value::String("漢 ☺".into())]
+    );
     let bom = b"\xEF\xBB\xBF<methodCall><methodName>m</methodName></methodCall>";
     assert_eq!(decode_request(bom, &lim()).unwrap().method, "m");
 }
@@ -417,4 +434,35 @@ fn raw_line_ends_are_normalised_but_escaped_ones_kept() {
     assert_eq!(v, Value::String("a\nb\nc\rd".into()));
     let cdata = one("<value><string><![CDATA[x\r\ny]]></string></value>").unwrap();
     assert_eq!(cdata, Value::String("x\ny".into()));
+}
+
+#[test]
+fn strings_xml_cannot_carry_travel_as_base64() {
+    let odd = "a\u{1}b\u{b}\u{fffe}";
+    let xml = String::from_utf8(encode_response(&Ok(Value::String(odd.into())))).unwrap();
+    assert!(xml.contains("<base64>"), "{xml}");
+    assert!(!xml.contains('\u{1}'), "{xml}");
+    let back = decode_response(xml.as_bytes(), &lim()).unwrap().unwrap();
+    assert_eq!(back, Value::Bytes(odd.as_bytes().to_vec()));
+    // Tabs, line ends and the rest of Unicode are plain strings.
+    let fine = "tab\there\nnew ☺ \u{10000}";
+    let xml = String::from_utf8(encode_response(&Ok(Value::String(fine.into())))).unwrap();
+    assert!(xml.contains("<string>"), "{xml}");
+}
+
+#[test]
+fn values_xml_cannot_carry_become_faults_never_broken_documents() {
+    let mut m = rpcs_core::Map::new();
+    m.insert("bad\u{2}name".into(), Value::Int(1));
+    let value = Value::Array(vec![Value::Struct(m)]);
+    assert!(rpcs_core::xmlrpc::check_carriable(&value).is_err());
+    let xml = encode_response(&Ok(value.clone()));
+    let fault = decode_response(&xml, &lim()).unwrap().unwrap_err();
+    assert_eq!(fault.name(), Some("UnrepresentableError"));
+    assert!(rpcs_core::xmlrpc::encode_request("m", &[value]).is_err());
+    assert!(rpcs_core::xmlrpc::encode_request("m\u{0}", &[]).is_err());
+    // A fault message keeps its text, with the odd characters spelled out.
+    let xml = encode_response(&Err(Fault::named("ValueError", "no stack \u{1}")));
+    let fault = decode_response(&xml, &lim()).unwrap().unwrap_err();
+    assert_eq!(fault.message, "ValueError: no stack \\u{1}");
 }

@@ -106,9 +106,18 @@ impl HttpTransport {
         }
     }
 
-    fn encode(&self, method: &str, params: &[Value], answer: bool) -> (Vec<u8>, Option<u64>) {
-        match self.format {
-            Format::XmlRpc => (xmlrpc::encode_request(method, params), None),
+    fn encode(
+        &self,
+        method: &str,
+        params: &[Value],
+        answer: bool,
+    ) -> Result<(Vec<u8>, Option<u64>), ClientError> {
+        Ok(match self.format {
+            Format::XmlRpc => (
+                xmlrpc::encode_request(method, params)
+                    .map_err(|e| ClientError::Encode(e.to_string()))?,
+                None,
+            ),
             Format::JsonRpc if answer => {
                 let id = self.next_id.fetch_add(1, Ordering::Relaxed);
                 (
@@ -117,7 +126,7 @@ impl HttpTransport {
                 )
             }
             Format::JsonRpc => (jsonrpc::encode_request(None, method, params), None),
-        }
+        })
     }
 
     async fn exchange(
@@ -126,7 +135,7 @@ impl HttpTransport {
         params: &[Value],
         answer: bool,
     ) -> Result<Value, ClientError> {
-        let (mut body, id) = self.encode(method, params, answer);
+        let (mut body, id) = self.encode(method, params, answer)?;
         let content_type = match self.format {
             Format::XmlRpc => "text/xml",
             Format::JsonRpc => "application/json",

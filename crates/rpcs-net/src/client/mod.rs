@@ -92,6 +92,9 @@ pub enum ClientError {
         /// The start of the response body.
         body: String,
     },
+    /// The call cannot be written in the protocol (a value it cannot carry).
+    #[error("cannot encode the call: {0}")]
+    Encode(String),
     /// The answer could not be decoded.
     #[error("undecodable answer: {0}")]
     Decode(String),

@@ -38,7 +38,7 @@ fn status(resp: &str) -> u16 {
 #[tokio::test]
 async fn status_codes() {
     let srv = start(ServerConfig::default()).await;
-    let call = xmlrpc::encode_request("add", &[Value::Int(1), Value::Int(2)]);
+    let call = xmlrpc::encode_request("add", &[Value::Int(1), Value::Int(2)]).unwrap();
     let ok = raw(
         srv.addr,
         &post("/RPC2", "Content-Type: text/xml\r\n", &call),
@@ -87,7 +87,7 @@ async fn size_limits() {
         ..ServerConfig::default()
     };
     let srv = start(config).await;
-    let big = xmlrpc::encode_request("echo", &[Value::String("x".repeat(1500))]);
+    let big = xmlrpc::encode_request("echo", &[Value::String("x".repeat(1500))]).unwrap();
     // Declared too large: refused before reading.
     assert_eq!(status(&raw(srv.addr, &post("/", "", &big)).await), 413);
     // Undeclared (chunked) and too large: refused while reading.
@@ -102,7 +102,8 @@ async fn size_limits() {
     let bomb = rpcs_net::compress::gzip(&xmlrpc::encode_request(
         "echo",
         &[Value::String("x".repeat(5000))],
-    ));
+    )
+    .unwrap());
     assert!(bomb.len() < 1000);
     assert_eq!(
         status(&raw(srv.addr, &post("/", "Content-Encoding: gzip\r\n", &bomb)).await),
@@ -205,7 +206,7 @@ async fn idle_keep_alive_connections_are_closed() {
         ..ServerConfig::default()
     };
     let srv = start(config).await;
-    let call = xmlrpc::encode_request("add", &[Value::Int(1), Value::Int(2)]);
+    let call = xmlrpc::encode_request("add", &[Value::Int(1), Value::Int(2)]).unwrap();
     let mut req = format!(
         "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n",
         call.len()

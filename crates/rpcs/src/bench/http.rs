@@ -44,7 +44,7 @@ impl HttpLoad {
             (body, "application/json", b"\"error\":{")
         } else {
             (
-                xmlrpc::encode_request(method, params),
+                xmlrpc::encode_request(method, params)?,
                 "text/xml",
                 b"<fault>",
             )
