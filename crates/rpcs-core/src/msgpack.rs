@@ -550,7 +550,10 @@ impl<'a> Reader<'a> {
             return Err(invalid(format!("unsupported extension type {kind}")));
         }
         let (secs, nanos) = match data.len() {
-            4 => (i64::from(u32::from_be_bytes(data.try_into().expect("4 bytes"))), 0),
+            4 => (
+                i64::from(u32::from_be_bytes(data.try_into().expect("4 bytes"))),
+                0,
+            ),
             8 => {
                 let v = u64::from_be_bytes(data.try_into().expect("8 bytes"));
                 ((v & 0x3_ffff_ffff) as i64, (v >> 34) as u32)

@@ -204,7 +204,9 @@ pub struct DateTimeError(pub String);
 fn days_in_month(year: u16, month: u8) -> u8 {
     match month {
         4 | 6 | 9 | 11 => 30,
-        2 if year % 4 == 0 && (year % 100 != 0 || year % 400 == 0) => 29,
+        2 if year.is_multiple_of(4) && (!year.is_multiple_of(100) || year.is_multiple_of(400)) => {
+            29
+        }
         2 => 28,
         _ => 31,
     }
@@ -314,9 +316,9 @@ impl DateTime {
         let ns = self.nanosecond;
         if ns == 0 {
             String::new()
-        } else if ns % 1_000_000 == 0 {
+        } else if ns.is_multiple_of(1_000_000) {
             format!(".{:03}", ns / 1_000_000)
-        } else if ns % 1_000 == 0 {
+        } else if ns.is_multiple_of(1_000) {
             format!(".{:06}", ns / 1_000)
         } else {
             format!(".{ns:09}")
@@ -330,7 +332,11 @@ fn parse_fraction(digits: &str) -> Option<u32> {
     if digits.is_empty() || digits.len() > 18 || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    let nine: String = digits.chars().chain(std::iter::repeat('0')).take(9).collect();
+    let nine: String = digits
+        .chars()
+        .chain(std::iter::repeat('0'))
+        .take(9)
+        .collect();
     nine.parse().ok()
 }
 

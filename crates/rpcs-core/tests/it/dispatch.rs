@@ -106,10 +106,7 @@ fn bad_calls_fault_with_the_right_code() {
         .message;
     assert!(msg.contains("parameter 2"), "{msg}");
     let message = |m: &str, p: Vec<Value>| run(&d, m, p).unwrap_err().message;
-    assert_eq!(
-        message("math.add", ints(&[1])),
-        "takes 2 parameters, got 1"
-    );
+    assert_eq!(message("math.add", ints(&[1])), "takes 2 parameters, got 1");
     assert_eq!(
         message("math.add", ints(&[1, 2, 3])),
         "takes 2 parameters, got 3"

@@ -64,7 +64,8 @@ fn response_round_trip_value_and_fault() {
 
 #[test]
 fn ints_use_i8_only_beyond_32_bits() {
-    let small = String::from_utf8(encode_request("m", &[Value::Int(i32::MAX.into())]).unwrap()).unwrap();
+    let small =
+        String::from_utf8(encode_request("m", &[Value::Int(i32::MAX.into())]).unwrap()).unwrap();
     assert!(small.contains("<int>2147483647</int>"), "{small}");
     let big = String::from_utf8(encode_request("m", &[Value::Int(1 << 31)]).unwrap()).unwrap();
     assert!(big.contains("<i8>2147483648</i8>"), "{big}");
@@ -352,11 +353,13 @@ fn responses_from_python_are_read() {
 
 #[test]
 fn doubles_are_written_so_python_reads_them() {
-    let xml = String::from_utf8(encode_request(
-        "m",
-        &[Value::Double(8.0), Value::Double(0.1), Value::Double(1e21)],
+    let xml = String::from_utf8(
+        encode_request(
+            "m",
+            &[Value::Double(8.0), Value::Double(0.1), Value::Double(1e21)],
+        )
+        .unwrap(),
     )
-    .unwrap())
     .unwrap();
     assert!(xml.contains("<double>8.0</double>"), "{xml}");
     assert!(xml.contains("<double>0.1</double>"), "{xml}");
@@ -417,9 +420,16 @@ fn declared_and_marked_encodings() {
     assert_eq!(doc("koi8-r", b"\xc1"), s("а"));
     assert_eq!(doc("mac-roman", b"\x8e"), s("é"));
     // Multi-byte legacy encodings are refused, as expat refuses them.
-    assert!(matches!(doc("shift_jis", b"x"), Err(DecodeError::Syntax(_))));
+    assert!(matches!(
+        doc("shift_jis", b"x"),
+        Err(DecodeError::Syntax(_))
+    ));
     assert!(matches!(doc("klingon", b"x"), Err(DecodeError::Syntax(_))));
-    let no_bom: Vec<u8> = text.replace("utf-16", "utf-16le").encode_utf16().flat_map(u16::to_le_bytes).collect();
+    let no_bom: Vec<u8> = text
+        .replace("utf-16", "utf-16le")
+        .encode_utf16()
+        .flat_map(u16::to_le_bytes)
+        .collect();
     assert_eq!(
         decode_request(&no_bom, &lim()).unwrap().params,
         vec![Value::String("漢 ☺".into())]

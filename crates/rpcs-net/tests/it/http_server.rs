@@ -99,11 +99,9 @@ async fn size_limits() {
     chunked.extend_from_slice(b"\r\n0\r\n\r\n");
     assert_eq!(status(&raw(srv.addr, &chunked).await), 413);
     // Small when compressed, too large once inflated.
-    let bomb = rpcs_net::compress::gzip(&xmlrpc::encode_request(
-        "echo",
-        &[Value::String("x".repeat(5000))],
-    )
-    .unwrap());
+    let bomb = rpcs_net::compress::gzip(
+        &xmlrpc::encode_request("echo", &[Value::String("x".repeat(5000))]).unwrap(),
+    );
     assert!(bomb.len() < 1000);
     assert_eq!(
         status(&raw(srv.addr, &post("/", "Content-Encoding: gzip\r\n", &bomb)).await),
