@@ -5,11 +5,16 @@
 //! date-times as ISO 8601 strings). A request without an `id` is a notification and
 //! is never answered, also inside a batch. A 1.0-style request (no `"jsonrpc"` key)
 //! is answered in 1.0 style: `result` and `error` both present, one of them null.
+//! Ids are kept as the exact JSON text that arrived and echoed byte for byte, so
+//! an id beyond 64 bits (or `1.50`) comes back the same, as the spec requires.
 
 use crate::fault::Fault;
 use crate::json::{from_json, to_json};
 use crate::value::{Map, Value};
+use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::{json, Value as Json};
+use std::fmt;
 
 /// Parameters as a call carried them.
 #[derive(Debug, Clone, PartialEq)]
@@ -26,11 +31,65 @@ impl Default for Params {
     }
 }
 
+/// A message id: the JSON text of a number, a string or `null`, exactly as sent.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Id(Box<str>);
+
+impl Id {
+    /// The `null` id (for errors about a message whose id could not be read).
+    pub fn null() -> Id {
+        Id("null".into())
+    }
+
+    /// A numeric id, as clients number their calls.
+    pub fn number(n: u64) -> Id {
+        Id(n.to_string().into())
+    }
+
+    /// The id's JSON text.
+    pub fn as_json(&self) -> &str {
+        &self.0
+    }
+
+    /// The id as an unsigned integer, when it is one.
+    pub fn as_u64(&self) -> Option<u64> {
+        self.0.parse().ok()
+    }
+
+    /// The id of a raw JSON value, if it is a valid id (number, string or null).
+    fn from_raw(raw: &RawValue) -> Option<Id> {
+        let text = raw.get();
+        match text.as_bytes().first()? {
+            b'"' | b'-' | b'0'..=b'9' => Some(Id(text.into())),
+            b'n' => Some(Id::null()),
+            _ => None,
+        }
+    }
+}
+
+impl From<u64> for Id {
+    fn from(n: u64) -> Id {
+        Id::number(n)
+    }
+}
+
+impl From<u32> for Id {
+    fn from(n: u32) -> Id {
+        Id::number(n.into())
+    }
+}
+
+impl fmt::Display for Id {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// A request or notification.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Call {
     /// The id to echo; `None` for a notification.
-    pub id: Option<Json>,
+    pub id: Option<Id>,
     /// The method name.
     pub method: String,
     /// The parameters.
@@ -47,14 +106,14 @@ pub enum Message {
     /// An answer to a call we made.
     Response {
         /// The id of our call.
-        id: Json,
+        id: Id,
         /// Its outcome.
         outcome: Result<Value, Fault>,
     },
     /// Something that is not a valid message: answer with this error (id may be null).
     Invalid {
         /// The id, when one could be read.
-        id: Json,
+        id: Id,
         /// Why it is invalid.
         fault: Fault,
     },
@@ -75,70 +134,107 @@ pub const MAX_BATCH: usize = 1000;
 /// Decodes a document. Bad JSON or an empty batch yields an [`Message::Invalid`]
 /// to answer; this never fails.
 pub fn decode(bytes: &[u8]) -> Incoming {
-    let json: Json = match serde_json::from_slice(bytes) {
-        Ok(j) => j,
-        Err(e) => {
-            return Incoming::Single(Message::Invalid {
-                id: Json::Null,
-                fault: Fault::parse_error(format!("invalid JSON: {e}")),
-            })
-        }
+    let parse_error = |e: serde_json::Error| {
+        Incoming::Single(Message::Invalid {
+            id: Id::null(),
+            fault: Fault::parse_error(format!("invalid JSON: {e}")),
+        })
     };
-    match json {
-        Json::Array(items) if items.is_empty() => {
-            Incoming::Single(invalid(Json::Null, "empty batch"))
-        }
-        Json::Array(items) if items.len() > MAX_BATCH => Incoming::Single(Message::Invalid {
-            id: Json::Null,
+    let doc: &RawValue = match serde_json::from_slice(bytes) {
+        Ok(doc) => doc,
+        Err(e) => return parse_error(e),
+    };
+    if !doc.get().starts_with('[') {
+        return Incoming::Single(message(doc));
+    }
+    let items: Vec<&RawValue> = match serde_json::from_str(doc.get()) {
+        Ok(items) => items,
+        Err(e) => return parse_error(e),
+    };
+    match items.len() {
+        0 => Incoming::Single(invalid(Id::null(), "empty batch")),
+        n if n > MAX_BATCH => Incoming::Single(Message::Invalid {
+            id: Id::null(),
             fault: Fault::new(
                 Fault::LIMIT_EXCEEDED,
-                format!(
-                    "batch of {} calls exceeds the limit of {MAX_BATCH}",
-                    items.len()
-                ),
+                format!("batch of {n} calls exceeds the limit of {MAX_BATCH}"),
             ),
         }),
-        Json::Array(items) => Incoming::Batch(items.into_iter().map(message).collect()),
-        other => Incoming::Single(message(other)),
+        _ => Incoming::Batch(items.into_iter().map(message).collect()),
     }
 }
 
-fn invalid(id: Json, why: &str) -> Message {
+fn invalid(id: Id, why: &str) -> Message {
     Message::Invalid {
         id,
         fault: Fault::invalid_request(why),
     }
 }
 
+/// A message's members as they arrived; `Some` marks a member that is present,
+/// even when its value is `null`.
+#[derive(Deserialize)]
+struct Members<'a> {
+    #[serde(default, borrow, deserialize_with = "present")]
+    id: Option<&'a RawValue>,
+    #[serde(default, deserialize_with = "present")]
+    jsonrpc: Option<Json>,
+    #[serde(default, deserialize_with = "present")]
+    method: Option<Json>,
+    #[serde(default, deserialize_with = "present")]
+    params: Option<Json>,
+    #[serde(default, deserialize_with = "present")]
+    result: Option<Json>,
+    #[serde(default, deserialize_with = "present")]
+    error: Option<Json>,
+}
+
+fn present<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(d).map(Some)
+}
+
 /// Reads one message object.
-pub fn message(json: Json) -> Message {
-    let Json::Object(mut obj) = json else {
-        return invalid(Json::Null, "a message must be an object");
+pub fn message(raw: &RawValue) -> Message {
+    if !raw.get().starts_with('{') {
+        return invalid(Id::null(), "a message must be an object");
+    }
+    let m: Members = match serde_json::from_str(raw.get()) {
+        Ok(m) => m,
+        // Nesting past the parser's limit is a syntax error to serde_json.
+        Err(e) if e.is_syntax() || e.is_eof() => {
+            return Message::Invalid {
+                id: Id::null(),
+                fault: Fault::parse_error(format!("invalid JSON: {e}")),
+            }
+        }
+        Err(e) => return invalid(Id::null(), &format!("unreadable message: {e}")),
     };
-    let id = obj.remove("id");
-    let v1 = match obj.remove("jsonrpc") {
+    let id = match m.id.map(Id::from_raw) {
+        None => None,
+        Some(Some(id)) => Some(id),
+        Some(None) => return invalid(Id::null(), "id must be a number, a string or null"),
+    };
+    let echo = id.clone().unwrap_or_else(Id::null);
+    let v1 = match m.jsonrpc {
         None => true,
         Some(Json::String(v)) if v == "2.0" => false,
-        Some(_) => return invalid(id.unwrap_or_default(), "jsonrpc must be \"2.0\""),
+        Some(_) => return invalid(echo, "jsonrpc must be \"2.0\""),
     };
-    if let Some(method) = obj.remove("method") {
-        return call(id, method, obj.remove("params"), v1);
+    if let Some(method) = m.method {
+        return call(id, method, m.params, v1);
     }
-    if obj.contains_key("result") || obj.contains_key("error") {
-        return response(id.unwrap_or_default(), obj);
+    if m.result.is_some() || m.error.is_some() {
+        return response(echo, m.result, m.error);
     }
-    invalid(id.unwrap_or_default(), "neither a call nor a response")
+    invalid(echo, "neither a call nor a response")
 }
 
-fn valid_id(id: &Json) -> bool {
-    matches!(id, Json::Null | Json::Number(_) | Json::String(_))
-}
-
-fn call(id: Option<Json>, method: Json, params: Option<Json>, v1: bool) -> Message {
-    if id.as_ref().is_some_and(|i| !valid_id(i)) {
-        return invalid(Json::Null, "id must be a number, a string or null");
-    }
-    let echo = id.clone().unwrap_or_default();
+fn call(id: Option<Id>, method: Json, params: Option<Json>, v1: bool) -> Message {
+    let echo = id.clone().unwrap_or_else(Id::null);
     let Json::String(method) = method else {
         return invalid(echo, "method must be a string");
     };
@@ -155,7 +251,7 @@ fn call(id: Option<Json>, method: Json, params: Option<Json>, v1: bool) -> Messa
     };
     // In 1.0 a null id marked a notification; in 2.0 it is an id like any other.
     let id = match id {
-        Some(Json::Null) if v1 => None,
+        Some(id) if v1 && id.as_json() == "null" => None,
         other => other,
     };
     Message::Call(Call {
@@ -166,9 +262,9 @@ fn call(id: Option<Json>, method: Json, params: Option<Json>, v1: bool) -> Messa
     })
 }
 
-fn response(id: Json, mut obj: serde_json::Map<String, Json>) -> Message {
-    let outcome = match obj.remove("error") {
-        Some(Json::Null) | None => Ok(from_json(obj.remove("result").unwrap_or_default())),
+fn response(id: Id, result: Option<Json>, error: Option<Json>) -> Message {
+    let outcome = match error {
+        Some(Json::Null) | None => Ok(from_json(result.unwrap_or_default())),
         Some(error) => Err(fault_from_error(error)),
     };
     Message::Response { id, outcome }
@@ -209,38 +305,82 @@ pub fn error_object(fault: &Fault) -> Json {
     e
 }
 
-/// The response object answering a call with `id`.
-pub fn response_object(id: &Json, outcome: &Result<Value, Fault>, v1: bool) -> Json {
+fn push_json(out: &mut Vec<u8>, json: &Json) {
+    // Writing a JSON value into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *out, json);
+}
+
+/// Appends the response answering a call with `id`.
+pub fn write_response(out: &mut Vec<u8>, id: &Id, outcome: &Result<Value, Fault>, v1: bool) {
+    out.extend_from_slice(if v1 {
+        b"{\"id\":"
+    } else {
+        b"{\"jsonrpc\":\"2.0\",\"id\":"
+    });
+    out.extend_from_slice(id.as_json().as_bytes());
     match (outcome, v1) {
-        (Ok(v), false) => json!({"jsonrpc": "2.0", "id": id, "result": to_json(v)}),
-        (Err(f), false) => json!({"jsonrpc": "2.0", "id": id, "error": error_object(f)}),
-        (Ok(v), true) => json!({"id": id, "result": to_json(v), "error": null}),
-        (Err(f), true) => json!({"id": id, "result": null, "error": error_object(f)}),
+        (Ok(v), false) => {
+            out.extend_from_slice(b",\"result\":");
+            push_json(out, &to_json(v));
+        }
+        (Err(f), false) => {
+            out.extend_from_slice(b",\"error\":");
+            push_json(out, &error_object(f));
+        }
+        (Ok(v), true) => {
+            out.extend_from_slice(b",\"result\":");
+            push_json(out, &to_json(v));
+            out.extend_from_slice(b",\"error\":null");
+        }
+        (Err(f), true) => {
+            out.extend_from_slice(b",\"result\":null,\"error\":");
+            push_json(out, &error_object(f));
+        }
     }
+    out.push(b'}');
 }
 
 /// Encodes one response.
-pub fn encode_response(id: &Json, outcome: &Result<Value, Fault>, v1: bool) -> Vec<u8> {
-    serde_json::to_vec(&response_object(id, outcome, v1)).unwrap_or_default()
+pub fn encode_response(id: &Id, outcome: &Result<Value, Fault>, v1: bool) -> Vec<u8> {
+    let mut out = Vec::with_capacity(64);
+    write_response(&mut out, id, outcome, v1);
+    out
 }
 
-/// Encodes a batch of response objects; `None` when there is nothing to answer
-/// (a batch of notifications gets no body at all).
-pub fn encode_batch(responses: Vec<Json>) -> Option<Vec<u8>> {
+/// Joins encoded responses into a batch answer; `None` when there is nothing to
+/// answer (a batch of notifications gets no body at all).
+pub fn encode_batch(responses: Vec<Vec<u8>>) -> Option<Vec<u8>> {
     if responses.is_empty() {
         return None;
     }
-    serde_json::to_vec(&Json::Array(responses)).ok()
+    let len = responses.iter().map(|r| r.len() + 1).sum::<usize>() + 1;
+    let mut out = Vec::with_capacity(len);
+    out.push(b'[');
+    for (i, r) in responses.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(r);
+    }
+    out.push(b']');
+    Some(out)
 }
 
 /// Encodes a request (with an id) or a notification (without).
-pub fn encode_request(id: Option<&Json>, method: &str, params: &[Value]) -> Vec<u8> {
-    let params: Vec<Json> = params.iter().map(to_json).collect();
-    let obj = match id {
-        Some(id) => json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}),
-        None => json!({"jsonrpc": "2.0", "method": method, "params": params}),
-    };
-    serde_json::to_vec(&obj).unwrap_or_default()
+pub fn encode_request(id: Option<&Id>, method: &str, params: &[Value]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(64 + method.len());
+    out.extend_from_slice(b"{\"jsonrpc\":\"2.0\",");
+    if let Some(id) = id {
+        out.extend_from_slice(b"\"id\":");
+        out.extend_from_slice(id.as_json().as_bytes());
+        out.push(b',');
+    }
+    out.extend_from_slice(b"\"method\":");
+    push_json(&mut out, &Json::String(method.to_owned()));
+    out.extend_from_slice(b",\"params\":");
+    push_json(&mut out, &Json::Array(params.iter().map(to_json).collect()));
+    out.push(b'}');
+    out
 }
 
 #[cfg(test)]
@@ -267,7 +407,7 @@ mod tests {
         assert_eq!(
             m,
             Message::Call(Call {
-                id: Some(json!(7)),
+                id: Some(Id::number(7)),
                 method: "add".into(),
                 params: Params::Positional(vec![Value::Int(1), Value::Int(2)]),
                 v1: false
@@ -285,7 +425,7 @@ mod tests {
         let Message::Call(c) = single(r#"{"jsonrpc":"2.0","method":"x","id":null}"#) else {
             panic!()
         };
-        assert_eq!(c.id, Some(Json::Null));
+        assert_eq!(c.id, Some(Id::null()));
         let Message::Call(old) = single(r#"{"method":"x","params":[],"id":"a"}"#) else {
             panic!()
         };
@@ -325,7 +465,12 @@ mod tests {
             Fault::INVALID_REQUEST
         );
         let deep = "[".repeat(10_000) + &"]".repeat(10_000);
-        assert_eq!(code(&single(&deep)), Fault::PARSE_ERROR);
+        let Incoming::Batch(items) = decode(deep.as_bytes()) else {
+            panic!()
+        };
+        assert_eq!(code(&items[0]), Fault::INVALID_REQUEST);
+        let deep_params = format!(r#"{{"method":"m","params":{deep},"id":1}}"#);
+        assert_eq!(code(&single(&deep_params)), Fault::PARSE_ERROR);
         let Incoming::Batch(items) = decode(b"[1, {\"jsonrpc\":\"2.0\",\"method\":\"m\"}]") else {
             panic!()
         };
@@ -338,7 +483,7 @@ mod tests {
     #[test]
     fn responses_both_ways() {
         let ok = Ok(Value::Bytes(vec![1, 2]));
-        let text = encode_response(&json!(1), &ok, false);
+        let text = encode_response(&Id::number(1), &ok, false);
         assert_eq!(
             String::from_utf8(text.clone()).unwrap(),
             r#"{"jsonrpc":"2.0","id":1,"result":"AQI="}"#
@@ -346,20 +491,65 @@ mod tests {
         let Message::Response { id, outcome } = single(std::str::from_utf8(&text).unwrap()) else {
             panic!()
         };
-        assert_eq!((id, outcome), (json!(1), Ok(Value::String("AQI=".into()))));
+        assert_eq!(
+            (id, outcome),
+            (Id::number(1), Ok(Value::String("AQI=".into())))
+        );
         let fault = Err(Fault::named("StackIndexError", "empty").with_data(Value::Int(3)));
-        let Message::Response { outcome, .. } =
-            single(std::str::from_utf8(&encode_response(&json!("x"), &fault, false)).unwrap())
-        else {
+        let Message::Response { outcome, .. } = single(
+            std::str::from_utf8(&encode_response(&Id("\"x\"".into()), &fault, false)).unwrap(),
+        ) else {
             panic!()
         };
         assert_eq!(outcome, fault);
-        let v1 = String::from_utf8(encode_response(&json!(2), &Ok(Value::Int(5)), true)).unwrap();
+        let v1 =
+            String::from_utf8(encode_response(&Id::number(2), &Ok(Value::Int(5)), true)).unwrap();
         assert!(
             v1.contains(r#""error":null"#) && v1.contains(r#""result":5"#),
             "{v1}"
         );
         assert!(!v1.contains("jsonrpc"));
         assert_eq!(encode_batch(vec![]), None);
+    }
+
+    #[test]
+    fn ids_are_echoed_byte_for_byte() {
+        for raw in [
+            "123456789012345678901234567890",
+            "-5",
+            "1.50",
+            "1e400",
+            "\"\\u00e9t\u{e9}\"",
+            "null",
+        ] {
+            let doc = format!(r#"{{"jsonrpc":"2.0","method":"m","id":{raw}}}"#);
+            let Message::Call(call) = single(&doc) else {
+                panic!("{doc}")
+            };
+            let id = call.id.unwrap();
+            assert_eq!(id.as_json(), raw);
+            let answer = encode_response(&id, &Ok(Value::Nil), false);
+            let text = String::from_utf8(answer).unwrap();
+            assert_eq!(
+                text,
+                format!(r#"{{"jsonrpc":"2.0","id":{raw},"result":null}}"#)
+            );
+            serde_json::from_str::<&RawValue>(&text).unwrap();
+        }
+        assert_eq!(Id::number(7).as_u64(), Some(7));
+        // Duplicate members make a message unreadable, not the whole batch.
+        let Incoming::Batch(items) =
+            decode(br#"[{"jsonrpc":"2.0","method":"m","method":"n","id":1},{"jsonrpc":"2.0","method":"m","id":2}]"#)
+        else {
+            panic!()
+        };
+        assert_eq!(code(&items[0]), Fault::INVALID_REQUEST);
+        assert!(matches!(items[1], Message::Call(_)));
+        // A result of null is still a response.
+        let Message::Response { outcome, .. } = single(r#"{"jsonrpc":"2.0","id":1,"result":null}"#)
+        else {
+            panic!()
+        };
+        assert_eq!(outcome, Ok(Value::Nil));
     }
 }

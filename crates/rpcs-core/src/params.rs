@@ -66,6 +66,16 @@ impl Context {
         }
     }
 
+    /// Checks that the caller's protocol can carry `value` in an answer, so an
+    /// operation that hands data over destructively (a pop) can refuse before it
+    /// has any effect instead of losing what it took.
+    pub fn check_carriable(&self, value: &Value) -> Result<(), Fault> {
+        match self.protocol {
+            "xmlrpc" => crate::xmlrpc::check_carriable(value).map_err(Fault::from),
+            _ => Ok(()),
+        }
+    }
+
     /// Calls a method the caller registered on its side of the connection.
     pub async fn call_peer(&self, method: &str, params: impl IntoParams) -> Result<Value, Fault> {
         let params = params

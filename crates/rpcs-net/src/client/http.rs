@@ -201,7 +201,7 @@ impl HttpTransport {
 fn json_outcome(bytes: &[u8], id: Option<u64>) -> Result<Value, ClientError> {
     match jsonrpc::decode(bytes) {
         jsonrpc::Incoming::Single(jsonrpc::Message::Response { id: got, outcome }) => {
-            if id.is_some_and(|want| got != want) {
+            if id.is_some_and(|want| got.as_u64() != Some(want)) {
                 return Err(ClientError::Decode(format!(
                     "answer to call {got}, not {id:?}"
                 )));

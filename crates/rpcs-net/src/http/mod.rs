@@ -250,15 +250,12 @@ fn reply(body: Vec<u8>, content_type: &'static str, gzip_ok: bool, threshold: us
 /// every call was a notification.
 pub(crate) async fn jsonrpc_answer(d: &Dispatcher, ctx: &Context, body: &[u8]) -> Option<Vec<u8>> {
     match jsonrpc::decode(body) {
-        jsonrpc::Incoming::Single(m) => {
-            let obj = answer_message(d, ctx, m).await?;
-            serde_json::to_vec(&obj).ok()
-        }
+        jsonrpc::Incoming::Single(m) => answer_message(d, ctx, m).await,
         jsonrpc::Incoming::Batch(items) => {
             let mut answers = Vec::with_capacity(items.len());
             for m in items {
-                if let Some(obj) = answer_message(d, ctx, m).await {
-                    answers.push(obj);
+                if let Some(answer) = answer_message(d, ctx, m).await {
+                    answers.push(answer);
                 }
             }
             jsonrpc::encode_batch(answers)
@@ -266,12 +263,8 @@ pub(crate) async fn jsonrpc_answer(d: &Dispatcher, ctx: &Context, body: &[u8]) -
     }
 }
 
-/// Runs one message; the response object, unless it was a notification.
-pub(crate) async fn answer_message(
-    d: &Dispatcher,
-    ctx: &Context,
-    m: Message,
-) -> Option<serde_json::Value> {
+/// Runs one message; the encoded response, unless it was a notification.
+pub(crate) async fn answer_message(d: &Dispatcher, ctx: &Context, m: Message) -> Option<Vec<u8>> {
     match m {
         Message::Call(call) => {
             let outcome = match call.params {
@@ -279,10 +272,10 @@ pub(crate) async fn answer_message(
                 Params::Named(n) => d.call_named(ctx, &call.method, n).await,
             };
             let id = call.id?;
-            Some(jsonrpc::response_object(&id, &outcome, call.v1))
+            Some(jsonrpc::encode_response(&id, &outcome, call.v1))
         }
-        Message::Invalid { id, fault } => Some(jsonrpc::response_object(&id, &Err(fault), false)),
-        Message::Response { id, .. } => Some(jsonrpc::response_object(
+        Message::Invalid { id, fault } => Some(jsonrpc::encode_response(&id, &Err(fault), false)),
+        Message::Response { id, .. } => Some(jsonrpc::encode_response(
             &id,
             &Err(Fault::invalid_request("a response is not a call")),
             false,

@@ -233,10 +233,8 @@ async fn handle_document(
         }
         jsonrpc::Incoming::Single(invalid @ Message::Invalid { .. }) => {
             let ctx = session.context(PROTOCOL, peer, conn_id);
-            if let Some(obj) = answer_message(dispatcher, &ctx, invalid).await {
-                session
-                    .send(serde_json::to_vec(&obj).unwrap_or_default())
-                    .await;
+            if let Some(answer) = answer_message(dispatcher, &ctx, invalid).await {
+                session.send(answer).await;
             }
         }
         jsonrpc::Incoming::Batch(items) => {
@@ -256,8 +254,8 @@ async fn handle_document(
                         }
                         continue;
                     }
-                    if let Some(obj) = answer_message(&dispatcher, &ctx, m).await {
-                        answers.push(obj);
+                    if let Some(answer) = answer_message(&dispatcher, &ctx, m).await {
+                        answers.push(answer);
                     }
                 }
                 if let Some(frame) = jsonrpc::encode_batch(answers) {

@@ -40,7 +40,7 @@ impl HttpLoad {
             format!("{host}:80")
         };
         let (body, content_type, fault_marker): (Vec<u8>, _, &'static [u8]) = if json {
-            let body = jsonrpc::encode_request(Some(&1.into()), method, params);
+            let body = jsonrpc::encode_request(Some(&jsonrpc::Id::number(1)), method, params);
             (body, "application/json", b"\"error\":{")
         } else {
             (
