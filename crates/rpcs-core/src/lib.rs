@@ -55,7 +55,8 @@ pub mod params;
 mod ser;
 pub mod table;
 pub mod value;
-mod xml;
+#[doc(hidden)]
+pub mod xml;
 pub mod xmlrpc;
 pub mod zerorpc;
 

@@ -1,4 +1,5 @@
-//! A small pull tokenizer for the XML that RPC documents use.
+//! A small pull tokenizer for the XML that RPC documents use (public only for
+//! the fuzz targets, which compare it with another parser).
 //!
 //! It reads elements, text, CDATA, comments and processing instructions over an
 //! already-validated UTF-8 string, resolving the five predefined entities and
@@ -14,7 +15,7 @@ use std::borrow::Cow;
 
 /// One token.
 #[derive(Debug, PartialEq)]
-pub(crate) enum Token<'a> {
+pub enum Token<'a> {
     /// `<name ...>`
     Start(&'a str),
     /// `<name .../>`
@@ -32,14 +33,14 @@ pub(crate) enum Token<'a> {
 /// End-tag names are not matched against their start tags here: the caller's
 /// grammar expects exactly the innermost element's end tag wherever one may
 /// appear, so it treats any other end tag as not well-formed.
-pub(crate) struct Tokenizer<'a> {
+pub struct Tokenizer<'a> {
     src: &'a str,
     pos: usize,
     depth: usize,
 }
 
 impl<'a> Tokenizer<'a> {
-    pub(crate) fn new(src: &'a str) -> Tokenizer<'a> {
+    pub fn new(src: &'a str) -> Tokenizer<'a> {
         Tokenizer {
             src,
             pos: 0,
@@ -69,7 +70,7 @@ impl<'a> Tokenizer<'a> {
 
     /// The next token. Comments, processing instructions and the XML
     /// declaration are skipped.
-    pub(crate) fn next_token(&mut self) -> Result<Token<'a>, DecodeError> {
+    pub fn next_token(&mut self) -> Result<Token<'a>, DecodeError> {
         loop {
             let rest = self.rest();
             let bytes = rest.as_bytes();
