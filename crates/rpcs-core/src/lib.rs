@@ -18,6 +18,7 @@
 //! - [`json`]: the mapping between [`Value`] and JSON.
 //! - [`jsonrpc`]: the JSON-RPC 2.0 codec; [`openrpc`]: the `rpc.discover` document.
 //! - [`msgpack`]: MessagePack encoding of [`Value`]; [`msgpack_rpc`]: its RPC messages.
+//! - [`zmtp`]: ZeroMQ's ZMTP 3 framing (greeting, handshake commands, frames).
 //!
 //! # Example
 //!
@@ -59,6 +60,7 @@ pub mod value;
 pub mod xml;
 pub mod xmlrpc;
 pub mod zerorpc;
+pub mod zmtp;
 
 pub use de::from_value;
 pub use dispatch::{DispatchLimits, Dispatcher, Reply};
