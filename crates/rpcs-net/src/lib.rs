@@ -2,23 +2,35 @@
 //!
 //! # Layout
 //!
-//! - [`server`]: [`Server`] runs one dispatcher on any set of [`Listener`]s, with a
-//!   connection cap, per-request limits and graceful shutdown.
-//! - `http`: the HTTP transport (XML-RPC and JSON-RPC on POST `/` and `/RPC2`).
-//! - `msgpack_rpc`: MessagePack-RPC over TCP, Unix sockets and stdio.
-//! - `session`: what stream connections share: the write queue, calls to the
-//!   peer awaiting answers, and calls in flight.
-//! - `zerorpc`: zerorpc over ZeroMQ, server (ROUTER) and client (DEALER).
+//! - [`server`]: [`Server`] runs one dispatcher on any set of [`Listener`]s and
+//!   knows transports only through the one serve signature they implement;
+//!   [`config`]: [`ServerConfig`], every limit.
+//! - `accept`: connection accounting, the one accept path of every transport
+//!   (a slot per connection for its whole life, per listener and per server).
+//! - `session`: what a stream connection carries both ways, on either side:
+//!   the outbox with its byte budget, calls in flight, calls to the peer; and
+//!   the protocols over it, MessagePack-RPC (`session::msgpack`) and JSON-RPC
+//!   over WebSocket (`session::ws`).
+//! - Transports, each adding its constructors to [`Listener`]: `web` (HTTP:
+//!   XML-RPC and JSON-RPC on POST, WebSocket by upgrade), `msgpack_rpc` (TCP,
+//!   Unix sockets, stdio) and `zerorpc` (ZeroMQ).
+//! - `zmtp`: ZeroMQ connections (handshake, messages within limits, a DEALER
+//!   socket for clients) over the pure codec in `rpcs_core::zmtp`.
 //! - [`client`]: [`Client`] (async) and [`BlockingClient`]; the URL picks the protocol.
 //! - [`compress`]: gzip for HTTP bodies with a bound on the inflated size.
 
+mod accept;
 pub mod client;
 pub mod compress;
-pub(crate) mod http;
+pub mod config;
 mod msgpack_rpc;
 pub mod server;
 mod session;
+mod tcp;
+mod web;
 mod zerorpc;
+mod zmtp;
 
 pub use client::{BlockingClient, Client, ClientConfig, ClientError, MethodInfo};
-pub use server::{Listener, Server, ServerConfig};
+pub use config::ServerConfig;
+pub use server::{shutdown_signal, Listener, Server};

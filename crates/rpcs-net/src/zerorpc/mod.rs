@@ -1,5 +1,7 @@
-//! zerorpc over ZeroMQ: the server (ROUTER) serving the method table, and the
-//! client (DEALER) transport.
+//! zerorpc over ZeroMQ: what both sides share (events on the wire, faults as
+//! `ERR` triples), the server's listener, and the server itself (`server`). The
+//! client is [`crate::client`]'s zerorpc transport; the ZeroMQ connections are
+//! [`crate::zmtp`]'s.
 //!
 //! Every call is a channel: the request's `message_id` names it, and every later
 //! event on it carries that id as `response_to`, in the same MessagePack type. Both
@@ -7,14 +9,20 @@
 //! channel whose peer has been silent for two. Streams are paced by credits: each
 //! side starts with one and `_zpc_more [n]` grants n more.
 
-pub(crate) mod client;
+mod builtins;
 pub(crate) mod server;
 
+use crate::accept::Slots;
+use crate::server::{Endpoint, Listener, Shared};
+use crate::zmtp::endpoint::{self, Bound};
 use bytes::Bytes;
 use rpcs_core::zerorpc::{self, Event, Id};
-use rpcs_core::{Fault, Value};
+use rpcs_core::{BoxFuture, Fault, Value};
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
-use zeromq::ZmqMessage;
+use tokio::sync::watch;
 
 /// How often each side of an open channel says it is alive.
 pub const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(5);
@@ -24,19 +32,88 @@ pub(crate) fn new_id() -> Id {
     Id::random(fastrand::u128(..))
 }
 
-/// The payload of a received message: its last frame (routers put the sender's
-/// identity and an empty delimiter first; be lenient about what comes before).
-pub(crate) fn payload(message: &ZmqMessage) -> Option<&Bytes> {
-    message.get(message.len().checked_sub(1)?)
+/// A message carrying one event, after `prefix` frames (routing identities and
+/// the empty delimiter), encoded for the wire.
+pub(crate) fn message(prefix: &[Bytes], event: &Event) -> Vec<u8> {
+    let payload = Bytes::from(zerorpc::encode(event));
+    let frames: Vec<&[u8]> = prefix
+        .iter()
+        .map(|f| f.as_ref())
+        .chain(std::iter::once(payload.as_ref()))
+        .collect();
+    crate::zmtp::encode(&frames)
 }
 
-/// A message carrying one event, after `prefix` frames (identity and delimiter).
-pub(crate) fn message(prefix: &[Bytes], event: &Event) -> ZmqMessage {
-    let mut m = ZmqMessage::from(zerorpc::encode(event));
-    for frame in prefix.iter().rev() {
-        m.push_front(frame.clone());
+impl Listener {
+    /// A zerorpc listener bound to every `binds` endpoint and connected to every
+    /// `connects` one (the reversed mode, where the server connects to a client or
+    /// queue that binds). Endpoints are ZeroMQ's: `tcp://HOST:PORT`, `ipc:///path`.
+    pub async fn zerorpc(binds: &[String], connects: &[String]) -> io::Result<Listener> {
+        let mut bound = Vec::new();
+        for b in binds {
+            let endpoint = endpoint::Endpoint::parse(b, true)?;
+            let listener = Bound::bind(&endpoint)
+                .await
+                .map_err(|e| io::Error::new(e.kind(), format!("bind {b}: {e}")))?;
+            bound.push(listener);
+        }
+        let connects = connects
+            .iter()
+            .map(|c| endpoint::Endpoint::parse(c, false).map(|e| (c.clone(), e)))
+            .collect::<io::Result<Vec<_>>>()?;
+        if bound.is_empty() && connects.is_empty() {
+            return Err(io::Error::other(
+                "a zerorpc listener needs an endpoint to bind or connect",
+            ));
+        }
+        Ok(Listener(Box::new(Zerorpc { bound, connects })))
     }
-    m
+}
+
+/// The zerorpc endpoints of one listener: those it binds and those it connects to.
+struct Zerorpc {
+    bound: Vec<Bound>,
+    connects: Vec<(String, endpoint::Endpoint)>,
+}
+
+impl Endpoint for Zerorpc {
+    fn url(&self) -> String {
+        let bound = self.bound.iter().map(Bound::url);
+        let connected = self.connects.iter().map(|(text, _)| text.clone());
+        bound.chain(connected).collect::<Vec<_>>().join(" ")
+    }
+
+    fn local_addr(&self) -> Option<SocketAddr> {
+        None
+    }
+
+    fn serve(
+        self: Box<Self>,
+        shared: Arc<Shared>,
+        slots: Arc<Slots>,
+        stop: watch::Receiver<bool>,
+    ) -> BoxFuture<()> {
+        Box::pin(server::serve(
+            shared,
+            slots,
+            self.bound,
+            self.connects,
+            stop,
+        ))
+    }
+
+    fn serve_one(
+        self: Box<Self>,
+        _: Arc<Shared>,
+        _: Arc<Slots>,
+        _: watch::Receiver<bool>,
+    ) -> BoxFuture<io::Result<()>> {
+        Box::pin(async {
+            Err(io::Error::other(
+                "the one-shot mode needs a connection: use HTTP or MessagePack-RPC",
+            ))
+        })
+    }
 }
 
 /// The `ERR` arguments `[name, message, traceback]` of a fault: the error name

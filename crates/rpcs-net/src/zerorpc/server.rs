@@ -1,26 +1,106 @@
-//! The zerorpc server: a ROUTER socket serving the dispatcher.
+//! The zerorpc server: each peer connection (a client's DEALER, or a queue) is
+//! served on its own, like a ZeroMQ ROUTER, with limits per peer.
 //!
-//! Each request runs as a task. Its answer is `OK [result]` or `ERR [name,
-//! message, traceback]`; a streaming method sends `STREAM item` events, each
-//! spending a credit the client granted, then `STREAM_DONE`. While a call runs, the
-//! server heartbeats its channel and cancels the call if the client falls silent.
-//! Malformed events and events for unknown channels are dropped; they never affect
-//! other clients.
+//! Each request runs as a task, at most `max_in_flight` per peer (a request
+//! beyond that is answered `ERR LimitExceeded` at once, so the reader keeps
+//! reading the heartbeats and credits of the calls already running). Its answer
+//! is `OK [result]` or `ERR [name, message, traceback]`; a streaming method sends
+//! `STREAM item` events, each spending a credit the client granted, then
+//! `STREAM_DONE`. While a call runs, the server heartbeats its channel and
+//! cancels the call if the client falls silent. Malformed events and events for
+//! unknown channels are dropped. Answers wait in the peer's outbox, whose byte
+//! budget stops the reading of a peer that does not read its answers.
 
-use super::{err_args, message, new_id, payload};
-use crate::server::{stopped, Shared};
+use super::builtins::builtin;
+use super::{err_args, message, new_id};
+use crate::accept::{accept_loop, drain, stopped, Slots};
+use crate::server::Shared;
+use crate::session::{answer_too_large, ByteSink, Calls, Outbox};
+use crate::zmtp::endpoint::{connect, Bound, Endpoint, Halves};
+use crate::zmtp::{self, handshake, ConnError, Incoming, Reader};
 use bytes::Bytes;
 use rpcs_core::zerorpc::{self, names, Event, Id};
-use rpcs_core::{Context, Fault, Map, Reply, Value};
+use rpcs_core::{Context, Fault, Reply, Value};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::sync::{mpsc, watch, Notify};
+use tokio::io::AsyncRead;
+use tokio::sync::{watch, Notify, Semaphore};
+use tokio::task::JoinSet;
 use tracing::debug;
-use zeromq::{RouterSocket, SocketRecv, SocketSend, ZmqMessage};
 
 const PROTOCOL: &str = "zerorpc";
+
+/// What the server says about itself, for the `_zerorpc_*` built-ins.
+pub(crate) struct ZerorpcConfig {
+    /// The service name `_zerorpc_name` answers.
+    pub name: String,
+    /// The heartbeat interval.
+    pub heartbeat: Duration,
+}
+
+/// Serves every bound endpoint (accepting peers) and every connected one (the
+/// reversed mode: keeps connecting) until shutdown.
+pub(crate) async fn serve(
+    shared: Arc<Shared>,
+    slots: Arc<Slots>,
+    bound: Vec<Bound>,
+    connects: Vec<(String, Endpoint)>,
+    stop: watch::Receiver<bool>,
+) {
+    let mut tasks = JoinSet::new();
+    for b in bound {
+        let (shared, slots, stop) = (shared.clone(), slots.clone(), stop.clone());
+        tasks.spawn(async move {
+            let grace = shared.config.shutdown_grace;
+            let keepalive = shared.config.tcp_keepalive;
+            let serve = |(halves, peer): (Halves, String), stop| {
+                serve_peer(shared.clone(), halves, peer, stop)
+            };
+            accept_loop(&slots, grace, stop, || b.accept(keepalive), serve, drop).await;
+        });
+    }
+    for (text, endpoint) in connects {
+        tasks.spawn(keep_connected(shared.clone(), text, endpoint, stop.clone()));
+    }
+    while tasks.join_next().await.is_some() {}
+}
+
+/// The reversed mode: connects to a client or queue that binds, and again
+/// (with backoff) whenever the connection ends, until shutdown.
+async fn keep_connected(
+    shared: Arc<Shared>,
+    text: String,
+    endpoint: Endpoint,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut pause = Duration::from_millis(100);
+    loop {
+        let peer_stop = stop.clone();
+        let attempt = async {
+            match connect(&endpoint, shared.config.tcp_keepalive).await {
+                Ok(halves) => {
+                    serve_peer(shared.clone(), halves, text.clone(), peer_stop).await;
+                    true
+                }
+                Err(e) => {
+                    debug!(endpoint = %text, error = %e, "zerorpc connect failed");
+                    false
+                }
+            }
+        };
+        tokio::select! {
+            served = attempt => if served { pause = Duration::from_millis(100) },
+            _ = stopped(&mut stop) => return,
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(pause) => {}
+            _ = stopped(&mut stop) => return,
+        }
+        pause = (pause * 2).min(Duration::from_secs(2));
+    }
+}
 
 /// One open channel, as the reader and the call's task share it.
 struct Channel {
@@ -60,82 +140,136 @@ impl Channel {
     }
 }
 
-type Channels = Arc<Mutex<HashMap<(Bytes, Id), Arc<Channel>>>>;
-
-/// What the server knows about itself, for the `_zerorpc_*` built-ins.
-pub(crate) struct ZerorpcConfig {
-    /// The service name `_zerorpc_name` answers.
-    pub name: String,
-    /// The heartbeat interval.
-    pub heartbeat: Duration,
+/// One peer connection's state.
+struct Peer {
+    shared: Arc<Shared>,
+    config: Arc<ZerorpcConfig>,
+    calls: Calls,
+    outbox: Outbox,
+    channels: Mutex<HashMap<Id, Arc<Channel>>>,
+    in_flight: Arc<Semaphore>,
+    conn_id: u64,
 }
 
-/// Serves `socket` until shutdown.
-pub(crate) async fn serve(
+impl Peer {
+    fn channels(&self) -> std::sync::MutexGuard<'_, HashMap<Id, Arc<Channel>>> {
+        self.channels.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn is_idle(&self) -> bool {
+        self.channels().is_empty()
+    }
+}
+
+/// Serves one peer connection: the handshake, then its events until it closes,
+/// falls idle or shutdown (when the calls in flight still finish and answer).
+async fn serve_peer(
     shared: Arc<Shared>,
-    socket: RouterSocket,
-    config: ZerorpcConfig,
+    (reader, mut writer): Halves,
+    name: String,
     mut stop: watch::Receiver<bool>,
 ) {
-    let (mut send, mut recv) = socket.split();
-    let (tx, mut rx) = mpsc::channel::<ZmqMessage>(1024);
-    let writer = tokio::spawn(async move {
-        while let Some(m) = rx.recv().await {
-            if let Err(e) = send.send(m).await {
-                debug!(error = %e, "zerorpc send failed");
-            }
+    let config = &shared.config;
+    let limits = zmtp::Limits {
+        max_message: config.max_request_bytes,
+        handshake: config.handshake_timeout,
+        message: config.body_timeout,
+    };
+    let mut reader = Reader::new(reader, limits);
+    if let Err(e) = handshake(&mut reader, &mut writer, "ROUTER").await {
+        debug!(peer = %name, error = %e, "zerorpc handshake failed");
+        if let ConnError::Incompatible { .. } = e {
+            zmtp::refuse(&mut writer, &e.to_string()).await;
         }
+        return;
+    }
+    let (outbox, writer_task) = Outbox::start(ByteSink(writer), config.max_queued_bytes);
+    let peer = Arc::new(Peer {
+        config: Arc::new(ZerorpcConfig {
+            name: config.service_name.clone(),
+            heartbeat: config.heartbeat,
+        }),
+        calls: shared.calls(),
+        outbox,
+        channels: Mutex::new(HashMap::new()),
+        in_flight: Arc::new(Semaphore::new(config.max_in_flight.max(1))),
+        conn_id: shared.connection_id(),
+        shared: shared.clone(),
     });
-    let config = Arc::new(config);
-    let channels: Channels = Arc::new(Mutex::new(HashMap::new()));
-    loop {
-        let msg = tokio::select! {
-            m = recv.recv() => m,
-            _ = stopped(&mut stop) => break,
+    let mut calls = JoinSet::new();
+    let stopping = loop {
+        let next = tokio::select! {
+            n = next_event(&mut reader, &peer) => n,
+            _ = stopped(&mut stop) => break true,
         };
-        let msg = match msg {
-            Ok(m) => m,
-            Err(e) => {
-                debug!(error = %e, "zerorpc receive failed");
-                continue;
+        match next {
+            Some(Ok(Incoming::Message(frames))) => on_message(&peer, frames, &mut calls).await,
+            Some(Ok(Incoming::Ping(pong))) => {
+                peer.outbox.send(zmtp::command(&pong)).await;
             }
-        };
-        let (Some(identity), Some(body)) = (msg.get(0).cloned(), payload(&msg).cloned()) else {
-            continue;
-        };
-        // Frames before the payload (identity, delimiter) go back in front of replies.
-        let prefix: Vec<Bytes> = msg.iter().take(msg.len() - 1).cloned().collect();
-        let event = match zerorpc::decode(&body) {
-            Ok(e) => e,
-            Err(e) => {
-                refuse(&tx, &prefix, &body, &e).await;
-                continue;
+            Some(Err(e)) => {
+                debug!(peer = %name, error = %e, "zerorpc peer gone");
+                break false;
             }
-        };
-        match &event.response_to {
-            Some(channel) => on_channel(&channels, identity, channel, &event),
-            None => open_channel(&shared, &config, &channels, &tx, identity, prefix, event),
+            None => {
+                debug!(peer = %name, "idle zerorpc peer; closing");
+                break false;
+            }
+        }
+        while calls.try_join_next().is_some() {}
+    };
+    if stopping {
+        // Calls in flight finish and their answers still go out.
+        drain(calls, shared.config.shutdown_grace).await;
+    } else {
+        // Nobody is left to answer: the peer's calls are cancelled.
+        calls.abort_all();
+    }
+    peer.outbox.finish();
+    drop(peer);
+    let _ = writer_task.await;
+}
+
+/// The next event; `None` once the peer has been silent for the idle timeout
+/// with no call open.
+async fn next_event<R: AsyncRead + Unpin>(
+    reader: &mut Reader<R>,
+    peer: &Peer,
+) -> Option<Result<Incoming, ConnError>> {
+    let idle = peer.shared.config.idle_timeout;
+    while reader.between_messages() {
+        match tokio::time::timeout(idle, reader.wait_data()).await {
+            Ok(Ok(())) => break,
+            Ok(Err(e)) => return Some(Err(e)),
+            Err(_) if peer.is_idle() => return None,
+            Err(_) => {}
         }
     }
-    // Calls in flight finish (up to the grace period); their answers still go out.
-    let grace = shared.config.shutdown_grace;
-    let deadline = Instant::now() + grace;
-    while !channels
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .is_empty()
-        && Instant::now() < deadline
-    {
-        tokio::time::sleep(Duration::from_millis(20)).await;
+    Some(reader.next().await)
+}
+
+/// One message from the peer: a request opens a channel, anything else belongs
+/// to one.
+async fn on_message(peer: &Arc<Peer>, frames: Vec<Bytes>, calls: &mut JoinSet<()>) {
+    // Frames before the event (routing identities, the delimiter) go back in
+    // front of every answer.
+    let Some((body, prefix)) = frames.split_last() else {
+        return;
+    };
+    let event = match zerorpc::decode(body) {
+        Ok(e) => e,
+        Err(e) => return refuse(peer, prefix, body, &e).await,
+    };
+    match &event.response_to {
+        Some(channel) => on_channel(peer, channel, &event),
+        None => open_channel(peer, prefix.to_vec(), event, calls).await,
     }
-    drop(tx);
-    let _ = tokio::time::timeout(grace, writer).await;
 }
 
 /// Answers a request whose arguments cannot be decoded with `ERR` (its head is
 /// readable); drops anything else that is malformed.
 async fn refuse(
-    tx: &mpsc::Sender<ZmqMessage>,
+    peer: &Peer,
     prefix: &[Bytes],
     body: &[u8],
     error: &rpcs_core::msgpack::DecodeError,
@@ -145,19 +279,15 @@ async fn refuse(
             let fault =
                 Fault::invalid_params(format!("cannot read the arguments of {name}: {error}"));
             let event = Event::on_channel(new_id(), channel, names::ERR, err_args(&fault));
-            let _ = tx.send(message(prefix, &event)).await;
+            peer.outbox.send(message(prefix, &event)).await;
         }
         _ => debug!(%error, "dropping a malformed zerorpc event"),
     }
 }
 
 /// An event on an open channel: heartbeats and credit grants.
-fn on_channel(channels: &Channels, identity: Bytes, channel: &Id, event: &Event) {
-    let found = channels
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .get(&(identity, channel.clone()))
-        .cloned();
+fn on_channel(peer: &Peer, channel: &Id, event: &Event) {
+    let found = peer.channels().get(channel).cloned();
     let Some(ch) = found else {
         debug!(name = %event.name, "event for an unknown zerorpc channel");
         return;
@@ -177,49 +307,43 @@ fn on_channel(channels: &Channels, identity: Bytes, channel: &Id, event: &Event)
 }
 
 /// A request: runs the call as a task that answers, heartbeats and streams.
-fn open_channel(
-    shared: &Arc<Shared>,
-    config: &Arc<ZerorpcConfig>,
-    channels: &Channels,
-    tx: &mpsc::Sender<ZmqMessage>,
-    identity: Bytes,
-    prefix: Vec<Bytes>,
-    event: Event,
-) {
-    let key = (identity, event.message_id.clone());
+async fn open_channel(peer: &Arc<Peer>, prefix: Vec<Bytes>, event: Event, calls: &mut JoinSet<()>) {
+    let out = Out {
+        peer: peer.clone(),
+        prefix,
+        channel: event.message_id.clone(),
+    };
+    let Ok(permit) = peer.in_flight.clone().try_acquire_owned() else {
+        let fault = Fault::named(
+            "LimitExceeded",
+            format!(
+                "{} calls are already running on this connection",
+                peer.shared.config.max_in_flight
+            ),
+        );
+        return out.send(names::ERR, err_args(&fault)).await;
+    };
     let ch = Arc::new(Channel {
         credits: AtomicI64::new(1),
         more: Notify::new(),
         last_seen: Mutex::new(Instant::now()),
     });
-    channels
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .insert(key.clone(), ch.clone());
-    let (shared, config, channels, tx) =
-        (shared.clone(), config.clone(), channels.clone(), tx.clone());
-    tokio::spawn(async move {
-        let out = Out {
-            tx,
-            prefix,
-            channel: event.message_id.clone(),
-        };
-        let call = run(&shared, &config, &out, &ch, event);
-        let heartbeat = beat(&out, &ch, config.heartbeat);
+    let key = event.message_id.clone();
+    peer.channels().insert(key.clone(), ch.clone());
+    calls.spawn(async move {
+        let heartbeat = out.peer.config.heartbeat;
         tokio::select! {
-            _ = call => {}
-            _ = heartbeat => debug!("zerorpc client went silent; call cancelled"),
+            _ = run(&out, &ch, event) => {}
+            _ = beat(&out, &ch, heartbeat) => debug!("zerorpc client went silent; call cancelled"),
         }
-        channels
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&key);
+        out.peer.channels().remove(&key);
+        drop(permit);
     });
 }
 
 /// Where a channel's events go.
 struct Out {
-    tx: mpsc::Sender<ZmqMessage>,
+    peer: Arc<Peer>,
     prefix: Vec<Bytes>,
     channel: Id,
 }
@@ -227,7 +351,15 @@ struct Out {
 impl Out {
     async fn send(&self, name: &str, args: Value) {
         let event = Event::on_channel(new_id(), self.channel.clone(), name, args);
-        let _ = self.tx.send(message(&self.prefix, &event)).await;
+        let mut bytes = message(&self.prefix, &event);
+        let limit = self.peer.shared.config.max_response_bytes;
+        if bytes.len() > limit {
+            let fault = answer_too_large(bytes.len(), limit);
+            let event =
+                Event::on_channel(new_id(), self.channel.clone(), names::ERR, err_args(&fault));
+            bytes = message(&self.prefix, &event);
+        }
+        self.peer.outbox.send(bytes).await;
     }
 }
 
@@ -243,26 +375,28 @@ async fn beat(out: &Out, ch: &Channel, every: Duration) {
     }
 }
 
-async fn run(shared: &Shared, config: &ZerorpcConfig, out: &Out, ch: &Channel, event: Event) {
+async fn run(out: &Out, ch: &Channel, event: Event) {
+    let peer = &out.peer;
     let params = match event.args {
         Value::Array(items) => items,
         Value::Nil => Vec::new(),
         other => vec![other],
     };
-    if let Some(answer) = builtin(shared, config, &event.name, &params) {
+    if let Some(answer) = builtin(&peer.shared.dispatcher, &peer.config, &event.name, &params) {
         return finish(out, answer).await;
     }
-    let ctx = Context::new(PROTOCOL, None, shared.connection_id());
-    match shared
-        .dispatcher
-        .call_streaming(&ctx, &event.name, params)
-        .await
-    {
+    let ctx = Context::new(PROTOCOL, None, peer.conn_id);
+    let dispatcher = &peer.calls.dispatcher;
+    let reply = peer
+        .shared_limited(dispatcher.call_streaming(&ctx, &event.name, params))
+        .await;
+    match reply {
         Ok(Reply::Value(v)) => finish(out, Ok(v)).await,
         Err(f) => finish(out, Err(f)).await,
         Ok(Reply::Stream(mut stream)) => {
+            let heartbeat = peer.config.heartbeat;
             while let Some(item) = std::future::poll_fn(|cx| stream.as_mut().poll_next(cx)).await {
-                if !ch.spend(config.heartbeat).await {
+                if !ch.spend(heartbeat).await {
                     return;
                 }
                 match item {
@@ -270,9 +404,24 @@ async fn run(shared: &Shared, config: &ZerorpcConfig, out: &Out, ch: &Channel, e
                     Err(f) => return out.send(names::ERR, err_args(&f)).await,
                 }
             }
-            if ch.spend(config.heartbeat).await {
+            if ch.spend(heartbeat).await {
                 out.send(names::STREAM_DONE, Value::Nil).await;
             }
+        }
+    }
+}
+
+impl Peer {
+    /// Bounds the start of a call by the call time limit.
+    async fn shared_limited<T>(
+        &self,
+        call: impl std::future::Future<Output = Result<T, Fault>>,
+    ) -> Result<T, Fault> {
+        match self.calls.timeout {
+            None => call.await,
+            Some(limit) => tokio::time::timeout(limit, call)
+                .await
+                .unwrap_or_else(|_| Err(crate::session::call_timed_out(limit))),
         }
     }
 }
@@ -282,69 +431,4 @@ async fn finish(out: &Out, outcome: Result<Value, Fault>) {
         Ok(v) => out.send(names::OK, Value::Array(vec![v])).await,
         Err(f) => out.send(names::ERR, err_args(&f)).await,
     }
-}
-
-/// The `_zerorpc_*` built-ins, answered from the method table.
-fn builtin(
-    shared: &Shared,
-    config: &ZerorpcConfig,
-    name: &str,
-    params: &[Value],
-) -> Option<Result<Value, Fault>> {
-    let table = shared.dispatcher.table();
-    let method_arg = || {
-        let name = params.first().and_then(Value::as_str).unwrap_or("");
-        table
-            .get(name)
-            .ok_or_else(|| Fault::named("NameError", format!("no method {name:?}")))
-    };
-    let args_of = |m: &rpcs_core::Method| -> Vec<Value> {
-        m.params()
-            .iter()
-            .map(|p| {
-                let mut a = Map::new();
-                a.insert("name".into(), Value::String(p.name.clone()));
-                Value::Struct(a)
-            })
-            .collect()
-    };
-    Some(match name {
-        "_zerorpc_list" => Ok(Value::Array(
-            table.method_names().map(Value::from).collect(),
-        )),
-        "_zerorpc_name" => Ok(Value::String(config.name.clone())),
-        "_zerorpc_ping" => Ok(Value::Array(vec![
-            "pong".into(),
-            Value::String(config.name.clone()),
-        ])),
-        "_zerorpc_help" => method_arg().map(|m| {
-            if m.doc().is_empty() {
-                Value::Nil
-            } else {
-                Value::String(m.doc().to_owned())
-            }
-        }),
-        "_zerorpc_args" => method_arg().map(|m| {
-            Value::Array(
-                m.params()
-                    .iter()
-                    .map(|p| Value::String(p.name.clone()))
-                    .collect(),
-            )
-        }),
-        "_zerorpc_inspect" => {
-            let mut methods = Map::new();
-            for m in table.methods() {
-                let mut info = Map::new();
-                info.insert("args".into(), Value::Array(args_of(m)));
-                info.insert("doc".into(), Value::String(m.doc().to_owned()));
-                methods.insert(m.name().to_owned(), Value::Struct(info));
-            }
-            let mut doc = Map::new();
-            doc.insert("name".into(), Value::String(config.name.clone()));
-            doc.insert("methods".into(), Value::Struct(methods));
-            Ok(Value::Struct(doc))
-        }
-        _ => return None,
-    })
 }

@@ -2,6 +2,7 @@
 
 mod client;
 mod http_server;
+mod limits;
 mod streams;
 mod zerorpc;
 

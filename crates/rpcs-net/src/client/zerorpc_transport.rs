@@ -7,8 +7,11 @@
 //! Streamed results are paced like Python's client: 100 credits after the first
 //! item, topped up whenever fewer than 50 remain.
 
-use super::{fault_from_err, message, new_id, payload};
-use crate::client::{reconnect, ClientConfig, ClientError};
+use super::retry::reconnect;
+use super::{ClientConfig, ClientError};
+use crate::zerorpc::{fault_from_err, message, new_id};
+use crate::zmtp::dealer::Dealer;
+use crate::zmtp::Limits;
 use bytes::Bytes;
 use rpcs_core::zerorpc::{self, names, Event, Id};
 use rpcs_core::Value;
@@ -18,20 +21,22 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
-use zeromq::{DealerSocket, Socket, SocketRecv, SocketSend, ZmqMessage};
 
-type Routes = Arc<Mutex<HashMap<Id, mpsc::UnboundedSender<Event>>>>;
+/// Events one call may have waiting for its caller.
+const CALL_QUEUE: usize = 256;
+
+type Routes = Arc<Mutex<HashMap<Id, mpsc::Sender<Event>>>>;
 
 /// One socket and its reader.
 struct Conn {
-    out: mpsc::Sender<ZmqMessage>,
+    dealer: Arc<Dealer>,
     routes: Routes,
     broken: Arc<AtomicBool>,
 }
 
 impl Conn {
     fn is_broken(&self) -> bool {
-        self.broken.load(Ordering::Acquire) || self.out.is_closed()
+        self.broken.load(Ordering::Acquire)
     }
 }
 
@@ -55,7 +60,8 @@ pub(crate) enum Endpoints {
     Bind(Vec<String>),
 }
 
-pub(crate) struct ZerorpcClient {
+/// The zerorpc transport of a [`Client`](super::Client).
+pub(crate) struct ZerorpcTransport {
     endpoints: Endpoints,
     config: ClientConfig,
     heartbeat: Duration,
@@ -69,13 +75,13 @@ pub(crate) enum Answer {
     Streamed,
 }
 
-impl ZerorpcClient {
+impl ZerorpcTransport {
     pub(crate) fn new(
         endpoints: Endpoints,
         config: ClientConfig,
         heartbeat: Duration,
-    ) -> ZerorpcClient {
-        ZerorpcClient {
+    ) -> ZerorpcTransport {
+        ZerorpcTransport {
             endpoints,
             config,
             heartbeat,
@@ -87,78 +93,31 @@ impl ZerorpcClient {
     }
 
     async fn open(&self) -> Result<Arc<Conn>, ClientError> {
-        let mut socket = DealerSocket::new();
-        match &self.endpoints {
-            Endpoints::Connect(list) => {
-                for e in list {
-                    socket
-                        .connect(e)
-                        .await
-                        .map_err(|err| ClientError::Connect(format!("{e}: {err}")))?;
-                }
-            }
-            Endpoints::Bind(list) => {
-                for e in list {
-                    socket
-                        .bind(e)
-                        .await
-                        .map_err(|err| ClientError::Connect(format!("bind {e}: {err}")))?;
-                }
-            }
+        let limits = Limits {
+            max_message: self.config.max_response_bytes,
+            handshake: self.config.timeout,
+            message: self.config.timeout,
+        };
+        let dealer = match &self.endpoints {
+            Endpoints::Connect(list) => Dealer::connect(list, limits),
+            Endpoints::Bind(list) => Dealer::bind(list, limits).await,
         }
-        let (mut send, mut recv) = socket.split();
-        let (out, mut queue) = mpsc::channel::<ZmqMessage>(1024);
+        .map_err(|e| ClientError::Connect(e.to_string()))?;
+        let dealer = Arc::new(dealer);
         let routes: Routes = Arc::new(Mutex::new(HashMap::new()));
         let broken = Arc::new(AtomicBool::new(false));
-        let writer_broken = broken.clone();
-        tokio::spawn(async move {
-            'queue: while let Some(mut m) = queue.recv().await {
-                loop {
-                    match send.send(m).await {
-                        Ok(()) => break,
-                        // No server yet (a bound socket waits for one to connect, as a
-                        // ZeroMQ DEALER blocks): try again shortly, until the caller
-                        // gives up on this socket.
-                        Err(zeromq::ZmqError::ReturnToSender { message, .. })
-                            if !writer_broken.load(Ordering::Acquire) =>
-                        {
-                            m = message;
-                            tokio::time::sleep(Duration::from_millis(20)).await;
-                        }
-                        Err(_) => {
-                            writer_broken.store(true, Ordering::Release);
-                            break 'queue;
-                        }
-                    }
-                }
-            }
-        });
-        let (reader_routes, reader_broken) = (routes.clone(), broken.clone());
+        let (reader_dealer, reader_routes, reader_broken) =
+            (dealer.clone(), routes.clone(), broken.clone());
         tokio::spawn(async move {
             while !reader_broken.load(Ordering::Acquire) {
                 // Wake now and then to notice that the client let go of this socket.
-                let Ok(msg) = tokio::time::timeout(Duration::from_secs(1), recv.recv()).await
+                let Ok(frames) =
+                    tokio::time::timeout(Duration::from_secs(1), reader_dealer.recv()).await
                 else {
                     continue;
                 };
-                let Ok(msg) = msg else {
-                    reader_broken.store(true, Ordering::Release);
-                    break;
-                };
-                let Some(event) = payload(&msg).and_then(|p| zerorpc::decode(p).ok()) else {
-                    continue;
-                };
-                let Some(channel) = event.response_to.clone() else {
-                    continue;
-                };
-                let route = reader_routes
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .get(&channel)
-                    .cloned();
-                if let Some(route) = route {
-                    let _ = route.send(event);
-                }
+                let Some(frames) = frames else { break };
+                route(&reader_routes, &frames).await;
             }
             // Whoever still waits learns the socket is gone.
             reader_routes
@@ -167,7 +126,7 @@ impl ZerorpcClient {
                 .clear();
         });
         Ok(Arc::new(Conn {
-            out,
+            dealer,
             routes,
             broken,
         }))
@@ -199,7 +158,7 @@ impl ZerorpcClient {
         let deadline = Instant::now() + self.config.timeout;
         let conn = self.conn(deadline).await?;
         let channel = new_id();
-        let (route, mut events) = mpsc::unbounded_channel();
+        let (route, mut events) = mpsc::channel(CALL_QUEUE);
         conn.routes
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -225,7 +184,7 @@ impl ZerorpcClient {
         method: &str,
         params: &[Value],
         deadline: Instant,
-        events: &mut mpsc::UnboundedReceiver<Event>,
+        events: &mut mpsc::Receiver<Event>,
         each: &mut (dyn FnMut(Value) + Send),
     ) -> Result<Answer, ClientError> {
         let delimiter = [Bytes::new()];
@@ -244,10 +203,22 @@ impl ZerorpcClient {
             message(&delimiter, &event)
         };
         let lost = || ClientError::Connect("the server stopped answering (lost heartbeat)".into());
-        conn.out
-            .send(send(method, Value::Array(params.to_vec()), true))
+        let timeout = || ClientError::Timeout(self.config.timeout);
+        // A DEALER waits for a peer to send to; the call's deadline bounds that.
+        let request = conn
+            .dealer
+            .send(send(method, Value::Array(params.to_vec()), true));
+        let server = tokio::time::timeout_at(deadline, request)
             .await
-            .map_err(|_| lost())?;
+            .map_err(|_| timeout())?;
+        // Heartbeats and credits go to the server that has the call.
+        let out = |m: Vec<u8>| async move {
+            match tokio::time::timeout_at(deadline, conn.dealer.send_to(server, m)).await {
+                Ok(true) => Ok(()),
+                Ok(false) => Err(lost()),
+                Err(_) => Err(timeout()),
+            }
+        };
         let mut last_seen = Instant::now();
         let mut beat = tokio::time::interval_at(Instant::now() + self.heartbeat, self.heartbeat);
         let mut credits_left: i64 = 0;
@@ -261,10 +232,11 @@ impl ZerorpcClient {
                     if last_seen.elapsed() > self.heartbeat * 2 {
                         return Err(lost());
                     }
-                    let _ = conn.out.send(send(names::HEARTBEAT, Value::Array(vec![Value::Int(0)]), false)).await;
+                    let beat = send(names::HEARTBEAT, Value::Array(vec![Value::Int(0)]), false);
+                    out(beat).await?;
                     continue;
                 }
-                _ = tokio::time::sleep_until(deadline) => return Err(ClientError::Timeout(self.config.timeout)),
+                _ = tokio::time::sleep_until(deadline) => return Err(timeout()),
             };
             last_seen = Instant::now();
             match event.name.as_str() {
@@ -283,12 +255,30 @@ impl ZerorpcClient {
                         let grant = 100 - credits_left.max(0);
                         credits_left += grant;
                         let more = send(names::MORE, Value::Array(vec![Value::Int(grant)]), false);
-                        let _ = conn.out.send(more).await;
+                        out(more).await?;
                     }
                 }
                 names::STREAM_DONE => return Ok(Answer::Streamed),
                 _ => {}
             }
         }
+    }
+}
+
+/// Hands an event to the call waiting on its channel; drops anything else.
+async fn route(routes: &Routes, frames: &[Bytes]) {
+    let Some(event) = frames.last().and_then(|p| zerorpc::decode(p).ok()) else {
+        return;
+    };
+    let Some(channel) = event.response_to.clone() else {
+        return;
+    };
+    let route = routes
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(&channel)
+        .cloned();
+    if let Some(route) = route {
+        let _ = route.send(event).await;
     }
 }

@@ -3,9 +3,10 @@
 //! order), re-established with backoff after it breaks, and able to answer calls
 //! and notifications the server sends back.
 
-use super::{reconnect, ClientConfig, ClientError};
-use crate::msgpack_rpc::{start, StreamLimits};
-use crate::session::{RequestError, Session};
+use super::retry::reconnect;
+use super::{ClientConfig, ClientError};
+use crate::session::msgpack::{start, PeerInfo};
+use crate::session::{ws, Calls, RequestError, Session, StreamLimits};
 use rpcs_core::{Dispatcher, Value};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -29,7 +30,7 @@ struct State {
     backoff: Duration,
 }
 
-pub(super) struct MsgpackClient {
+pub(super) struct StreamTransport {
     target: Target,
     config: ClientConfig,
     handlers: Arc<Dispatcher>,
@@ -39,14 +40,14 @@ pub(super) struct MsgpackClient {
     stop_rx: watch::Receiver<bool>,
 }
 
-impl MsgpackClient {
+impl StreamTransport {
     pub(super) fn new(
         target: Target,
         config: ClientConfig,
         handlers: Arc<Dispatcher>,
-    ) -> MsgpackClient {
+    ) -> StreamTransport {
         let (stop, stop_rx) = watch::channel(false);
-        MsgpackClient {
+        StreamTransport {
             target,
             config,
             handlers,
@@ -60,15 +61,17 @@ impl MsgpackClient {
     }
 
     async fn connect(&self) -> Result<Arc<Session>, ClientError> {
-        let limits = StreamLimits {
-            max_frame: self.config.max_response_bytes,
-            frame_timeout: self.config.timeout,
-            max_depth: 64,
-            max_in_flight: 256,
+        let limits = StreamLimits::client(self.config.max_response_bytes, self.config.timeout);
+        let client = PeerInfo {
+            addr: None,
+            conn_id: 0,
         };
         let connect_err =
             |e: std::io::Error| ClientError::Connect(format!("{:?}: {e}", self.target));
-        let dispatcher = self.handlers.clone();
+        let calls = Calls {
+            dispatcher: self.handlers.clone(),
+            timeout: None,
+        };
         let stop = self.stop_rx.clone();
         let (session, _) = match &self.target {
             Target::Tcp(addr) => {
@@ -77,14 +80,14 @@ impl MsgpackClient {
                     .map_err(connect_err)?;
                 let _ = stream.set_nodelay(true);
                 let (r, w) = stream.into_split();
-                start(dispatcher, r, w, limits, None, 0, stop)
+                start(calls, r, w, limits, client, stop)
             }
             Target::Unix(path) => {
                 let stream = tokio::net::UnixStream::connect(path)
                     .await
                     .map_err(connect_err)?;
                 let (r, w) = stream.into_split();
-                start(dispatcher, r, w, limits, None, 0, stop)
+                start(calls, r, w, limits, client, stop)
             }
             Target::Ws(url) => {
                 let config = WebSocketConfig {
@@ -96,7 +99,7 @@ impl MsgpackClient {
                     tokio_tungstenite::connect_async_with_config(url.as_str(), Some(config), true)
                         .await
                         .map_err(|e| ClientError::Connect(format!("{url}: {e}")))?;
-                crate::http::ws::start(dispatcher, ws, None, 0, limits.max_in_flight, stop)
+                ws::start(calls, ws, limits, None, 0, stop)
             }
         };
         Ok(session)
@@ -126,6 +129,9 @@ impl MsgpackClient {
             Ok(Err(fault)) => Err(ClientError::Fault(fault)),
             Err(RequestError::Gone) => Err(ClientError::Connect("the connection was lost".into())),
             Err(RequestError::Timeout) => Err(ClientError::Timeout(self.config.timeout)),
+            Err(RequestError::TooMany) => {
+                Err(ClientError::Connect("too many calls in flight".into()))
+            }
         }
     }
 

@@ -1,17 +1,23 @@
 //! The HTTP transport: XML-RPC and JSON-RPC on POST to the RPC paths (told apart
 //! by content type), over HTTP/1.1 keep-alive, and JSON-RPC over WebSocket on GET
-//! with an upgrade (see `ws`).
+//! with an upgrade (see `upgrade`; the session itself is [`crate::session::ws`]).
 //!
 //! Status codes: 404 for other paths, 405 (with `Allow: POST`) for other methods,
 //! 415 for a content type or encoding that is not served, 413 for a body over
-//! the size limits, 408 when the body is too slow to arrive, 400 for a body that
-//! cannot be read. Everything that reaches the codec is answered with 200 and an
-//! XML-RPC response, faults included, as XML-RPC requires.
+//! the size limits, 408 when the head or the body is too slow to arrive, 400 for
+//! a body that cannot be read, 503 when the connection caps are reached.
+//! Everything that reaches the codec is answered with 200 and an XML-RPC
+//! response, faults included, as XML-RPC requires.
 
-pub(crate) mod ws;
+mod io;
+mod upgrade;
 
+use crate::accept::{stopped, tune_tcp};
 use crate::compress::{self, Encoding, InflateError};
-use crate::server::{accept_loop, stopped, Shared};
+use crate::server::{Listener, Shared};
+use crate::session::ws::{answer_batch, answer_message};
+use crate::session::{answer_too_large, Calls};
+use crate::tcp::TcpEndpoint;
 use bytes::Bytes;
 use http::header::{HeaderValue, ALLOW, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE};
 use http::{HeaderMap, Method, Request, Response, StatusCode};
@@ -20,48 +26,77 @@ use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use rpcs_core::jsonrpc::{self, Message, Params};
-use rpcs_core::{xmlrpc, Context, Dispatcher, Fault};
+use io::SharedSocket;
+use rpcs_core::{jsonrpc, xmlrpc, Context, Fault};
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::Poll;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{watch, OwnedSemaphorePermit};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
 use tracing::debug;
 
-/// Accepts connections until shutdown, then drains them.
-pub(crate) async fn serve(shared: Arc<Shared>, listener: TcpListener, stop: watch::Receiver<bool>) {
-    let serve =
-        |(stream, peer), permit, stop| serve_connection(shared.clone(), stream, peer, stop, permit);
-    accept_loop(&shared, stop, || listener.accept(), serve).await;
+/// What a connection refused at the caps is told before it is closed.
+const BUSY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+
+/// What a client whose request head was too slow is told.
+const HEAD_TIMEOUT: &[u8] =
+    b"HTTP/1.1 408 Request Timeout\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+
+impl Listener {
+    /// Binds an HTTP listener: XML-RPC and JSON-RPC on POST, WebSocket by upgrade.
+    pub async fn http(addr: &str) -> std::io::Result<Listener> {
+        Ok(Listener(Box::new(TcpEndpoint {
+            listener: TcpListener::bind(addr).await?,
+            scheme: "http",
+            path: "/",
+            serve: |shared, stream, peer, stop| {
+                Box::pin(serve_connection(shared, stream, peer, stop))
+            },
+            busy: Some(BUSY),
+        })))
+    }
 }
 
-/// Serves one HTTP connection until the client closes it or shutdown, holding
-/// its connection slot.
+/// The WebSocket session an HTTP connection upgraded to, once it has started.
+pub(crate) type Upgraded = Arc<Mutex<Option<JoinHandle<()>>>>;
+
+/// Serves one HTTP connection until the client closes it or shutdown, and then
+/// the WebSocket it upgraded to, if it did: the connection keeps its slot, and
+/// its place among the connections shutdown drains, for its whole life.
 pub(crate) async fn serve_connection(
     shared: Arc<Shared>,
     stream: TcpStream,
     peer: SocketAddr,
     stop: watch::Receiver<bool>,
-    permit: OwnedSemaphorePermit,
 ) {
-    let _ = stream.set_nodelay(true);
+    tune_tcp(&stream, shared.config.tcp_keepalive);
+    let (socket, ours) = SharedSocket::pair(stream);
     let conn_id = shared.connection_id();
+    let upgraded: Upgraded = Arc::default();
     let svc_shared = shared.clone();
     let svc_stop = stop.clone();
+    let svc_upgraded = upgraded.clone();
     let service = service_fn(move |req| {
         let shared = svc_shared.clone();
         let stop = svc_stop.clone();
+        let upgraded = svc_upgraded.clone();
         async move {
             let rpc_path = shared
                 .config
                 .rpc_paths
                 .iter()
                 .any(|p| p == req.uri().path());
-            if rpc_path && ws::is_upgrade(&req) {
-                return Ok::<_, Infallible>(ws::upgrade(shared, req, peer, conn_id, stop));
+            if rpc_path && upgrade::is_upgrade(&req) {
+                let ws = upgrade::Session {
+                    shared,
+                    peer,
+                    conn_id,
+                    stop,
+                };
+                return Ok::<_, Infallible>(upgrade::answer(ws, req, &upgraded));
             }
             Ok::<_, Infallible>(handle(&shared, peer, conn_id, req).await)
         }
@@ -71,7 +106,7 @@ pub(crate) async fn serve_connection(
         .header_read_timeout(shared.config.header_timeout)
         // Replies are small: one flat write beats a two-part writev.
         .writev(false)
-        .serve_connection(TokioIo::new(stream), service)
+        .serve_connection(TokioIo::new(socket), service)
         .with_upgrades();
     let mut conn_stop = stop;
     let mut conn = std::pin::pin!(conn);
@@ -84,9 +119,16 @@ pub(crate) async fn serve_connection(
         }
     };
     if let Err(e) = result {
+        if e.is_timeout() && ours.mid_request() {
+            ours.last_words(HEAD_TIMEOUT);
+        }
         debug!(%peer, error = %e, "connection ended with an error");
     }
-    drop(permit);
+    drop(ours);
+    let session = upgraded.lock().unwrap_or_else(|p| p.into_inner()).take();
+    if let Some(session) = session {
+        let _ = session.await;
+    }
 }
 
 type Reply = Response<Full<Bytes>>;
@@ -164,7 +206,8 @@ async fn handle(shared: &Shared, peer: SocketAddr, conn_id: u64, req: Request<In
     };
     if protocol == Protocol::JsonRpc {
         let ctx = Context::new("jsonrpc", Some(peer), conn_id);
-        return match jsonrpc_answer(&shared.dispatcher, &ctx, &body).await {
+        let limit = config.max_response_bytes;
+        return match jsonrpc_answer(&shared.calls(), &ctx, &body, limit).await {
             Some(answer) => reply(
                 answer,
                 "application/json",
@@ -179,22 +222,20 @@ async fn handle(shared: &Shared, peer: SocketAddr, conn_id: u64, req: Request<In
     let outcome = match xmlrpc::decode_request(&body, &config.xml_limits) {
         Ok(call) => {
             let ctx = Context::new("xmlrpc", Some(peer), conn_id);
-            shared
-                .dispatcher
-                .call(&ctx, &call.method, call.params)
-                .await
+            let run = crate::session::Call::Positional(call.method, call.params);
+            shared.calls().run(&ctx, run).await
         }
         Err(e) => {
             debug!(%peer, error = %e, "undecodable XML-RPC request");
             Err(Fault::from(e))
         }
     };
-    reply(
-        xmlrpc::encode_response(&outcome),
-        "text/xml",
-        gzip_reply,
-        config.gzip_threshold,
-    )
+    let mut answer = xmlrpc::encode_response(&outcome);
+    if answer.len() > config.max_response_bytes {
+        let fault = answer_too_large(answer.len(), config.max_response_bytes);
+        answer = xmlrpc::encode_response(&Err(fault));
+    }
+    reply(answer, "text/xml", gzip_reply, config.gzip_threshold)
 }
 
 /// Reads the whole body within the time and size limits, then inflates it.
@@ -246,39 +287,18 @@ fn reply(body: Vec<u8>, content_type: &'static str, gzip_ok: bool, threshold: us
     resp
 }
 
-/// Answers a JSON-RPC document: one response, a batch of them, or nothing when
-/// every call was a notification.
-pub(crate) async fn jsonrpc_answer(d: &Dispatcher, ctx: &Context, body: &[u8]) -> Option<Vec<u8>> {
+/// Answers a JSON-RPC document: one response, a batch of them (at most
+/// `limit` bytes of answers), or nothing when every call was a notification.
+pub(crate) async fn jsonrpc_answer(
+    calls: &Calls,
+    ctx: &Context,
+    body: &[u8],
+    limit: usize,
+) -> Option<Vec<u8>> {
     match jsonrpc::decode(body) {
-        jsonrpc::Incoming::Single(m) => answer_message(d, ctx, m).await,
+        jsonrpc::Incoming::Single(m) => answer_message(calls, ctx, m, limit).await,
         jsonrpc::Incoming::Batch(items) => {
-            let mut answers = Vec::with_capacity(items.len());
-            for m in items {
-                if let Some(answer) = answer_message(d, ctx, m).await {
-                    answers.push(answer);
-                }
-            }
-            jsonrpc::encode_batch(answers)
+            jsonrpc::encode_batch(answer_batch(calls, ctx, items, limit).await)
         }
-    }
-}
-
-/// Runs one message; the encoded response, unless it was a notification.
-pub(crate) async fn answer_message(d: &Dispatcher, ctx: &Context, m: Message) -> Option<Vec<u8>> {
-    match m {
-        Message::Call(call) => {
-            let outcome = match call.params {
-                Params::Positional(p) => d.call(ctx, &call.method, p).await,
-                Params::Named(n) => d.call_named(ctx, &call.method, n).await,
-            };
-            let id = call.id?;
-            Some(jsonrpc::encode_response(&id, &outcome, call.v1))
-        }
-        Message::Invalid { id, fault } => Some(jsonrpc::encode_response(&id, &Err(fault), false)),
-        Message::Response { id, .. } => Some(jsonrpc::encode_response(
-            &id,
-            &Err(Fault::invalid_request("a response is not a call")),
-            false,
-        )),
     }
 }

@@ -1,8 +1,17 @@
-//! What stream connections share: a queue of frames to write (and the task that
-//! writes them), the calls this side has made to the peer and waits answers for,
-//! and the calls in flight.
+//! What a stream connection carries both ways, on either side (server or
+//! client): the outbox its frames go through, the calls this side made to the
+//! peer and waits answers for, and the calls in flight.
+//!
+//! The protocols that run over it: [`msgpack`] (MessagePack-RPC over a byte
+//! stream) and [`ws`] (JSON-RPC over a WebSocket).
 
-use rpcs_core::{BoxFuture, Context, Dispatcher, Fault, Peer, PeerCall, Value};
+pub(crate) mod msgpack;
+pub(crate) mod outbox;
+pub(crate) mod ws;
+
+pub(crate) use outbox::{ByteSink, FrameSink, Outbox};
+
+use rpcs_core::{BoxFuture, CallResult, Context, Dispatcher, Fault, Peer, PeerCall, Value};
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
@@ -10,8 +19,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::Poll;
 use std::time::Duration;
-use tokio::io::{AsyncWrite, AsyncWriteExt};
-use tokio::sync::{mpsc, oneshot, Notify, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 
 /// How a protocol writes the messages a session sends on its own.
@@ -25,48 +33,69 @@ pub(crate) trait Wire: Send + Sync + 'static {
 /// How long a call to the peer waits for its answer.
 const PEER_CALL_TIMEOUT: Duration = Duration::from_secs(300);
 
+/// Inline answers are sent once they reach this many bytes, so a long pipeline
+/// of requests never piles up answers in memory.
+pub(crate) const FLUSH_AT: usize = 64 * 1024;
+
 type Pending = Mutex<HashMap<u32, oneshot::Sender<Result<Value, Fault>>>>;
 
-/// A frame to write, and who wants to know once it is written (`true`) or lost.
-pub(crate) struct Frame {
-    bytes: Vec<u8>,
-    ack: Option<oneshot::Sender<bool>>,
+/// Bounds on one stream connection.
+#[derive(Debug, Clone)]
+pub(crate) struct StreamLimits {
+    /// The largest frame (message) read.
+    pub max_frame: usize,
+    /// Time allowed for the rest of a frame once it started.
+    pub frame_timeout: Duration,
+    /// A connection silent this long with nothing in flight is closed (`None`:
+    /// never, as on a client's own connection).
+    pub idle_timeout: Option<Duration>,
+    /// The deepest nesting of values.
+    pub max_depth: usize,
+    /// Calls running at once (and calls to the peer awaiting answers).
+    pub max_in_flight: usize,
+    /// Bytes of frames waiting to be written.
+    pub max_queued_bytes: usize,
+    /// The largest answer written; a larger one becomes a limit fault.
+    pub max_response: usize,
 }
 
-/// Where a connection's writer puts frames.
-pub(crate) trait FrameSink: Send + 'static {
-    /// Writes a batch of frames, in order.
-    fn write_batch(
-        &mut self,
-        frames: Vec<Vec<u8>>,
-    ) -> impl Future<Output = std::io::Result<()>> + Send;
-    /// Closes the write side.
-    fn close(&mut self) -> impl Future<Output = ()> + Send;
-}
-
-/// A byte stream as a frame sink: frames are concatenated (MessagePack-RPC).
-pub(crate) struct ByteSink<W>(pub W);
-
-impl<W: AsyncWrite + Unpin + Send + 'static> FrameSink for ByteSink<W> {
-    async fn write_batch(&mut self, frames: Vec<Vec<u8>>) -> std::io::Result<()> {
-        let bytes = frames.concat();
-        self.0.write_all(&bytes).await?;
-        self.0.flush().await
+impl StreamLimits {
+    /// The bounds a server applies.
+    pub(crate) fn of(config: &crate::ServerConfig) -> StreamLimits {
+        StreamLimits {
+            max_frame: config.max_request_bytes,
+            frame_timeout: config.body_timeout,
+            idle_timeout: Some(config.idle_timeout),
+            max_depth: config.xml_limits.max_depth,
+            max_in_flight: config.max_in_flight,
+            max_queued_bytes: config.max_queued_bytes,
+            max_response: config.max_response_bytes,
+        }
     }
-    async fn close(&mut self) {
-        let _ = self.0.shutdown().await;
+
+    /// The bounds a client applies to its own connection.
+    pub(crate) fn client(max_response: usize, timeout: Duration) -> StreamLimits {
+        StreamLimits {
+            max_frame: max_response,
+            frame_timeout: timeout,
+            idle_timeout: None,
+            max_depth: 64,
+            // A client's own calls may be many; this bounds the server's calls back.
+            max_in_flight: 1 << 16,
+            max_queued_bytes: 1 << 20,
+            max_response,
+        }
     }
 }
 
 /// One connection's shared state.
 pub(crate) struct Session {
-    out: mpsc::Sender<Frame>,
-    /// Tells the writer to finish once the connection has ended.
-    writer_stop: Arc<Notify>,
+    outbox: Outbox,
     pending: Pending,
     next_id: AtomicU32,
     wire: Box<dyn Wire>,
     in_flight: Arc<Semaphore>,
+    max_in_flight: usize,
     closed: AtomicBool,
 }
 
@@ -75,23 +104,22 @@ pub(crate) struct Session {
 pub(crate) struct Gone;
 
 impl Session {
-    /// A session whose frames go to `sink` (written by a task of its own),
-    /// allowing `max_in_flight` calls at once. Returns the session and the writer.
+    /// A session whose frames go to `sink` (written by a task of its own) within
+    /// the limits. Returns the session and the writer.
     pub(crate) fn start<S: FrameSink>(
         sink: S,
         wire: Box<dyn Wire>,
-        max_in_flight: usize,
+        limits: &StreamLimits,
     ) -> (Arc<Session>, JoinHandle<()>) {
-        let (out, frames) = mpsc::channel(1024);
-        let writer_stop = Arc::new(Notify::new());
-        let writer = tokio::spawn(write_frames(sink, frames, writer_stop.clone()));
+        let (outbox, writer) = Outbox::start(sink, limits.max_queued_bytes);
+        let max_in_flight = limits.max_in_flight.max(1);
         let session = Arc::new(Session {
-            out,
-            writer_stop,
+            outbox,
             pending: Mutex::new(HashMap::new()),
             next_id: AtomicU32::new(1),
             wire,
-            in_flight: Arc::new(Semaphore::new(max_in_flight.max(1))),
+            in_flight: Arc::new(Semaphore::new(max_in_flight)),
+            max_in_flight,
             closed: AtomicBool::new(false),
         });
         (session, writer)
@@ -99,7 +127,22 @@ impl Session {
 
     /// Whether the connection has ended.
     pub(crate) fn is_closed(&self) -> bool {
-        self.closed.load(Ordering::Acquire) || self.out.is_closed()
+        self.closed.load(Ordering::Acquire) || self.outbox.is_closed()
+    }
+
+    /// Whether nothing holds the connection open: no call in flight, no call to
+    /// the peer waiting, and nobody but `readers` holding the session (every call
+    /// and every subscription holds it through its context).
+    pub(crate) fn is_idle(self: &Arc<Self>, readers: usize) -> bool {
+        Arc::strong_count(self) <= readers
+            && self.in_flight.available_permits() == self.max_in_flight
+            && self.pending().is_empty()
+    }
+
+    fn pending(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<u32, oneshot::Sender<Result<Value, Fault>>>> {
+        self.pending.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Calls a method on the peer and waits (up to `timeout`) for its answer.
@@ -114,10 +157,13 @@ impl Session {
         }
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
-        self.pending
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(id, tx);
+        {
+            let mut pending = self.pending();
+            if pending.len() >= self.max_in_flight {
+                return Err(RequestError::TooMany);
+            }
+            pending.insert(id, tx);
+        }
         let frame = self.wire.request(id, method, params);
         if !self.send(frame).await {
             self.forget(id);
@@ -139,37 +185,25 @@ impl Session {
         if self.is_closed() {
             return Err(Gone);
         }
-        let (ack, written) = oneshot::channel();
-        let frame = Frame {
-            bytes: self.wire.notification(method, params),
-            ack: Some(ack),
-        };
-        self.out.send(frame).await.map_err(|_| Gone)?;
-        match written.await {
-            Ok(true) => Ok(()),
-            _ => Err(Gone),
+        let frame = self.wire.notification(method, params);
+        match self.outbox.send_written(frame).await {
+            true => Ok(()),
+            false => Err(Gone),
         }
     }
 
     fn forget(&self, id: u32) {
-        self.pending
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&id);
+        self.pending().remove(&id);
     }
 
-    /// Queues a frame for writing; false once the connection is gone.
+    /// Queues a frame for writing, waiting for room; false once the connection is gone.
     pub(crate) async fn send(&self, bytes: Vec<u8>) -> bool {
-        self.out.send(Frame { bytes, ack: None }).await.is_ok()
+        self.outbox.send(bytes).await
     }
 
     /// Delivers the peer's answer to one of our calls; false if no call waits for it.
     pub(crate) fn answer(&self, id: u32, outcome: Result<Value, Fault>) -> bool {
-        let waiter = self
-            .pending
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&id);
+        let waiter = self.pending().remove(&id);
         match waiter {
             Some(tx) => tx.send(outcome).is_ok(),
             None => false,
@@ -179,10 +213,7 @@ impl Session {
     /// Fails every call still waiting for the peer (the connection ended).
     pub(crate) fn close(&self) {
         self.closed.store(true, Ordering::Release);
-        self.pending
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clear();
+        self.pending().clear();
     }
 
     /// A context for a call arriving on this session.
@@ -202,18 +233,13 @@ impl Session {
         self.in_flight.clone().acquire_owned().await.ok()
     }
 
-    /// Waits until every call in flight has finished.
-    pub(crate) async fn drain(&self, max: usize) {
-        let _ = self.in_flight.acquire_many(max.max(1) as u32).await;
-    }
-
     /// Ends the connection: fails waiting calls, lets the calls in flight finish
     /// (their answers are still written), then stops the writer even if something
     /// (a subscription) still holds the session.
-    pub(crate) async fn finish(&self, max_in_flight: usize) {
+    pub(crate) async fn finish(&self) {
         self.close();
-        self.drain(max_in_flight).await;
-        self.writer_stop.notify_one();
+        let _ = self.in_flight.acquire_many(self.max_in_flight as u32).await;
+        self.outbox.finish();
     }
 }
 
@@ -224,6 +250,8 @@ pub(crate) enum RequestError {
     Gone,
     /// No answer within the timeout.
     Timeout,
+    /// Too many calls to the peer are already waiting.
+    TooMany,
 }
 
 /// A session handle that owns its reference, for `'static` peer-call futures.
@@ -245,6 +273,10 @@ impl PeerCall for Handle {
                     Fault::LIMIT_EXCEEDED,
                     "the peer did not answer in time",
                 )),
+                Err(RequestError::TooMany) => Err(Fault::new(
+                    Fault::LIMIT_EXCEEDED,
+                    "too many calls to the peer are waiting for answers",
+                )),
             }
         })
     }
@@ -265,56 +297,48 @@ fn gone() -> Fault {
     Fault::named("ConnectionError", "the connection to the peer is closed")
 }
 
-/// Writes queued frames until every sender is gone or the session finishes,
-/// coalescing what is queued into one write, and acknowledges each frame.
-async fn write_frames<S: FrameSink>(
-    mut sink: S,
-    mut frames: mpsc::Receiver<Frame>,
-    stop: Arc<Notify>,
-) {
-    let mut stopping = false;
-    loop {
-        let first = if stopping {
-            frames.try_recv().ok()
-        } else {
-            tokio::select! {
-                biased;
-                f = frames.recv() => f,
-                _ = stop.notified() => {
-                    stopping = true;
-                    frames.try_recv().ok()
-                }
+/// The fault that replaces an answer over the size limit.
+pub(crate) fn answer_too_large(len: usize, limit: usize) -> Fault {
+    Fault::new(
+        Fault::LIMIT_EXCEEDED,
+        format!("the answer of {len} bytes exceeds the limit of {limit}"),
+    )
+}
+
+/// The dispatcher, with the call time limit applied to every call it runs.
+#[derive(Clone)]
+pub(crate) struct Calls {
+    /// The methods.
+    pub dispatcher: Arc<Dispatcher>,
+    /// The longest one call may run.
+    pub timeout: Option<Duration>,
+}
+
+impl Calls {
+    /// Runs one call under the time limit.
+    pub(crate) async fn run(&self, ctx: &Context, call: Call) -> CallResult {
+        let d = &self.dispatcher;
+        let call = async {
+            match call {
+                Call::Positional(method, params) => d.call(ctx, &method, params).await,
+                Call::Named(method, named) => d.call_named(ctx, &method, named).await,
             }
         };
-        let Some(first) = first else { break };
-        let mut batch = vec![first];
-        let mut size = batch[0].bytes.len();
-        while size < 1 << 20 {
-            match frames.try_recv() {
-                Ok(more) => {
-                    size += more.bytes.len();
-                    batch.push(more);
-                }
-                Err(_) => break,
-            }
-        }
-        let (bytes, acks): (Vec<_>, Vec<_>) = batch.into_iter().map(|f| (f.bytes, f.ack)).unzip();
-        let ok = sink.write_batch(bytes).await.is_ok();
-        for ack in acks.into_iter().flatten() {
-            let _ = ack.send(ok);
-        }
-        if !ok {
-            break;
+        match self.timeout {
+            None => call.await,
+            Some(limit) => tokio::time::timeout(limit, call)
+                .await
+                .unwrap_or_else(|_| Err(call_timed_out(limit))),
         }
     }
-    // Anything still queued is lost: tell whoever waits.
-    frames.close();
-    while let Ok(f) = frames.try_recv() {
-        if let Some(ack) = f.ack {
-            let _ = ack.send(false);
-        }
-    }
-    sink.close().await;
+}
+
+/// The fault of a call that ran past the time limit.
+pub(crate) fn call_timed_out(limit: Duration) -> Fault {
+    Fault::new(
+        Fault::LIMIT_EXCEEDED,
+        format!("the call ran longer than the limit of {limit:?}"),
+    )
 }
 
 /// Runs one call: polls it once at once, so calls that need not wait are answered
@@ -322,7 +346,7 @@ async fn write_frames<S: FrameSink>(
 /// `finish` turns the outcome into the frame to send (or none).
 pub(crate) async fn run_call<F>(
     session: &Arc<Session>,
-    dispatcher: Arc<Dispatcher>,
+    calls: &Calls,
     ctx: Context,
     call: Call,
     inline_out: &mut Vec<u8>,
@@ -330,13 +354,9 @@ pub(crate) async fn run_call<F>(
 ) where
     F: FnOnce(Result<Value, Fault>, &mut Vec<u8>) + Send + 'static,
 {
+    let calls = calls.clone();
     let mut fut: Pin<Box<dyn Future<Output = Result<Value, Fault>> + Send>> =
-        Box::pin(async move {
-            match call {
-                Call::Positional(method, params) => dispatcher.call(&ctx, &method, params).await,
-                Call::Named(method, named) => dispatcher.call_named(&ctx, &method, named).await,
-            }
-        });
+        Box::pin(async move { calls.run(&ctx, call).await });
     let first = std::future::poll_fn(|cx| Poll::Ready(fut.as_mut().poll(cx))).await;
     match first {
         Poll::Ready(outcome) => finish(outcome, inline_out),

@@ -1,0 +1,341 @@
+//! JSON-RPC over a WebSocket, on either side of a connection.
+//!
+//! Each text (or binary) message carries one JSON-RPC document: a call, a
+//! notification, a batch, or an answer to a call this side made. Calls run
+//! concurrently and are answered as they finish; either side can call the other.
+//! A protocol error closes the socket with the close code RFC 6455 gives it:
+//! 1007 for text that is not UTF-8, 1009 for a message over the limit, 1002 for
+//! a framing error.
+
+use super::{answer_too_large, run_call, Call, Calls, FrameSink, Session, StreamLimits, Wire};
+use crate::accept::stopped;
+use futures_util::{SinkExt, StreamExt};
+use rpcs_core::jsonrpc::{self, Id, Message, Params};
+use rpcs_core::{Context, Fault, Value};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio_tungstenite::tungstenite::error::{CapacityError, Error as WsError};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::Message as WsMessage;
+use tokio_tungstenite::WebSocketStream;
+use tracing::debug;
+
+pub(crate) const PROTOCOL: &str = "jsonrpc-ws";
+
+struct JsonWire;
+
+impl Wire for JsonWire {
+    fn request(&self, id: u32, method: &str, params: &[Value]) -> Vec<u8> {
+        jsonrpc::encode_request(Some(&Id::from(id)), method, params)
+    }
+    fn notification(&self, method: &str, params: &[Value]) -> Vec<u8> {
+        jsonrpc::encode_request(None, method, params)
+    }
+}
+
+/// Why the reader closes the socket, for the close frame the writer sends last.
+type CloseReason = Arc<Mutex<Option<CloseFrame<'static>>>>;
+
+/// The write half of a WebSocket: each frame is one text message, and the close
+/// frame says why the connection ends.
+struct WsSink<S> {
+    sink: futures_util::stream::SplitSink<WebSocketStream<S>, WsMessage>,
+    close: CloseReason,
+}
+
+impl<S> FrameSink for WsSink<S>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    async fn write_batch(&mut self, frames: Vec<Vec<u8>>) -> std::io::Result<()> {
+        for frame in frames {
+            let text = String::from_utf8(frame).map_err(std::io::Error::other)?;
+            self.sink
+                .feed(text.into())
+                .await
+                .map_err(std::io::Error::other)?;
+        }
+        self.sink.flush().await.map_err(std::io::Error::other)
+    }
+    async fn close(&mut self) {
+        let reason = self.close.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(frame) = reason {
+            let _ = self.sink.send(WsMessage::Close(Some(frame))).await;
+        }
+        let _ = self.sink.close().await;
+    }
+}
+
+/// The close frame answering a read error, when the protocol has a code for it.
+fn close_frame(error: &WsError) -> Option<CloseFrame<'static>> {
+    let (code, reason) = match error {
+        WsError::Utf8 => (CloseCode::Invalid, "text is not valid UTF-8"),
+        WsError::Capacity(CapacityError::MessageTooLong { .. }) => {
+            (CloseCode::Size, "message too big")
+        }
+        WsError::Capacity(_) => (CloseCode::Size, "frame too big"),
+        WsError::Protocol(_) => (CloseCode::Protocol, "protocol error"),
+        _ => return None,
+    };
+    Some(CloseFrame {
+        code,
+        reason: reason.into(),
+    })
+}
+
+/// Starts a WebSocket session (either side): a task reads documents, answering
+/// calls with `calls` and routing answers to the session's pending calls.
+/// Returns the session (to call the peer) and the task, which ends with the socket.
+pub(crate) fn start<S>(
+    calls: Calls,
+    ws: WebSocketStream<S>,
+    limits: StreamLimits,
+    peer: Option<SocketAddr>,
+    conn_id: u64,
+    mut stop: watch::Receiver<bool>,
+) -> (Arc<Session>, JoinHandle<()>)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let (sink, mut stream) = ws.split();
+    let close: CloseReason = Arc::default();
+    let sink = WsSink {
+        sink,
+        close: close.clone(),
+    };
+    let (session, writer) = Session::start(sink, Box::new(JsonWire), &limits);
+    let handle = session.clone();
+    let task = tokio::spawn(async move {
+        let reader = Reader {
+            calls,
+            session: session.clone(),
+            limits,
+            peer,
+            conn_id,
+        };
+        loop {
+            let msg = tokio::select! {
+                m = next_message(&mut stream, &reader) => m,
+                _ = stopped(&mut stop) => break,
+            };
+            let bytes = match msg {
+                Some(Ok(WsMessage::Text(t))) => t.as_bytes().to_vec(),
+                Some(Ok(WsMessage::Binary(b))) => b.to_vec(),
+                Some(Ok(WsMessage::Close(_))) | None => break,
+                Some(Ok(_)) => continue,
+                Some(Err(e)) => {
+                    debug!(?peer, error = %e, "WebSocket error; closing");
+                    *close.lock().unwrap_or_else(|p| p.into_inner()) = close_frame(&e);
+                    break;
+                }
+            };
+            reader.document(&bytes).await;
+        }
+        drop(reader);
+        session.finish().await;
+        drop(session);
+        let _ = writer.await;
+    });
+    (handle, task)
+}
+
+/// The next message; `None` also when the connection has been idle (silent,
+/// nothing in flight, nothing holding it) for the idle timeout.
+async fn next_message<S>(
+    stream: &mut futures_util::stream::SplitStream<WebSocketStream<S>>,
+    reader: &Reader,
+) -> Option<Result<WsMessage, WsError>>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let Some(idle) = reader.limits.idle_timeout else {
+        return stream.next().await;
+    };
+    loop {
+        match tokio::time::timeout(idle, stream.next()).await {
+            Ok(m) => return m,
+            // The reader and this session's own reference hold it.
+            Err(_) if reader.session.is_idle(2) => {
+                debug!(peer = ?reader.peer, "idle WebSocket; closing");
+                return None;
+            }
+            Err(_) => {}
+        }
+    }
+}
+
+/// What reading documents needs.
+struct Reader {
+    calls: Calls,
+    session: Arc<Session>,
+    limits: StreamLimits,
+    peer: Option<SocketAddr>,
+    conn_id: u64,
+}
+
+impl Reader {
+    fn context(&self) -> Context {
+        self.session.context(PROTOCOL, self.peer, self.conn_id)
+    }
+
+    async fn document(&self, bytes: &[u8]) {
+        match jsonrpc::decode(bytes) {
+            jsonrpc::Incoming::Single(Message::Response { id, outcome }) => {
+                self.answer(&id, outcome);
+            }
+            jsonrpc::Incoming::Single(Message::Call(call)) => self.call(call).await,
+            jsonrpc::Incoming::Single(invalid @ Message::Invalid { .. }) => {
+                let ctx = self.context();
+                let limit = self.limits.max_response;
+                if let Some(answer) = answer_message(&self.calls, &ctx, invalid, limit).await {
+                    self.session.send(answer).await;
+                }
+            }
+            jsonrpc::Incoming::Batch(items) => self.batch(items).await,
+        }
+    }
+
+    fn answer(&self, id: &Id, outcome: Result<Value, Fault>) {
+        let answered = id
+            .as_u64()
+            .and_then(|i| u32::try_from(i).ok())
+            .is_some_and(|i| self.session.answer(i, outcome));
+        if !answered {
+            debug!(peer = ?self.peer, %id, "answer to no pending call");
+        }
+    }
+
+    async fn call(&self, call: jsonrpc::Call) {
+        let (id, v1) = (call.id, call.v1);
+        let run = match call.params {
+            Params::Positional(p) => Call::Positional(call.method, p),
+            Params::Named(n) => Call::Named(call.method, n),
+        };
+        let limit = self.limits.max_response;
+        let answer = move |outcome: Result<Value, Fault>, out: &mut Vec<u8>| {
+            if let Some(id) = id {
+                out.extend(bounded_response(&id, &outcome, v1, limit));
+            }
+        };
+        let mut out = Vec::new();
+        let ctx = self.context();
+        run_call(&self.session, &self.calls, ctx, run, &mut out, answer).await;
+        if !out.is_empty() {
+            self.session.send(out).await;
+        }
+    }
+
+    /// A batch runs as a task of its own: its calls may call back into the
+    /// client, whose answers this reader must stay free to read.
+    async fn batch(&self, items: Vec<Message>) {
+        let Some(permit) = self.session.slot().await else {
+            return;
+        };
+        let ctx = self.context();
+        let (calls, session) = (self.calls.clone(), self.session.clone());
+        let limit = self.limits.max_response;
+        tokio::spawn(async move {
+            let mut answers = Vec::new();
+            let mut messages = Vec::with_capacity(items.len());
+            for m in items {
+                match m {
+                    Message::Response { id, outcome } => {
+                        if let Some(i) = id.as_u64().and_then(|i| u32::try_from(i).ok()) {
+                            session.answer(i, outcome);
+                        }
+                    }
+                    other => messages.push(other),
+                }
+            }
+            if !messages.is_empty() {
+                answers = answer_batch(&calls, &ctx, messages, limit).await;
+            }
+            if let Some(frame) = jsonrpc::encode_batch(answers) {
+                session.send(frame).await;
+            }
+            drop(permit);
+        });
+    }
+}
+
+/// A response, or a limit error in its place when it is over `limit` bytes.
+pub(crate) fn bounded_response(
+    id: &Id,
+    outcome: &Result<Value, Fault>,
+    v1: bool,
+    limit: usize,
+) -> Vec<u8> {
+    let answer = jsonrpc::encode_response(id, outcome, v1);
+    if answer.len() <= limit {
+        return answer;
+    }
+    jsonrpc::encode_response(id, &Err(answer_too_large(answer.len(), limit)), v1)
+}
+
+/// Runs one message; the encoded response, unless it was a notification.
+pub(crate) async fn answer_message(
+    calls: &Calls,
+    ctx: &Context,
+    m: Message,
+    limit: usize,
+) -> Option<Vec<u8>> {
+    match m {
+        Message::Call(call) => {
+            let run = match call.params {
+                Params::Positional(p) => Call::Positional(call.method, p),
+                Params::Named(n) => Call::Named(call.method, n),
+            };
+            let outcome = calls.run(ctx, run).await;
+            let id = call.id?;
+            Some(bounded_response(&id, &outcome, call.v1, limit))
+        }
+        Message::Invalid { id, fault } => Some(jsonrpc::encode_response(&id, &Err(fault), false)),
+        Message::Response { id, .. } => Some(jsonrpc::encode_response(
+            &id,
+            &Err(Fault::invalid_request("a response is not a call")),
+            false,
+        )),
+    }
+}
+
+/// Answers a batch's messages in order. Once the answers reach `limit` bytes in
+/// all, the calls left are not run: each gets a limit error instead, so one
+/// batch can never make the server hold more than about `limit` bytes.
+pub(crate) async fn answer_batch(
+    calls: &Calls,
+    ctx: &Context,
+    items: Vec<Message>,
+    limit: usize,
+) -> Vec<Vec<u8>> {
+    let mut answers = Vec::with_capacity(items.len());
+    let mut total = 0usize;
+    for m in items {
+        if total >= limit {
+            if let Some(id) = message_id(&m) {
+                let fault = Fault::new(
+                    Fault::LIMIT_EXCEEDED,
+                    format!("not run: the batch's answers exceed the limit of {limit} bytes"),
+                );
+                answers.push(jsonrpc::encode_response(&id, &Err(fault), false));
+            }
+            continue;
+        }
+        if let Some(answer) = answer_message(calls, ctx, m, limit - total).await {
+            total += answer.len() + 1;
+            answers.push(answer);
+        }
+    }
+    answers
+}
+
+/// The id a message would be answered with; `None` for a notification.
+fn message_id(m: &Message) -> Option<Id> {
+    match m {
+        Message::Call(c) => c.id.clone(),
+        Message::Invalid { id, .. } | Message::Response { id, .. } => Some(id.clone()),
+    }
+}
