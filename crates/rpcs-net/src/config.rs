@@ -19,8 +19,9 @@ pub struct ServerConfig {
     pub max_request_bytes: usize,
     /// The largest request body accepted after decompression.
     pub max_decompressed_bytes: usize,
-    /// The largest answer one call, batch or multicall may produce, encoded;
-    /// beyond it the caller gets a limit fault instead.
+    /// The most bytes of answers one JSON-RPC batch (or `system.multicall`)
+    /// may produce: once its answers reach it, the calls left are not run and get
+    /// a limit error instead. A call that ran is always answered in full.
     pub max_response_bytes: usize,
     /// Time allowed to receive a request's headers (also bounds an idle keep-alive wait).
     pub header_timeout: Duration,

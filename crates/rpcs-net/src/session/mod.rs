@@ -55,7 +55,8 @@ pub(crate) struct StreamLimits {
     pub max_in_flight: usize,
     /// Bytes of frames waiting to be written.
     pub max_queued_bytes: usize,
-    /// The largest answer written; a larger one becomes a limit fault.
+    /// The most bytes of answers one batch may produce before its other calls
+    /// are refused unrun.
     pub max_response: usize,
 }
 
@@ -295,14 +296,6 @@ impl PeerCall for Handle {
 
 fn gone() -> Fault {
     Fault::named("ConnectionError", "the connection to the peer is closed")
-}
-
-/// The fault that replaces an answer over the size limit.
-pub(crate) fn answer_too_large(len: usize, limit: usize) -> Fault {
-    Fault::new(
-        Fault::LIMIT_EXCEEDED,
-        format!("the answer of {len} bytes exceeds the limit of {limit}"),
-    )
 }
 
 /// The dispatcher, with the call time limit applied to every call it runs.

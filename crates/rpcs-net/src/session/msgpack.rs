@@ -7,9 +7,7 @@
 //! cannot be resynchronised); a frame is measured before it is read, and one
 //! announcing more than the limit is refused before anything is allocated.
 
-use super::{
-    answer_too_large, run_call, ByteSink, Call, Calls, Session, StreamLimits, Wire, FLUSH_AT,
-};
+use super::{run_call, ByteSink, Call, Calls, Session, StreamLimits, Wire, FLUSH_AT};
 use crate::accept::stopped;
 use bytes::BytesMut;
 use rpcs_core::msgpack::{self, FrameLen};
@@ -130,7 +128,7 @@ async fn answer_buffered(
                 // The frame's structure is sound, so the stream stays in step
                 // even when its content cannot be represented.
                 match msgpack::decode(&frame, limits.max_depth) {
-                    Ok(value) => handle_message(calls, session, limits, peer, value, out).await,
+                    Ok(value) => handle_message(calls, session, peer, value, out).await,
                     Err(e) => refuse(&frame, e, out),
                 }
                 if out.len() >= FLUSH_AT {
@@ -212,22 +210,10 @@ fn refuse(frame: &[u8], error: msgpack::DecodeError, out: &mut Vec<u8>) {
     }
 }
 
-/// Writes the response to `msgid`, or a limit error when it is over the size limit.
-fn write_answer(out: &mut Vec<u8>, msgid: u32, outcome: &Result<Value, Fault>, limit: usize) {
-    let start = out.len();
-    msgpack_rpc::write_response(out, msgid, outcome);
-    let len = out.len() - start;
-    if len > limit {
-        out.truncate(start);
-        msgpack_rpc::write_response(out, msgid, &Err(answer_too_large(len, limit)));
-    }
-}
-
 /// Handles one decoded message, appending any inline answer to `out`.
 async fn handle_message(
     calls: &Calls,
     session: &Arc<Session>,
-    limits: &StreamLimits,
     peer: PeerInfo,
     value: Value,
     out: &mut Vec<u8>,
@@ -240,9 +226,8 @@ async fn handle_message(
             params,
         }) => {
             let call = Call::Positional(method, params);
-            let limit = limits.max_response;
             let answer = move |outcome: Result<Value, Fault>, out: &mut Vec<u8>| {
-                write_answer(out, msgid, &outcome, limit)
+                msgpack_rpc::write_response(out, msgid, &outcome)
             };
             run_call(session, calls, ctx(), call, out, answer).await;
         }

@@ -7,7 +7,7 @@
 //! 1007 for text that is not UTF-8, 1009 for a message over the limit, 1002 for
 //! a framing error.
 
-use super::{answer_too_large, run_call, Call, Calls, FrameSink, Session, StreamLimits, Wire};
+use super::{run_call, Call, Calls, FrameSink, Session, StreamLimits, Wire};
 use crate::accept::stopped;
 use futures_util::{SinkExt, StreamExt};
 use rpcs_core::jsonrpc::{self, Id, Message, Params};
@@ -190,8 +190,7 @@ impl Reader {
             jsonrpc::Incoming::Single(Message::Call(call)) => self.call(call).await,
             jsonrpc::Incoming::Single(invalid @ Message::Invalid { .. }) => {
                 let ctx = self.context();
-                let limit = self.limits.max_response;
-                if let Some(answer) = answer_message(&self.calls, &ctx, invalid, limit).await {
+                if let Some(answer) = answer_message(&self.calls, &ctx, invalid).await {
                     self.session.send(answer).await;
                 }
             }
@@ -215,10 +214,9 @@ impl Reader {
             Params::Positional(p) => Call::Positional(call.method, p),
             Params::Named(n) => Call::Named(call.method, n),
         };
-        let limit = self.limits.max_response;
         let answer = move |outcome: Result<Value, Fault>, out: &mut Vec<u8>| {
             if let Some(id) = id {
-                out.extend(bounded_response(&id, &outcome, v1, limit));
+                jsonrpc::write_response(out, &id, &outcome, v1);
             }
         };
         let mut out = Vec::new();
@@ -262,27 +260,8 @@ impl Reader {
     }
 }
 
-/// A response, or a limit error in its place when it is over `limit` bytes.
-pub(crate) fn bounded_response(
-    id: &Id,
-    outcome: &Result<Value, Fault>,
-    v1: bool,
-    limit: usize,
-) -> Vec<u8> {
-    let answer = jsonrpc::encode_response(id, outcome, v1);
-    if answer.len() <= limit {
-        return answer;
-    }
-    jsonrpc::encode_response(id, &Err(answer_too_large(answer.len(), limit)), v1)
-}
-
 /// Runs one message; the encoded response, unless it was a notification.
-pub(crate) async fn answer_message(
-    calls: &Calls,
-    ctx: &Context,
-    m: Message,
-    limit: usize,
-) -> Option<Vec<u8>> {
+pub(crate) async fn answer_message(calls: &Calls, ctx: &Context, m: Message) -> Option<Vec<u8>> {
     match m {
         Message::Call(call) => {
             let run = match call.params {
@@ -291,7 +270,7 @@ pub(crate) async fn answer_message(
             };
             let outcome = calls.run(ctx, run).await;
             let id = call.id?;
-            Some(bounded_response(&id, &outcome, call.v1, limit))
+            Some(jsonrpc::encode_response(&id, &outcome, call.v1))
         }
         Message::Invalid { id, fault } => Some(jsonrpc::encode_response(&id, &Err(fault), false)),
         Message::Response { id, .. } => Some(jsonrpc::encode_response(
@@ -304,7 +283,8 @@ pub(crate) async fn answer_message(
 
 /// Answers a batch's messages in order. Once the answers reach `limit` bytes in
 /// all, the calls left are not run: each gets a limit error instead, so one
-/// batch can never make the server hold more than about `limit` bytes.
+/// batch holds at most `limit` bytes plus one answer. (A call that ran is always
+/// answered in full: cutting its answer could lose what it took, a popped item.)
 pub(crate) async fn answer_batch(
     calls: &Calls,
     ctx: &Context,
@@ -324,7 +304,7 @@ pub(crate) async fn answer_batch(
             }
             continue;
         }
-        if let Some(answer) = answer_message(calls, ctx, m, limit - total).await {
+        if let Some(answer) = answer_message(calls, ctx, m).await {
             total += answer.len() + 1;
             answers.push(answer);
         }

@@ -16,7 +16,7 @@ use crate::accept::{stopped, tune_tcp};
 use crate::compress::{self, Encoding, InflateError};
 use crate::server::{Listener, Shared};
 use crate::session::ws::{answer_batch, answer_message};
-use crate::session::{answer_too_large, Calls};
+use crate::session::Calls;
 use crate::tcp::TcpEndpoint;
 use bytes::Bytes;
 use http::header::{HeaderValue, ALLOW, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE};
@@ -230,11 +230,7 @@ async fn handle(shared: &Shared, peer: SocketAddr, conn_id: u64, req: Request<In
             Err(Fault::from(e))
         }
     };
-    let mut answer = xmlrpc::encode_response(&outcome);
-    if answer.len() > config.max_response_bytes {
-        let fault = answer_too_large(answer.len(), config.max_response_bytes);
-        answer = xmlrpc::encode_response(&Err(fault));
-    }
+    let answer = xmlrpc::encode_response(&outcome);
     reply(answer, "text/xml", gzip_reply, config.gzip_threshold)
 }
 
@@ -296,7 +292,7 @@ pub(crate) async fn jsonrpc_answer(
     limit: usize,
 ) -> Option<Vec<u8>> {
     match jsonrpc::decode(body) {
-        jsonrpc::Incoming::Single(m) => answer_message(calls, ctx, m, limit).await,
+        jsonrpc::Incoming::Single(m) => answer_message(calls, ctx, m).await,
         jsonrpc::Incoming::Batch(items) => {
             jsonrpc::encode_batch(answer_batch(calls, ctx, items, limit).await)
         }

@@ -15,7 +15,7 @@ use super::builtins::builtin;
 use super::{err_args, message, new_id};
 use crate::accept::{accept_loop, drain, stopped, Slots};
 use crate::server::Shared;
-use crate::session::{answer_too_large, ByteSink, Calls, Outbox};
+use crate::session::{ByteSink, Calls, Outbox};
 use crate::zmtp::endpoint::{connect, Bound, Endpoint, Halves};
 use crate::zmtp::{self, handshake, ConnError, Incoming, Reader};
 use bytes::Bytes;
@@ -351,15 +351,7 @@ struct Out {
 impl Out {
     async fn send(&self, name: &str, args: Value) {
         let event = Event::on_channel(new_id(), self.channel.clone(), name, args);
-        let mut bytes = message(&self.prefix, &event);
-        let limit = self.peer.shared.config.max_response_bytes;
-        if bytes.len() > limit {
-            let fault = answer_too_large(bytes.len(), limit);
-            let event =
-                Event::on_channel(new_id(), self.channel.clone(), names::ERR, err_args(&fault));
-            bytes = message(&self.prefix, &event);
-        }
-        self.peer.outbox.send(bytes).await;
+        self.peer.outbox.send(message(&self.prefix, &event)).await;
     }
 }
 
