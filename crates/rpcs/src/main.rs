@@ -4,12 +4,14 @@
 //!
 //! - `main.rs`: the clap command tree and exit codes.
 //! - `call.rs`: `rpcs call` and `rpcs methods`.
-//! - `master.rs`: `rpcs master`, flags and config file.
+//! - `master.rs`: `rpcs master`, flags and config file; `fdlimit.rs`: the
+//!   open-file limit a server raises at start.
 //! - `bench.rs`: `rpcs bench`, a closed-loop load generator.
 //! - `output.rs`: rendering values for people and for machines.
 
 mod bench;
 mod call;
+mod fdlimit;
 mod master;
 mod output;
 

@@ -8,7 +8,7 @@ use rpcs_net::{Listener, Server, ServerConfig};
 use serde::Deserialize;
 use std::path::PathBuf;
 use std::time::Duration;
-use tracing::info;
+use tracing::{info, warn};
 
 /// Where state is kept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
@@ -35,7 +35,8 @@ pub enum DurabilityKind {
 pub struct MasterArgs {
     /// A TOML file with any of: listen, msgpack, msgpack_unix, zerorpc,
     /// zerorpc_connect, data_dir, backend, durability, session_timeout,
-    /// max_item_bytes, max_connections.
+    /// max_item_bytes, max_connections, max_connections_per_listener,
+    /// idle_timeout, call_timeout, max_in_flight, max_queued_bytes.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
     /// Address to serve HTTP on: XML-RPC and JSON-RPC (repeat for several)
@@ -71,9 +72,27 @@ pub struct MasterArgs {
     /// Largest stack item, parameter value or message, in bytes [default: 1048576].
     #[arg(long, value_name = "BYTES")]
     max_item_bytes: Option<usize>,
-    /// Connections served at once [default: 1024].
+    /// Connections served at once over all listeners; more are refused at once
+    /// [default: 16384].
     #[arg(long, value_name = "N")]
     max_connections: Option<usize>,
+    /// Connections served at once on any one listener [default: 10240].
+    #[arg(long, value_name = "N")]
+    max_connections_per_listener: Option<usize>,
+    /// Seconds after which a silent stream connection (MessagePack-RPC, WebSocket,
+    /// zerorpc) with nothing in flight is closed [default: 300].
+    #[arg(long, value_name = "SECS")]
+    idle_timeout: Option<f64>,
+    /// Longest a call may run, in seconds; 0 for no limit [default: 0].
+    #[arg(long, value_name = "SECS")]
+    call_timeout: Option<f64>,
+    /// Calls one connection may have running at once [default: 256].
+    #[arg(long, value_name = "N")]
+    max_in_flight: Option<usize>,
+    /// Bytes of answers one connection may have waiting to be written before
+    /// the master stops reading its requests [default: 1048576].
+    #[arg(long, value_name = "BYTES")]
+    max_queued_bytes: Option<usize>,
     /// Serve one MessagePack-RPC session on standard input and output, then exit
     /// (for inetd, systemd socket activation or a parent process); no listeners.
     #[arg(long, conflicts_with = "once")]
@@ -98,6 +117,11 @@ struct FileConfig {
     session_timeout: Option<f64>,
     max_item_bytes: Option<usize>,
     max_connections: Option<usize>,
+    max_connections_per_listener: Option<usize>,
+    idle_timeout: Option<f64>,
+    call_timeout: Option<f64>,
+    max_in_flight: Option<usize>,
+    max_queued_bytes: Option<usize>,
 }
 
 /// The settings in force after merging flags over the file over defaults.
@@ -112,7 +136,7 @@ pub struct Settings {
     pub zerorpc_connect: Vec<String>,
     pub backend: Backend,
     pub config: MasterConfig,
-    pub max_connections: usize,
+    pub server: ServerConfig,
 }
 
 impl MasterArgs {
@@ -166,6 +190,8 @@ impl MasterArgs {
         if let Some(n) = self.max_item_bytes.or(file.max_item_bytes) {
             limits.max_item_bytes = n;
         }
+        let item_bytes = limits.max_item_bytes;
+        let defaults = ServerConfig::default();
         Ok(Settings {
             stdio: self.stdio,
             once: self.once,
@@ -179,12 +205,72 @@ impl MasterArgs {
                 session_timeout,
                 limits,
             },
-            max_connections: self
-                .max_connections
-                .or(file.max_connections)
-                .unwrap_or(1024),
+            server: ServerConfig {
+                max_connections: self
+                    .max_connections
+                    .or(file.max_connections)
+                    .unwrap_or(defaults.max_connections),
+                max_connections_per_listener: self
+                    .max_connections_per_listener
+                    .or(file.max_connections_per_listener)
+                    .unwrap_or(defaults.max_connections_per_listener),
+                idle_timeout: match self.idle_timeout.or(file.idle_timeout) {
+                    Some(secs) => seconds("idle_timeout", secs)?,
+                    None => defaults.idle_timeout,
+                },
+                call_timeout: match self.call_timeout.or(file.call_timeout) {
+                    Some(secs) if secs == 0.0 => None,
+                    Some(secs) => Some(seconds("call_timeout", secs)?),
+                    None => None,
+                },
+                max_in_flight: self
+                    .max_in_flight
+                    .or(file.max_in_flight)
+                    .unwrap_or(defaults.max_in_flight),
+                max_queued_bytes: self
+                    .max_queued_bytes
+                    .or(file.max_queued_bytes)
+                    .unwrap_or(defaults.max_queued_bytes),
+                // A request carries at most a batch of items, each within the
+                // item limit.
+                max_request_bytes: (item_bytes * 4).max(defaults.max_request_bytes),
+                max_decompressed_bytes: (item_bytes * 4).max(defaults.max_decompressed_bytes),
+                ..defaults
+            },
         })
     }
+}
+
+/// A positive number of seconds.
+fn seconds(key: &str, secs: f64) -> anyhow::Result<Duration> {
+    Duration::try_from_secs_f64(secs)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .with_context(|| format!("{key} must be a positive number of seconds"))
+}
+
+/// Raises the open-file limit for the connections to serve, and lowers the
+/// connection caps (with a warning) when the system allows fewer.
+fn fit_open_files(mut config: ServerConfig) -> ServerConfig {
+    // Descriptors for the store, listeners and logs besides the connections.
+    const RESERVED: usize = 64;
+    let Some(limit) = crate::fdlimit::raise_open_files_limit() else {
+        return config;
+    };
+    let room = usize::try_from(limit)
+        .unwrap_or(usize::MAX)
+        .saturating_sub(RESERVED);
+    if config.max_connections > room {
+        warn!(
+            open_files = limit,
+            requested = config.max_connections,
+            serving = room,
+            "the open-file limit allows fewer connections than asked; raise it with ulimit -n"
+        );
+        config.max_connections = room.max(1);
+        config.max_connections_per_listener = config.max_connections_per_listener.min(room.max(1));
+    }
+    config
 }
 
 /// A list flag wins over the config file's list when given.
@@ -201,13 +287,7 @@ pub async fn master(args: MasterArgs) -> anyhow::Result<()> {
     let shutdown = rpcs_net::server::shutdown_signal().context("installing signal handlers")?;
     let store = settings.backend.open().context("opening the store")?;
     let master = Master::new(store.clone(), settings.config.clone());
-    let server_config = ServerConfig {
-        max_connections: settings.max_connections,
-        // A request carries at most a batch of items, each within the item limit.
-        max_request_bytes: (settings.config.limits.max_item_bytes * 4).max(16 << 20),
-        max_decompressed_bytes: (settings.config.limits.max_item_bytes * 4).max(16 << 20),
-        ..ServerConfig::default()
-    };
+    let server_config = fit_open_files(settings.server);
     let server = Server::new(Dispatcher::new(master.table()), server_config);
     let maintenance = master.spawn_maintenance();
     if settings.stdio {

@@ -338,10 +338,16 @@ impl Provider {
 
     /// Keeps the session alive, records `status` (when given) and returns the
     /// next queued message, or nil.
-    pub async fn visit(&self, name: String, status: Option<Value>) -> Result<Value, Fault> {
+    pub async fn visit(
+        &self,
+        ctx: &Context,
+        name: String,
+        status: Option<Value>,
+    ) -> Result<Value, Fault> {
         if let Some(s) = &status {
             self.limits.encode("status", s)?;
         }
+        let ctx = ctx.clone();
         store::write(&*self.store, move |txn| {
             let mut s = load(txn, &name)?.ok_or_else(|| not_found(&name))?;
             s.visit_ms = now_ms();
@@ -350,8 +356,11 @@ impl Provider {
             }
             let mut message = Value::Nil;
             if s.head < s.tail {
-                if let Some(bytes) = txn.take_at(Table::Messages, &name, s.head)? {
+                if let Some(bytes) = txn.get_at(Table::Messages, &name, s.head)? {
                     message = decode(&bytes)?;
+                    // A message the caller's protocol cannot carry stays queued.
+                    ctx.check_carriable(&message)?;
+                    txn.take_at(Table::Messages, &name, s.head)?;
                 }
                 s.head += 1;
             }
@@ -470,7 +479,7 @@ pub fn register(t: &mut MethodTable, svc: &Arc<Provider>) {
     .params(&["name"]);
     method!(t, svc => s, "provider.visit",
         "Keep a session alive and record a status; returns the next queued message, or nil.",
-        |name: String, status: Option<Value>| s.visit(name, status).await)
+        |ctx: Context, name: String, status: Option<Value>| s.visit(&ctx, name, status).await)
     .params(&["name", "status"]);
     method!(t, svc => s, "provider.sendMessage", "Queue a message for a logged-in client; returns true.",
         |recipient: String, message: Value| s.send(recipient, message).await)

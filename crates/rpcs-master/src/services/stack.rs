@@ -10,7 +10,7 @@
 
 use super::{decode, decode_u64, method, now_ms, Limits, Waiters};
 use crate::store::{self, first_part, key, prefix, Store, Table, WriteTxn};
-use rpcs_core::{Fault, Map, MethodTable, Value};
+use rpcs_core::{Context, Fault, Map, MethodTable, Value};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -65,25 +65,37 @@ fn delete_items(txn: &mut dyn WriteTxn, name: &str, len: u64) -> Result<(), Faul
     Ok(())
 }
 
-/// Pops up to `n` raw items, top first; `None` if the stack does not exist.
-fn pop_raw(txn: &mut dyn WriteTxn, name: &str, n: u64) -> Result<Option<Vec<Vec<u8>>>, Fault> {
-    let Some(mut len) = length(txn, name)? else {
+/// Pops up to `n` items, top first; `None` if the stack does not exist. Each
+/// item is decoded and offered to `accept` (can the caller's protocol carry it?)
+/// before any is removed, so a refusal takes nothing.
+fn pop_checked(
+    txn: &mut dyn WriteTxn,
+    name: &str,
+    n: u64,
+    accept: &dyn Fn(&Value) -> Result<(), Fault>,
+) -> Result<Option<Vec<Value>>, Fault> {
+    let Some(len) = length(txn, name)? else {
         return Ok(None);
     };
-    let mut out = Vec::new();
-    while len > 0 && (out.len() as u64) < n {
-        len -= 1;
-        let item = txn.take_at(Table::StackItems, name, len)?.ok_or_else(|| {
+    let count = n.min(len);
+    let mut items = Vec::with_capacity(count as usize);
+    for index in (len - count..len).rev() {
+        let raw = txn.get_at(Table::StackItems, name, index)?.ok_or_else(|| {
             Fault::from(store::StoreError::Corrupt(format!(
-                "stack {name:?} lost item {len}"
+                "stack {name:?} lost item {index}"
             )))
         })?;
-        out.push(item);
+        let item = decode(&raw)?;
+        accept(&item)?;
+        items.push(item);
     }
-    if !out.is_empty() {
-        set_length(txn, name, len)?;
+    for index in len - count..len {
+        txn.take_at(Table::StackItems, name, index)?;
     }
-    Ok(Some(out))
+    if count > 0 {
+        set_length(txn, name, len - count)?;
+    }
+    Ok(Some(items))
 }
 
 /// A leased item as stored.
@@ -199,37 +211,53 @@ impl Stacks {
         Ok(len)
     }
 
-    /// Pops the top item.
-    pub async fn pop(&self, name: String) -> Result<Value, Fault> {
-        let mut items = self.pop_upto(name.clone(), 1, true).await?;
+    /// Pops the top item for the caller of `ctx`.
+    pub async fn pop(&self, ctx: &Context, name: String) -> Result<Value, Fault> {
+        let mut items = self.pop_upto(ctx, name.clone(), 1, true).await?;
         items.pop().ok_or_else(|| empty(&name))
     }
 
     /// Pops up to `n` items, top first (fewer if the stack runs out).
-    pub async fn pop_many(&self, name: String, n: i64) -> Result<Vec<Value>, Fault> {
+    pub async fn pop_many(&self, ctx: &Context, name: String, n: i64) -> Result<Vec<Value>, Fault> {
         let n = u64::try_from(n)
             .map_err(|_| Fault::named("ValueError", "count must not be negative"))?;
         self.limits.check_batch(n as usize)?;
-        self.pop_upto(name, n, true).await
+        self.pop_upto(ctx, name, n, true).await
     }
 
-    async fn pop_upto(&self, name: String, n: u64, must_exist: bool) -> Result<Vec<Value>, Fault> {
+    /// Pops up to `n` items, none of them unless the caller's protocol can carry
+    /// them all (an item is never taken to be lost on the way).
+    async fn pop_upto(
+        &self,
+        ctx: &Context,
+        name: String,
+        n: u64,
+        must_exist: bool,
+    ) -> Result<Vec<Value>, Fault> {
         self.limits.check_name("stack", &name)?;
-        let raw = store::write(&*self.store, move |txn| match pop_raw(txn, &name, n)? {
-            Some(items) => Ok(items),
-            None if must_exist => Err(not_found(&name)),
-            None => Ok(Vec::new()),
+        let ctx = ctx.clone();
+        let accept = move |v: &Value| ctx.check_carriable(v);
+        store::write(&*self.store, move |txn| {
+            match pop_checked(txn, &name, n, &accept)? {
+                Some(items) => Ok(items),
+                None if must_exist => Err(not_found(&name)),
+                None => Ok(Vec::new()),
+            }
         })
-        .await?;
-        raw.iter().map(|b| decode(b)).collect()
+        .await
     }
 
     /// Pops the top item, waiting up to `timeout` seconds for one to arrive
     /// (a missing stack counts as empty); `StackIndexError` if none came.
-    pub async fn pop_wait(&self, name: String, timeout: f64) -> Result<Value, Fault> {
+    pub async fn pop_wait(
+        &self,
+        ctx: &Context,
+        name: String,
+        timeout: f64,
+    ) -> Result<Value, Fault> {
         let wait = self.limits.wait(timeout)?;
         self.wait_for(&name, wait, || async {
-            let mut items = self.pop_upto(name.clone(), 1, false).await?;
+            let mut items = self.pop_upto(ctx, name.clone(), 1, false).await?;
             Ok(items.pop())
         })
         .await
@@ -270,6 +298,7 @@ impl Stacks {
     /// it: when that session ends, the item goes back.
     pub async fn take(
         &self,
+        ctx: &Context,
         name: String,
         lease: f64,
         timeout: f64,
@@ -289,18 +318,20 @@ impl Stacks {
             let name = name.clone();
             let client = client.clone();
             let limits = self.limits.clone();
+            let ctx = ctx.clone();
             async move {
                 store::write(&*self.store, move |txn| {
-                    let Some(mut items) = pop_raw(txn, &name, 1)? else {
+                    let accept = |v: &Value| ctx.check_carriable(v);
+                    let Some(mut items) = pop_checked(txn, &name, 1, &accept)? else {
                         return Ok(None);
                     };
-                    let Some(raw) = items.pop() else {
+                    let Some(item) = items.pop() else {
                         return Ok(None);
                     };
                     let id = format!("{:016x}", fastrand::u64(..));
                     let deadline_ms = now_ms() + lease_ms;
                     let lease = Lease {
-                        item: decode(&raw)?,
+                        item,
                         deadline_ms,
                         owner: client,
                     };
@@ -423,21 +454,21 @@ pub fn register(t: &mut MethodTable, svc: &Arc<Stacks>) {
         |name: String, items: Vec<Value>| s.push_many(name, items).await)
     .params(&["name", "items"]);
     method!(t, svc => s, "stack.pop", "Pop the top item; faults StackIndexError when the stack is empty.",
-        |name: String| s.pop(name).await)
+        |ctx: Context, name: String| s.pop(&ctx, name).await)
     .params(&["name"]);
     method!(t, svc => s, "stack.popMany", "Pop up to n items, top first; fewer when the stack runs out.",
-        |name: String, n: i64| s.pop_many(name, n).await)
+        |ctx: Context, name: String, n: i64| s.pop_many(&ctx, name, n).await)
     .params(&["name", "n"]);
     method!(t, svc => s, "stack.popWait",
         "Pop the top item, waiting up to timeout seconds for one; faults StackIndexError if none arrives.",
-        |name: String, timeout: f64| s.pop_wait(name, timeout).await)
+        |ctx: Context, name: String, timeout: f64| s.pop_wait(&ctx, name, timeout).await)
     .params(&["name", "timeout"]);
     method!(t, svc => s, "stack.take",
         "Take the top item under a lease: returns {id, item, deadline}. Ack it when done, or it goes back \
          when the lease (default 60 s) expires or the named provider client's session ends. Waits up to \
          timeout seconds (default 0) for an item; faults StackIndexError if none.",
-        |name: String, lease: Option<f64>, timeout: Option<f64>, client: Option<String>|
-            s.take(name, lease.unwrap_or(60.0), timeout.unwrap_or(0.0), client).await)
+        |ctx: Context, name: String, lease: Option<f64>, timeout: Option<f64>, client: Option<String>|
+            s.take(&ctx, name, lease.unwrap_or(60.0), timeout.unwrap_or(0.0), client).await)
     .params(&["name", "lease", "timeout", "client"]);
     method!(t, svc => s, "stack.ack", "Finish a leased item; false if the lease is unknown or expired.",
         |name: String, id: String| s.ack(name, id).await)

@@ -131,7 +131,10 @@ async fn logout_requeues_leases_and_wakes_waiters() {
         )
         .await;
         let stacks = e.master.stacks().clone();
-        let waiter = tokio::spawn(async move { stacks.pop_wait("q".into(), 30.0).await });
+        let waiter = tokio::spawn(async move {
+            let ctx = rpcs_core::Context::default();
+            stacks.pop_wait(&ctx, "q".into(), 30.0).await
+        });
         tokio::time::sleep(Duration::from_millis(50)).await;
         e.ok("provider.logout", vec![s("w")]).await;
         assert_eq!(waiter.await.unwrap().unwrap(), s("job"));

@@ -1,6 +1,11 @@
-use crate::{all_envs, i, map, s};
-use rpcs_core::{Fault, Value};
+use crate::{all_envs, config, i, map, s};
+use rpcs_core::{Dispatcher, Fault, Value};
+use rpcs_master::store::Store;
+use rpcs_master::{Backend, Master};
+use rpcs_net::{Client, Listener, Server, ServerConfig};
+use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::oneshot;
 
 #[tokio::test]
 async fn push_pop_and_friends() {
@@ -261,4 +266,83 @@ async fn take_waits_for_a_push() {
         assert_eq!(taken.as_struct().unwrap()["item"], i(7));
         pusher.await.unwrap().unwrap();
     }
+}
+
+/// One memory-backed master served over XML-RPC and MessagePack-RPC at once.
+async fn two_protocols() -> (Client, Client, oneshot::Sender<()>) {
+    let store: Arc<dyn Store> = Backend::Memory.open().unwrap();
+    let master = Master::new(store, config());
+    let xml = Listener::http("127.0.0.1:0").await.unwrap();
+    let mp = Listener::msgpack_tcp("127.0.0.1:0").await.unwrap();
+    let (xml_url, mp_url) = (xml.url().unwrap(), mp.url().unwrap());
+    let server = Server::new(Dispatcher::new(master.table()), ServerConfig::default());
+    let (stop, stopped) = oneshot::channel::<()>();
+    tokio::spawn(async move {
+        server
+            .run(vec![xml, mp], async {
+                let _ = stopped.await;
+            })
+            .await
+    });
+    (
+        Client::new(&xml_url).unwrap(),
+        Client::new(&mp_url).unwrap(),
+        stop,
+    )
+}
+
+#[tokio::test]
+async fn values_a_protocol_cannot_carry_are_never_lost() {
+    let (xml, mp, _stop) = two_protocols().await;
+    let call = |c: &Client, m: &'static str, p: Vec<Value>| {
+        let c = c.clone();
+        async move { c.call(m, p).await }
+    };
+    // A string XML cannot carry comes back over XML-RPC as its UTF-8 bytes.
+    call(&mp, "stack.push", vec![s("q"), s("a\u{1}b")])
+        .await
+        .unwrap();
+    let popped = call(&xml, "stack.pop", vec![s("q")]).await.unwrap();
+    assert_eq!(popped, Value::Bytes(b"a\x01b".to_vec()));
+    // A struct member name it cannot carry: every destructive read over XML-RPC
+    // is refused and the item stays where it was.
+    let odd = map(&[("k\u{2}", i(1))]);
+    call(&mp, "stack.push", vec![s("q"), odd.clone()])
+        .await
+        .unwrap();
+    for (method, params) in [
+        ("stack.pop", vec![s("q")]),
+        ("stack.popMany", vec![s("q"), i(5)]),
+        ("stack.popWait", vec![s("q"), Value::Double(0.0)]),
+        ("stack.take", vec![s("q")]),
+    ] {
+        let err = call(&xml, method, params).await.unwrap_err();
+        assert_eq!(
+            err.fault().and_then(|f| f.name()),
+            Some("UnrepresentableError"),
+            "{method}: {err}"
+        );
+        assert_eq!(
+            call(&mp, "stack.getSize", vec![s("q")]).await.unwrap(),
+            i(1),
+            "{method}"
+        );
+    }
+    assert_eq!(call(&mp, "stack.pop", vec![s("q")]).await.unwrap(), odd);
+    // The same for a queued provider message.
+    call(&mp, "provider.login", vec![s("c")]).await.unwrap();
+    call(&mp, "provider.sendMessage", vec![s("c"), odd.clone()])
+        .await
+        .unwrap();
+    let err = call(&xml, "provider.visit", vec![s("c")])
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.fault().and_then(|f| f.name()),
+        Some("UnrepresentableError")
+    );
+    assert_eq!(
+        call(&mp, "provider.visit", vec![s("c")]).await.unwrap(),
+        odd
+    );
 }
