@@ -219,7 +219,7 @@ impl MasterArgs {
                     None => defaults.idle_timeout,
                 },
                 call_timeout: match self.call_timeout.or(file.call_timeout) {
-                    Some(secs) if secs == 0.0 => None,
+                    Some(0.0) => None,
                     Some(secs) => Some(seconds("call_timeout", secs)?),
                     None => None,
                 },
