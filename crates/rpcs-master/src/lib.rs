@@ -8,9 +8,12 @@
 //!   [`EmbeddedStore`](store::EmbeddedStore) (redb, group commit).
 //! - [`services`]: one file per service (`stack`, `storage`, `provider`), each
 //!   registering its methods on a method table and talking only to the store.
+//! - [`clock`]: the time the services stamp leases and sessions with
+//!   (injectable, for tests), and how often waits look again.
 //! - [`master`]: [`Master`] ties the services to a store, adds the original
 //!   underscore names, and runs lease expiry and session clean-up.
 
+pub mod clock;
 pub mod master;
 pub mod services;
 pub mod store;

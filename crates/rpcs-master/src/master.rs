@@ -1,5 +1,6 @@
 //! The master: the services over one store, with their maintenance.
 
+use crate::clock::Timing;
 use crate::services::{provider, stack, storage};
 use crate::services::{provider::Provider, stack::Stacks, storage::Storages, Limits};
 use crate::store::{Durability, EmbeddedStore, MemoryStore, Store, StoreError};
@@ -43,6 +44,8 @@ pub struct MasterConfig {
     pub session_timeout: Duration,
     /// Bounds on names, items and waits.
     pub limits: Limits,
+    /// The clock, and how often waits look again.
+    pub timing: Timing,
 }
 
 impl Default for MasterConfig {
@@ -50,6 +53,7 @@ impl Default for MasterConfig {
         MasterConfig {
             session_timeout: Duration::from_secs(600),
             limits: Limits::default(),
+            timing: Timing::default(),
         }
     }
 }
@@ -67,12 +71,18 @@ pub struct Master {
 impl Master {
     /// The services over `store`.
     pub fn new(store: Arc<dyn Store>, config: MasterConfig) -> Master {
-        let stacks = Arc::new(Stacks::new(store.clone(), config.limits.clone()));
+        let timing = config.timing.clone();
+        let stacks = Arc::new(Stacks::new(
+            store.clone(),
+            config.limits.clone(),
+            timing.clone(),
+        ));
         let storages = Arc::new(Storages::new(store.clone(), config.limits.clone()));
         let provider = Arc::new(Provider::new(
             store.clone(),
             config.limits.clone(),
             config.session_timeout,
+            timing,
             stacks.clone(),
         ));
         Master {

@@ -81,16 +81,17 @@ impl Slots {
 
 /// Accepts connections with `accept` until shutdown and runs `serve` on each
 /// that gets a slot (the slot is held until `serve` returns); a connection that
-/// gets none goes to `refuse`, which may say why before it is closed. Then waits
-/// for open connections to finish, up to `grace`, and drops the rest.
+/// gets none goes to `refuse`, which may say why before it is closed. Returns the
+/// connections still open, for the caller to [`drain`] once it has closed the
+/// listening socket (so that new clients are refused, not left in the backlog).
 pub(crate) async fn accept_loop<C, A, AF, S, SF, R>(
     slots: &Slots,
-    grace: Duration,
     mut stop: watch::Receiver<bool>,
     mut accept: A,
     serve: S,
     refuse: R,
-) where
+) -> JoinSet<()>
+where
     A: FnMut() -> AF,
     AF: Future<Output = io::Result<C>>,
     S: Fn(C, watch::Receiver<bool>) -> SF,
@@ -126,7 +127,7 @@ pub(crate) async fn accept_loop<C, A, AF, S, SF, R>(
         }
         while conns.try_join_next().is_some() {}
     }
-    drain(conns, grace).await;
+    conns
 }
 
 /// Waits for `tasks` to finish, up to `grace`; dropping the set aborts the rest.

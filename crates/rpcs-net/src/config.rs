@@ -22,7 +22,7 @@ pub struct ServerConfig {
     /// The most bytes of answers one JSON-RPC batch (or `system.multicall`)
     /// may produce: once its answers reach it, the calls left are not run and get
     /// a limit error instead. A call that ran is always answered in full.
-    pub max_response_bytes: usize,
+    pub max_batch_answer_bytes: usize,
     /// Time allowed to receive a request's headers (also bounds an idle keep-alive wait).
     pub header_timeout: Duration,
     /// Time allowed to receive a request's body once its headers arrived, and the
@@ -66,7 +66,7 @@ impl Default for ServerConfig {
             max_connections_per_listener: 10_240,
             max_request_bytes: 16 << 20,
             max_decompressed_bytes: 16 << 20,
-            max_response_bytes: 32 << 20,
+            max_batch_answer_bytes: 32 << 20,
             header_timeout: Duration::from_secs(30),
             body_timeout: Duration::from_secs(30),
             handshake_timeout: Duration::from_secs(10),

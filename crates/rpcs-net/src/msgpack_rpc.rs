@@ -2,7 +2,7 @@
 //! session over standard input and output. The protocol itself (either side of
 //! a connection) is in [`crate::session::msgpack`].
 
-use crate::accept::{accept_loop, tune_tcp, Slots};
+use crate::accept::{accept_loop, drain, tune_tcp, Slots};
 use crate::server::{Endpoint, Listener, Server, Shared};
 use crate::session::msgpack::{start, PeerInfo};
 use crate::session::StreamLimits;
@@ -116,7 +116,10 @@ impl Endpoint for Unix {
                 let (r, w) = stream.into_split();
                 serve_connection(shared.clone(), r, w, None, stop)
             };
-            accept_loop(&slots, grace, stop, || self.0.accept(), serve, drop).await;
+            let open = accept_loop(&slots, stop, || self.0.accept(), serve, drop).await;
+            // Closing the socket (and removing its file) refuses new clients.
+            drop(self);
+            drain(open, grace).await;
         })
     }
 

@@ -1,7 +1,7 @@
 //! The endpoint of every transport that listens on TCP: one accept path, one
 //! one-shot mode, only the connection handler differs.
 
-use crate::accept::{accept_loop, Slots};
+use crate::accept::{accept_loop, drain, Slots};
 use crate::server::{Endpoint, Shared};
 use rpcs_core::BoxFuture;
 use std::io;
@@ -58,8 +58,10 @@ impl Endpoint for TcpEndpoint {
                     let _ = stream.try_write(words);
                 }
             };
-            let listener = &self.listener;
-            accept_loop(&slots, grace, stop, || listener.accept(), serve, refuse).await;
+            let listener = self.listener;
+            let open = accept_loop(&slots, stop, || listener.accept(), serve, refuse).await;
+            drop(listener);
+            drain(open, grace).await;
         })
     }
 

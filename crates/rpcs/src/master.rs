@@ -204,6 +204,7 @@ impl MasterArgs {
             config: MasterConfig {
                 session_timeout,
                 limits,
+                ..MasterConfig::default()
             },
             server: ServerConfig {
                 max_connections: self

@@ -6,10 +6,9 @@ pub mod stack;
 pub mod storage;
 
 use crate::store::StoreError;
-use rpcs_core::{msgpack, DateTime, Fault, Value};
+use rpcs_core::{msgpack, Fault, Value};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
 use tokio::sync::Notify;
 
 /// Bounds on what clients may store.
@@ -101,37 +100,75 @@ impl Limits {
 }
 
 /// Wake-ups by name: blocked pops wait on a stack's name, subscriptions on a
-/// client's.
+/// client's. An entry lives only while someone waits on it, so names that callers
+/// make up cannot grow the map.
 #[derive(Default)]
-pub struct Waiters(Mutex<HashMap<String, Arc<Notify>>>);
+pub struct Waiters(Arc<Mutex<HashMap<String, Entry>>>);
+
+struct Entry {
+    notify: Arc<Notify>,
+    waiting: usize,
+}
+
+type Map = HashMap<String, Entry>;
+
+fn lock(map: &Mutex<Map>) -> std::sync::MutexGuard<'_, Map> {
+    map.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// One caller waiting on a name; dropping it ends the wait.
+pub struct Waiting {
+    map: Arc<Mutex<Map>>,
+    name: String,
+    /// Notified when the name is woken.
+    pub notify: Arc<Notify>,
+}
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        let mut map = lock(&self.map);
+        if let Some(entry) = map.get_mut(&self.name) {
+            entry.waiting -= 1;
+            if entry.waiting == 0 {
+                map.remove(&self.name);
+            }
+        }
+    }
+}
 
 impl Waiters {
-    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Notify>>> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    /// Starts waiting on `name`.
+    pub fn wait_on(&self, name: &str) -> Waiting {
+        let mut map = lock(&self.0);
+        let entry = map.entry(name.to_owned()).or_insert_with(|| Entry {
+            notify: Arc::default(),
+            waiting: 0,
+        });
+        entry.waiting += 1;
+        Waiting {
+            map: self.0.clone(),
+            name: name.to_owned(),
+            notify: entry.notify.clone(),
+        }
     }
 
-    /// The notifier for `name`, created on first use.
-    pub fn get(&self, name: &str) -> Arc<Notify> {
-        self.map().entry(name.to_owned()).or_default().clone()
+    /// How many wait on `name`.
+    pub fn waiting(&self, name: &str) -> usize {
+        lock(&self.0).get(name).map_or(0, |e| e.waiting)
     }
 
     /// Wakes whoever waits on `name`.
     pub fn wake(&self, name: &str) {
-        if let Some(n) = self.map().get(name) {
-            n.notify_waiters();
+        if let Some(e) = lock(&self.0).get(name) {
+            e.notify.notify_waiters();
         }
     }
 
     /// Wakes everyone.
     pub fn wake_all(&self) {
-        for n in self.map().values() {
-            n.notify_waiters();
+        for e in lock(&self.0).values() {
+            e.notify.notify_waiters();
         }
-    }
-
-    /// Forgets `name` (its waiters keep their notifier until they look again).
-    pub fn remove(&self, name: &str) {
-        self.map().remove(name);
     }
 }
 
@@ -148,24 +185,11 @@ pub fn decode_u64(bytes: &[u8]) -> Result<u64, Fault> {
         .map_err(|_| StoreError::Corrupt("bad counter".into()).into())
 }
 
-/// Milliseconds since the Unix epoch.
-pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
-
 /// A time in milliseconds since the epoch as a UTC date-time value.
 pub fn datetime(ms: i64) -> Value {
     msgpack::from_unix_seconds(ms.div_euclid(1000))
         .map(Value::DateTime)
         .unwrap_or(Value::Nil)
-}
-
-/// The current UTC time as a date-time.
-pub fn now_datetime() -> Option<DateTime> {
-    msgpack::from_unix_seconds(now_ms() / 1000)
 }
 
 /// Registers an async method whose body uses a clone of a shared service:

@@ -8,7 +8,8 @@
 //! stack items it had leased back on their stacks. Unknown clients fault
 //! `ClientNotFoundError`.
 
-use super::{datetime, decode, method, now_ms, stack, Limits, Waiters};
+use super::{datetime, decode, method, stack, Limits, Waiters};
+use crate::clock::Timing;
 use crate::store::{self, ReadTxn, Store, Table, WriteTxn};
 use rpcs_core::{Context, Fault, Map, MethodTable, Value};
 use std::collections::HashMap;
@@ -142,15 +143,12 @@ fn all_sessions(txn: &dyn ReadTxn) -> Result<Vec<(String, Session)>, Fault> {
         .collect()
 }
 
-/// How often a subscription looks for messages even without a local send
-/// (another master may share the store), and refreshes its client's last visit.
-const SUBSCRIPTION_RECHECK: Duration = Duration::from_secs(1);
-
 /// The provider service.
 pub struct Provider {
     store: Arc<dyn Store>,
     limits: Limits,
     session_timeout: Duration,
+    timing: Timing,
     stacks: Arc<stack::Stacks>,
     /// Wakes subscriptions when a client gets a message.
     waiters: Waiters,
@@ -165,12 +163,14 @@ impl Provider {
         store: Arc<dyn Store>,
         limits: Limits,
         session_timeout: Duration,
+        timing: Timing,
         stacks: Arc<stack::Stacks>,
     ) -> Provider {
         Provider {
             store,
             limits,
             session_timeout,
+            timing,
             stacks,
             waiters: Waiters::default(),
             subscriptions: Mutex::new(HashMap::new()),
@@ -206,9 +206,9 @@ impl Provider {
         let svc = self.clone();
         let sub = id.clone();
         tokio::spawn(async move {
-            let notify = svc.waiters.get(&name);
+            let waiting = svc.waiters.wait_on(&name);
             loop {
-                let notified = notify.notified();
+                let notified = waiting.notify.notified();
                 tokio::pin!(notified);
                 notified.as_mut().enable();
                 // A closed connection ends the subscription (and stops it keeping
@@ -222,7 +222,7 @@ impl Provider {
                 }
                 tokio::select! {
                     _ = &mut notified => {}
-                    _ = tokio::time::sleep(SUBSCRIPTION_RECHECK) => {}
+                    _ = tokio::time::sleep(svc.timing.recheck) => {}
                     _ = &mut cancelled => break,
                 }
             }
@@ -248,11 +248,12 @@ impl Provider {
     async fn deliver(&self, ctx: &Context, sub: &str, name: &str) -> Result<bool, Fault> {
         loop {
             let key = name.to_owned();
+            let now = self.timing.now_ms();
             let next = store::write(&*self.store, move |txn| {
                 let Some(mut s) = load(txn, &key)? else {
                     return Ok(None);
                 };
-                s.visit_ms = now_ms();
+                s.visit_ms = now;
                 save(txn, &key, &s)?;
                 if s.head >= s.tail {
                     return Ok(Some(None));
@@ -297,8 +298,8 @@ impl Provider {
         self.limits.check_name("client", &name)?;
         self.limits.encode("info", &info)?;
         let host = ctx.peer.map(|p| p.ip().to_string()).unwrap_or_default();
+        let now = self.timing.now_ms();
         store::write(&*self.store, move |txn| {
-            let now = now_ms();
             let session = match load(txn, &name)? {
                 Some(mut s) => {
                     s.host = host;
@@ -348,9 +349,10 @@ impl Provider {
             self.limits.encode("status", s)?;
         }
         let ctx = ctx.clone();
+        let now = self.timing.now_ms();
         store::write(&*self.store, move |txn| {
             let mut s = load(txn, &name)?.ok_or_else(|| not_found(&name))?;
-            s.visit_ms = now_ms();
+            s.visit_ms = now;
             if let Some(status) = status {
                 s.status = status;
             }
@@ -413,8 +415,8 @@ impl Provider {
     /// Ends every session idle longer than the session timeout; returns how many.
     pub async fn clean_up(&self) -> Result<u64, Fault> {
         let timeout_ms = self.session_timeout.as_millis() as i64;
+        let cutoff = self.timing.now_ms() - timeout_ms;
         let ended = store::write(&*self.store, move |txn| {
-            let cutoff = now_ms() - timeout_ms;
             let mut ended = 0;
             for (name, s) in all_sessions(txn)? {
                 if s.visit_ms < cutoff {

@@ -8,15 +8,12 @@
 //! `ack`s it when done. An item whose lease expires, or whose taker (a provider
 //! client) logs out or is cleaned up, goes back on top of its stack.
 
-use super::{decode, decode_u64, method, now_ms, Limits, Waiters};
+use super::{decode, decode_u64, method, Limits, Waiters};
+use crate::clock::Timing;
 use crate::store::{self, first_part, key, prefix, Store, Table, WriteTxn};
 use rpcs_core::{Context, Fault, Map, MethodTable, Value};
 use std::sync::Arc;
 use std::time::Duration;
-
-/// How often a blocked pop looks again even without a local push (another
-/// master may share the store).
-const RECHECK: Duration = Duration::from_millis(500);
 
 /// The most leases one expiry pass handles.
 const LEASE_SCAN: usize = 100_000;
@@ -161,17 +158,25 @@ pub fn requeue_leases(
 pub struct Stacks {
     store: Arc<dyn Store>,
     limits: Limits,
+    timing: Timing,
     waiters: Waiters,
 }
 
 impl Stacks {
     /// A stack service over `store`.
-    pub fn new(store: Arc<dyn Store>, limits: Limits) -> Stacks {
+    pub fn new(store: Arc<dyn Store>, limits: Limits, timing: Timing) -> Stacks {
         Stacks {
             store,
             limits,
+            timing,
             waiters: Waiters::default(),
         }
+    }
+
+    /// How many calls are blocked waiting for an item on `name` (tests use it
+    /// to know a waiter is in place before they push).
+    pub fn waiting(&self, name: &str) -> usize {
+        self.waiters.waiting(name)
     }
 
     /// Wakes blocked pops on every stack (after leases went back).
@@ -276,9 +281,9 @@ impl Stacks {
         Fut: std::future::Future<Output = Result<Option<T>, Fault>>,
     {
         let deadline = tokio::time::Instant::now() + wait;
-        let notify = self.waiters.get(name);
+        let waiting = self.waiters.wait_on(name);
         loop {
-            let notified = notify.notified();
+            let notified = waiting.notify.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
             if let Some(found) = attempt().await? {
@@ -288,7 +293,7 @@ impl Stacks {
             if now >= deadline {
                 return Err(empty(name));
             }
-            let nap = (deadline - now).min(RECHECK);
+            let nap = (deadline - now).min(self.timing.recheck);
             let _ = tokio::time::timeout(nap, notified).await;
         }
     }
@@ -318,6 +323,7 @@ impl Stacks {
             let name = name.clone();
             let client = client.clone();
             let limits = self.limits.clone();
+            let timing = self.timing.clone();
             let ctx = ctx.clone();
             async move {
                 store::write(&*self.store, move |txn| {
@@ -329,7 +335,7 @@ impl Stacks {
                         return Ok(None);
                     };
                     let id = format!("{:016x}", fastrand::u64(..));
-                    let deadline_ms = now_ms() + lease_ms;
+                    let deadline_ms = timing.now_ms() + lease_ms;
                     let lease = Lease {
                         item,
                         deadline_ms,
@@ -382,8 +388,9 @@ impl Stacks {
 
     /// Puts expired leases back; returns how many.
     pub async fn expire_leases(&self) -> Result<usize, Fault> {
-        let n = store::write(&*self.store, |txn| {
-            requeue_leases(txn, Some(now_ms()), None)
+        let now = self.timing.now_ms();
+        let n = store::write(&*self.store, move |txn| {
+            requeue_leases(txn, Some(now), None)
         })
         .await?;
         if n > 0 {
@@ -428,17 +435,14 @@ impl Stacks {
 
     /// Deletes a stack with its items and leases.
     pub async fn remove(&self, name: String) -> Result<bool, Fault> {
-        let key_name = name.clone();
-        let removed = store::write(&*self.store, move |txn| {
+        store::write(&*self.store, move |txn| {
             let len = length(txn, &name)?.ok_or_else(|| not_found(&name))?;
             delete_items(txn, &name, len)?;
             txn.delete_prefix(Table::Leases, &prefix(&name))?;
             txn.delete(Table::Stacks, name.as_bytes())?;
             Ok(true)
         })
-        .await?;
-        self.waiters.remove(&key_name);
-        Ok(removed)
+        .await
     }
 }
 

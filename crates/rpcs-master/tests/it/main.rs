@@ -7,6 +7,7 @@ mod stack;
 mod storage;
 
 use rpcs_core::{json, Context, DateTime, Dispatcher, Fault, Map, Value};
+use rpcs_master::clock::{ManualClock, Timing};
 use rpcs_master::store::Store;
 use rpcs_master::{Backend, Durability, Limits, Master, MasterConfig};
 use rpcs_net::{Client, ClientError, Listener, Server, ServerConfig};
@@ -89,14 +90,25 @@ impl Env {
     }
 }
 
-pub fn config() -> MasterConfig {
+/// The test configuration, on `clock`: waits look again only once an hour, so a
+/// blocked pop or a subscription passes a test only through its wake-up.
+pub fn config_on(clock: Arc<ManualClock>) -> MasterConfig {
     MasterConfig {
         session_timeout: Duration::from_secs(600),
         limits: Limits {
             max_item_bytes: 64 * 1024,
             ..Limits::default()
         },
+        timing: Timing {
+            clock,
+            recheck: Duration::from_secs(3600),
+        },
     }
+}
+
+/// [`config_on`] a clock of its own.
+pub fn config() -> MasterConfig {
+    config_on(ManualClock::new())
 }
 
 pub fn env_with(
@@ -210,4 +222,16 @@ pub fn map(pairs: &[(&str, Value)]) -> Value {
             .map(|(k, v)| (k.to_string(), v.clone()))
             .collect::<Map>(),
     )
+}
+
+/// Waits until `condition` holds: the way a test knows a call is blocked before
+/// it does what should wake it. Gives up (failing) after a long while.
+pub async fn until(condition: impl Fn() -> bool) {
+    for _ in 0..10_000 {
+        if condition() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    panic!("the condition never held");
 }

@@ -1,5 +1,6 @@
-use crate::{all_envs, all_envs_with, config, i, map, s};
+use crate::{all_envs, all_envs_with, config, config_on, i, map, s, until};
 use rpcs_core::Value;
+use rpcs_master::clock::ManualClock;
 use std::time::Duration;
 
 #[tokio::test]
@@ -85,8 +86,9 @@ async fn sessions_and_messages() {
 
 #[tokio::test]
 async fn clean_up_ends_idle_sessions_and_requeues_their_leases() {
-    let mut cfg = config();
-    cfg.session_timeout = Duration::from_millis(300);
+    let clock = ManualClock::new();
+    let mut cfg = config_on(clock.clone());
+    cfg.session_timeout = Duration::from_secs(300);
     for e in all_envs_with(cfg).await {
         e.ok("provider.login", vec![s("old")]).await;
         e.ok(
@@ -107,7 +109,7 @@ async fn clean_up_ends_idle_sessions_and_requeues_their_leases() {
             .await;
         assert_eq!(taken.as_struct().unwrap()["item"], i(2));
         assert_eq!(e.ok("provider.cleanUp", vec![]).await, i(0));
-        tokio::time::sleep(Duration::from_millis(400)).await;
+        clock.advance(Duration::from_secs(301));
         e.ok("provider.login", vec![s("fresh")]).await;
         assert_eq!(e.ok("provider.cleanUp", vec![]).await, i(1), "[{}]", e.name);
         assert_eq!(
@@ -131,11 +133,13 @@ async fn logout_requeues_leases_and_wakes_waiters() {
         )
         .await;
         let stacks = e.master.stacks().clone();
+        let blocked = stacks.clone();
         let waiter = tokio::spawn(async move {
             let ctx = rpcs_core::Context::default();
             stacks.pop_wait(&ctx, "q".into(), 30.0).await
         });
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        // Once the waiter is blocked, only the logout's wake-up can free it.
+        until(|| blocked.waiting("q") == 1).await;
         e.ok("provider.logout", vec![s("w")]).await;
         assert_eq!(waiter.await.unwrap().unwrap(), s("job"));
     }

@@ -1,5 +1,6 @@
-use crate::{all_envs, config, i, map, s};
+use crate::{all_envs, all_envs_with, config, config_on, i, map, s, until};
 use rpcs_core::{Dispatcher, Fault, Value};
+use rpcs_master::clock::ManualClock;
 use rpcs_master::store::Store;
 use rpcs_master::{Backend, Master};
 use rpcs_net::{Client, Listener, Server, ServerConfig};
@@ -180,7 +181,8 @@ async fn pop_wait_returns_a_pushed_item_or_times_out() {
         );
         let stacks = e.master.stacks().clone();
         let pusher = tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            // The push comes once the pop is blocked: only its wake-up frees it.
+            until(|| stacks.waiting("w") == 1).await;
             stacks.push("w".into(), Value::from("late")).await
         });
         let got = e
@@ -193,7 +195,8 @@ async fn pop_wait_returns_a_pushed_item_or_times_out() {
 
 #[tokio::test]
 async fn leased_items_are_acked_released_or_expire() {
-    for e in all_envs().await {
+    let clock = ManualClock::new();
+    for e in all_envs_with(config_on(clock.clone())).await {
         e.ok(
             "stack.pushMany",
             vec![s("jobs"), Value::Array(vec![i(1), i(2), i(3)])],
@@ -228,13 +231,14 @@ async fn leased_items_are_acked_released_or_expire() {
         );
         assert_eq!(e.ok("stack.getSize", vec![s("jobs")]).await, i(2));
 
-        // A short lease expires and the item goes back on top.
+        // A lease expires and the item goes back on top.
         let taken = e
-            .ok("stack.take", vec![s("jobs"), Value::Double(0.05)])
+            .ok("stack.take", vec![s("jobs"), Value::Double(30.0)])
             .await;
         assert_eq!(taken.as_struct().unwrap()["item"], i(2));
         assert_eq!(e.ok("stack.getSize", vec![s("jobs")]).await, i(1));
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(e.master.stacks().expire_leases().await.unwrap(), 0);
+        clock.advance(Duration::from_secs(31));
         assert_eq!(e.master.stacks().expire_leases().await.unwrap(), 1);
         assert_eq!(e.ok("stack.getSize", vec![s("jobs")]).await, i(2));
         assert_eq!(e.ok("stack.pop", vec![s("jobs")]).await, i(2));
@@ -254,7 +258,7 @@ async fn take_waits_for_a_push() {
     for e in all_envs().await {
         let stacks = e.master.stacks().clone();
         let pusher = tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            until(|| stacks.waiting("later") == 1).await;
             stacks.push("later".into(), Value::from(7)).await
         });
         let taken = e

@@ -57,7 +57,7 @@ pub(crate) struct StreamLimits {
     pub max_queued_bytes: usize,
     /// The most bytes of answers one batch may produce before its other calls
     /// are refused unrun.
-    pub max_response: usize,
+    pub max_batch_answer: usize,
 }
 
 impl StreamLimits {
@@ -70,7 +70,7 @@ impl StreamLimits {
             max_depth: config.xml_limits.max_depth,
             max_in_flight: config.max_in_flight,
             max_queued_bytes: config.max_queued_bytes,
-            max_response: config.max_response_bytes,
+            max_batch_answer: config.max_batch_answer_bytes,
         }
     }
 
@@ -84,7 +84,7 @@ impl StreamLimits {
             // A client's own calls may be many; this bounds the server's calls back.
             max_in_flight: 1 << 16,
             max_queued_bytes: 1 << 20,
-            max_response,
+            max_batch_answer: max_response,
         }
     }
 }

@@ -235,7 +235,7 @@ impl Reader {
         };
         let ctx = self.context();
         let (calls, session) = (self.calls.clone(), self.session.clone());
-        let limit = self.limits.max_response;
+        let limit = self.limits.max_batch_answer;
         tokio::spawn(async move {
             let mut answers = Vec::new();
             let mut messages = Vec::with_capacity(items.len());

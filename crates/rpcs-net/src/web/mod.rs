@@ -206,7 +206,7 @@ async fn handle(shared: &Shared, peer: SocketAddr, conn_id: u64, req: Request<In
     };
     if protocol == Protocol::JsonRpc {
         let ctx = Context::new("jsonrpc", Some(peer), conn_id);
-        let limit = config.max_response_bytes;
+        let limit = config.max_batch_answer_bytes;
         return match jsonrpc_answer(&shared.calls(), &ctx, &body, limit).await {
             Some(answer) => reply(
                 answer,

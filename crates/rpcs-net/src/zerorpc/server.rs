@@ -58,7 +58,9 @@ pub(crate) async fn serve(
             let serve = |(halves, peer): (Halves, String), stop| {
                 serve_peer(shared.clone(), halves, peer, stop)
             };
-            accept_loop(&slots, grace, stop, || b.accept(keepalive), serve, drop).await;
+            let open = accept_loop(&slots, stop, || b.accept(keepalive), serve, drop).await;
+            drop(b);
+            drain(open, grace).await;
         });
     }
     for (text, endpoint) in connects {

@@ -1,4 +1,4 @@
-use crate::start;
+use crate::{start, start_with, table, Gate};
 use rpcs_core::xmlrpc;
 use rpcs_core::Value;
 use rpcs_net::{Client, ServerConfig};
@@ -150,16 +150,29 @@ async fn a_stuck_client_does_not_block_others() {
 
 #[tokio::test]
 async fn shutdown_drains_in_flight_calls() {
-    let srv = start(ServerConfig::default()).await;
+    let gate = Gate::default();
+    let mut t = table();
+    gate.register(&mut t);
+    let srv = start_with(ServerConfig::default(), t).await;
     let client = Client::new(&srv.url).unwrap();
     let in_flight = tokio::spawn({
         let client = client.clone();
-        async move { client.call("sleep", (300,)).await }
+        async move { client.call("gate", ()).await }
     });
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    gate.started().await;
     let addr = srv.addr;
-    srv.shutdown().await;
-    assert_eq!(in_flight.await.unwrap().unwrap(), Value::Int(300));
+    let stopping = tokio::spawn(srv.shutdown());
+    // Once the server has stopped accepting, shutdown is under way: it waits
+    // for the call in flight, which answers once let go.
+    for _ in 0..10_000 {
+        if TcpStream::connect(addr).await.is_err() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    gate.open();
+    stopping.await.unwrap();
+    assert_eq!(in_flight.await.unwrap().unwrap(), Value::Bool(true));
     assert!(
         TcpStream::connect(addr).await.is_err(),
         "still accepting after shutdown"

@@ -249,7 +249,7 @@ async fn a_client_that_never_reads_stops_being_read() {
 #[tokio::test]
 async fn a_batch_stops_running_calls_once_its_answers_reach_the_limit() {
     let config = ServerConfig {
-        max_response_bytes: 2000,
+        max_batch_answer_bytes: 2000,
         ..ServerConfig::default()
     };
     let srv = start_two(config, table()).await;

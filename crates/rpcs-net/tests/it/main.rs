@@ -9,8 +9,9 @@ mod zerorpc;
 use rpcs_core::{Context, Dispatcher, Fault, MethodTable, Value};
 use rpcs_net::{Listener, Server, ServerConfig};
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, Notify};
 use tokio::task::JoinHandle;
 
 /// A running test server; dropping `stop` shuts it down.
@@ -50,6 +51,39 @@ pub fn table() -> MethodTable {
     t
 }
 
+/// A method `gate` that says when it has started and returns only once let
+/// go: the way a test holds a call in flight without guessing at durations.
+#[derive(Clone, Default)]
+pub struct Gate {
+    started: Arc<Notify>,
+    open: Arc<Notify>,
+}
+
+impl Gate {
+    /// Adds `gate()` to `t`.
+    pub fn register(&self, t: &mut MethodTable) {
+        let gate = self.clone();
+        t.register_async("gate", "Waits until the test lets it go.", move || {
+            let gate = gate.clone();
+            async move {
+                gate.started.notify_one();
+                gate.open.notified().await;
+                true
+            }
+        });
+    }
+
+    /// Waits until a `gate` call is running.
+    pub async fn started(&self) {
+        self.started.notified().await;
+    }
+
+    /// Lets one `gate` call finish.
+    pub fn open(&self) {
+        self.open.notify_one();
+    }
+}
+
 /// The task serving a test server, and the way to stop it.
 pub type Serving = (oneshot::Sender<()>, JoinHandle<std::io::Result<()>>);
 
@@ -68,9 +102,14 @@ pub fn serve(listeners: Vec<Listener>, table: MethodTable, config: ServerConfig)
 }
 
 pub async fn start(config: ServerConfig) -> Running {
+    start_with(config, table()).await
+}
+
+/// Serves `t` over HTTP.
+pub async fn start_with(config: ServerConfig, t: MethodTable) -> Running {
     let listener = Listener::http("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap().unwrap();
-    let (tx, task) = serve(vec![listener], table(), config);
+    let (tx, task) = serve(vec![listener], t, config);
     Running {
         addr,
         url: format!("http://{addr}/"),
