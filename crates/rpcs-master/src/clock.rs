@@ -64,7 +64,7 @@ impl Default for Timing {
     fn default() -> Self {
         Timing {
             clock: Arc::new(SystemClock),
-            recheck: Duration::from_millis(500),
+            recheck: Duration::from_secs(1),
         }
     }
 }

@@ -22,6 +22,8 @@ pub struct Limits {
     pub max_batch: usize,
     /// The longest a blocking call may wait, in seconds.
     pub max_wait_secs: f64,
+    /// The most subscriptions one connection may hold.
+    pub max_subscriptions: usize,
 }
 
 impl Default for Limits {
@@ -31,6 +33,7 @@ impl Default for Limits {
             max_name_bytes: 1024,
             max_batch: 10_000,
             max_wait_secs: 3600.0,
+            max_subscriptions: 64,
         }
     }
 }

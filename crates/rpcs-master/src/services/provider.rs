@@ -143,6 +143,50 @@ fn all_sessions(txn: &dyn ReadTxn) -> Result<Vec<(String, Session)>, Fault> {
         .collect()
 }
 
+/// Live subscriptions by id (dropping the sender ends one), and how many each
+/// connection holds.
+#[derive(Default)]
+struct Subscriptions {
+    live: HashMap<String, (oneshot::Sender<()>, u64)>,
+    per_connection: HashMap<u64, usize>,
+}
+
+impl Subscriptions {
+    /// Records a subscription of connection `conn`, refusing one beyond `max`.
+    fn add(
+        &mut self,
+        id: &str,
+        cancel: oneshot::Sender<()>,
+        conn: u64,
+        max: usize,
+    ) -> Result<(), Fault> {
+        let held = self.per_connection.entry(conn).or_default();
+        if *held >= max {
+            return Err(Fault::named(
+                "LimitExceeded",
+                format!("this connection already holds {max} subscriptions"),
+            ));
+        }
+        *held += 1;
+        self.live.insert(id.to_owned(), (cancel, conn));
+        Ok(())
+    }
+
+    /// Ends a subscription; false if it was not live.
+    fn remove(&mut self, id: &str) -> bool {
+        let Some((_, conn)) = self.live.remove(id) else {
+            return false;
+        };
+        if let Some(held) = self.per_connection.get_mut(&conn) {
+            *held -= 1;
+            if *held == 0 {
+                self.per_connection.remove(&conn);
+            }
+        }
+        true
+    }
+}
+
 /// The provider service.
 pub struct Provider {
     store: Arc<dyn Store>,
@@ -152,8 +196,8 @@ pub struct Provider {
     stacks: Arc<stack::Stacks>,
     /// Wakes subscriptions when a client gets a message.
     waiters: Waiters,
-    /// Live subscriptions by id; dropping the sender ends one.
-    subscriptions: Mutex<HashMap<String, oneshot::Sender<()>>>,
+    /// Live subscriptions.
+    subscriptions: Mutex<Subscriptions>,
 }
 
 impl Provider {
@@ -173,7 +217,7 @@ impl Provider {
             timing,
             stacks,
             waiters: Waiters::default(),
-            subscriptions: Mutex::new(HashMap::new()),
+            subscriptions: Mutex::default(),
         }
     }
 
@@ -199,10 +243,12 @@ impl Provider {
         }
         let id = format!("{:016x}", fastrand::u64(..));
         let (cancel, mut cancelled) = oneshot::channel();
-        self.subscriptions
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(id.clone(), cancel);
+        self.subscriptions().add(
+            &id,
+            cancel,
+            ctx.connection_id,
+            self.limits.max_subscriptions,
+        )?;
         let svc = self.clone();
         let sub = id.clone();
         tokio::spawn(async move {
@@ -226,21 +272,18 @@ impl Provider {
                     _ = &mut cancelled => break,
                 }
             }
-            svc.subscriptions
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .remove(&sub);
+            svc.subscriptions().remove(&sub);
         });
         Ok(id)
     }
 
+    fn subscriptions(&self) -> std::sync::MutexGuard<'_, Subscriptions> {
+        self.subscriptions.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// Ends a subscription; false if it was not live.
     pub fn unsubscribe(&self, id: &str) -> bool {
-        self.subscriptions
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(id)
-            .is_some()
+        self.subscriptions().remove(id)
     }
 
     /// Sends the client's queued messages; false once the subscription must end

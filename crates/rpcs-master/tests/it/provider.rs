@@ -217,3 +217,31 @@ async fn subscriptions_push_messages_over_stream_protocols() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_connection_holds_a_bounded_number_of_subscriptions() {
+    let mut cfg = config();
+    cfg.limits.max_subscriptions = 2;
+    for e in crate::all_protocols_with(cfg).await {
+        let crate::Via::Remote { url, .. } = &e.via else {
+            unreachable!()
+        };
+        if !url.starts_with("msgpack") {
+            continue;
+        }
+        e.ok("provider.login", vec![s("w")]).await;
+        let a = rpcs_net::Client::new(url).unwrap();
+        for _ in 0..2 {
+            a.call("provider.subscribe", ("w",)).await.unwrap();
+        }
+        let third = a.call("provider.subscribe", ("w",)).await.unwrap_err();
+        assert_eq!(third.fault().and_then(|f| f.name()), Some("LimitExceeded"));
+        // The bound is per connection: another one may subscribe.
+        let b = rpcs_net::Client::new(url).unwrap();
+        let id = b.call("provider.subscribe", ("w",)).await.unwrap();
+        assert_eq!(
+            b.call("provider.unsubscribe", (id,)).await.unwrap(),
+            Value::Bool(true)
+        );
+    }
+}
