@@ -72,7 +72,7 @@ where
     let (session, writer_task) = Session::start(ByteSink(writer), Box::new(MsgpackWire), &limits);
     let handle = session.clone();
     let task = tokio::spawn(async move {
-        let mut buf = BytesMut::with_capacity(16 * 1024);
+        let mut buf = BytesMut::new();
         let mut need = 1usize;
         loop {
             let mut out = Vec::new();
@@ -91,7 +91,7 @@ where
             if closing {
                 break;
             }
-            buf.reserve(need.saturating_sub(buf.len()).clamp(8 * 1024, 1 << 20));
+            make_room(&mut buf, need);
             match read_more(&mut reader, &mut buf, &session, &limits, peer, &mut stop).await {
                 Read::Bytes(Ok(0)) | Read::Bytes(Err(_)) | Read::Close => break,
                 Read::Bytes(Ok(_)) => {}
@@ -102,6 +102,17 @@ where
         let _ = writer_task.await;
     });
     (handle, task)
+}
+
+/// Readies `buf` for the next read. An empty buffer that grew for a big frame
+/// is let go, so a connection keeps no more memory than its current frame needs;
+/// a fresh one starts small, since an idle connection should cost little.
+fn make_room(buf: &mut BytesMut, need: usize) {
+    if buf.is_empty() && buf.capacity() > 64 * 1024 {
+        *buf = BytesMut::new();
+    }
+    let floor = if buf.is_empty() { 4 * 1024 } else { 8 * 1024 };
+    buf.reserve(need.saturating_sub(buf.len()).clamp(floor, 1 << 20));
 }
 
 /// Answers every complete message in `buf`, appending inline answers to `out`

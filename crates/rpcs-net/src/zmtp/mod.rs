@@ -78,7 +78,7 @@ impl<R: AsyncRead + Unpin> Reader<R> {
     pub(crate) fn new(io: R, limits: Limits) -> Reader<R> {
         Reader {
             io,
-            buf: BytesMut::with_capacity(8 * 1024),
+            buf: BytesMut::new(),
             limits,
         }
     }
@@ -86,7 +86,11 @@ impl<R: AsyncRead + Unpin> Reader<R> {
     /// Reads more bytes; an end of stream is an error here.
     async fn fill(&mut self, want: usize) -> Result<(), ConnError> {
         // Room for what is known to be needed, never for what a header claims
-        // beyond the limit (frame_header refused that already).
+        // beyond the limit (frame_header refused that already). A buffer that
+        // grew for a big message is let go once it is empty.
+        if self.buf.is_empty() && self.buf.capacity() > 64 * 1024 {
+            self.buf = BytesMut::new();
+        }
         self.buf.reserve(
             want.saturating_sub(self.buf.len())
                 .clamp(4 * 1024, 256 * 1024),
