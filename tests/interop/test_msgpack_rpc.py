@@ -637,11 +637,14 @@ def exchange_with_a_slot(addr, *messages):
         c.sock.settimeout(SLOT_TIMEOUT)
         try:
             c.send(*messages)
-            return [c.recv() for _ in messages]
-        except (ConnectionError, EOFError, OSError):
-            time.sleep(0.02)
+            answers = [c.recv() for _ in messages]
+            if None not in answers:
+                return answers
+        except (ConnectionError, OSError):
+            pass
         finally:
             c.close()
+        time.sleep(0.02)
     return None
 
 
