@@ -598,16 +598,58 @@ def test_master_subscription_over_raw_msgpack(master_endpoints):
 
 
 def test_master_subscription_dropped_connection_keeps_messages(master_endpoints):
+    """Once the master has seen a subscriber's connection close, later messages stay
+    queued for the next visit."""
     c = Conn(master_endpoints.msgpack_addr)
     name = f"mpd-{uuid.uuid4().hex}"
     x = xmlrpc.client.ServerProxy(master_endpoints.http, allow_none=True)
     assert c.call("provider.login", name) is True
     c.call("provider.subscribe", name)
+    assert x.provider.getClient(name)["subscriptions"] == 1
+    c.close()
+    deadline = time.monotonic() + SLOT_TIMEOUT
+    while x.provider.getClient(name)["subscriptions"] != 0:
+        assert time.monotonic() < deadline, "the closed subscription is still live"
+        time.sleep(0.01)
+    for m in ("later 1", "later 2"):
+        assert x.provider.sendMessage(name, m) is True
+    assert x.provider.getClient(name)["pendingMessages"] == 2
+    assert [x.provider.visit(name), x.provider.visit(name)] == ["later 1", "later 2"]
+
+
+def test_master_confirmed_subscription_loses_nothing_to_a_closing_client(master_endpoints):
+    """With confirm, a message leaves the queue only once the client answered it: one
+    sent to a client that has just closed, before the master noticed, stays queued."""
+    c = Conn(master_endpoints.msgpack_addr)
+    name = f"mpc-{uuid.uuid4().hex}"
+    x = xmlrpc.client.ServerProxy(master_endpoints.http, allow_none=True)
+    assert c.call("provider.login", name) is True
+    c.call("provider.subscribe", name, True)
     c.close()
     for m in ("later 1", "later 2"):
         assert x.provider.sendMessage(name, m) is True
     assert x.provider.getClient(name)["pendingMessages"] == 2
     assert [x.provider.visit(name), x.provider.visit(name)] == ["later 1", "later 2"]
+
+
+def test_master_confirmed_subscription_delivers_as_requests(master_endpoints):
+    c = Conn(master_endpoints.msgpack_addr)
+    name = f"mpr-{uuid.uuid4().hex}"
+    x = xmlrpc.client.ServerProxy(master_endpoints.http, allow_none=True)
+    assert c.call("provider.login", name) is True
+    sub = c.call("provider.subscribe", name, True)
+    assert x.provider.sendMessage(name, "hello") is True
+    request = c.recv()
+    assert request[0] == 0 and request[2] == "provider.message", request
+    assert request[3] == [sub, name, "hello"]
+    # Unanswered, the message is still queued; answered, it is gone.
+    assert x.provider.getClient(name)["pendingMessages"] == 1
+    c.send([1, request[1], None, True])
+    deadline = time.monotonic() + SLOT_TIMEOUT
+    while x.provider.getClient(name)["pendingMessages"] != 0:
+        assert time.monotonic() < deadline, "the answered message is still queued"
+        time.sleep(0.01)
+    c.close()
 
 
 SLOT_TIMEOUT = 5.0  # safety net: how long a connection may wait to be served

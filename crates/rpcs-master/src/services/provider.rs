@@ -73,9 +73,9 @@ impl Session {
         })
     }
 
-    /// What `getClient` shows.
-    fn public(&self, name: &str) -> Value {
-        let mut m = Map::with_capacity(7);
+    /// What `getClient` shows; `subscriptions` are the live ones for the client.
+    fn public(&self, name: &str, subscriptions: usize) -> Value {
+        let mut m = Map::with_capacity(8);
         m.insert("name".into(), Value::String(name.to_owned()));
         m.insert("host".into(), Value::String(self.host.clone()));
         m.insert("loginTime".into(), datetime(self.login_ms));
@@ -86,6 +86,7 @@ impl Session {
             "pendingMessages".into(),
             Value::Int((self.tail - self.head) as i64),
         );
+        m.insert("subscriptions".into(), Value::Int(subscriptions as i64));
         Value::Struct(m)
     }
 }
@@ -147,8 +148,29 @@ fn all_sessions(txn: &dyn ReadTxn) -> Result<Vec<(String, Session)>, Fault> {
 /// connection holds.
 #[derive(Default)]
 struct Subscriptions {
-    live: HashMap<String, (oneshot::Sender<()>, u64)>,
+    live: HashMap<String, Live>,
     per_connection: HashMap<u64, usize>,
+    per_client: HashMap<String, usize>,
+}
+
+/// One live subscription: how to end it, whose it is, and which connection's.
+struct Live {
+    _cancel: oneshot::Sender<()>,
+    client: String,
+    conn: u64,
+}
+
+/// Counts one more (or one less) under `key`, forgetting keys that reach zero.
+fn count<K: std::hash::Hash + Eq>(map: &mut HashMap<K, usize>, key: K, up: bool) {
+    let n = map.entry(key).or_default();
+    if up {
+        *n += 1;
+        return;
+    }
+    *n = n.saturating_sub(1);
+    if *n == 0 {
+        map.retain(|_, n| *n > 0);
+    }
 }
 
 impl Subscriptions {
@@ -157,33 +179,40 @@ impl Subscriptions {
         &mut self,
         id: &str,
         cancel: oneshot::Sender<()>,
+        client: &str,
         conn: u64,
         max: usize,
     ) -> Result<(), Fault> {
-        let held = self.per_connection.entry(conn).or_default();
-        if *held >= max {
+        if self.per_connection.get(&conn).copied().unwrap_or(0) >= max {
             return Err(Fault::named(
                 "LimitExceeded",
                 format!("this connection already holds {max} subscriptions"),
             ));
         }
-        *held += 1;
-        self.live.insert(id.to_owned(), (cancel, conn));
+        count(&mut self.per_connection, conn, true);
+        count(&mut self.per_client, client.to_owned(), true);
+        let live = Live {
+            _cancel: cancel,
+            client: client.to_owned(),
+            conn,
+        };
+        self.live.insert(id.to_owned(), live);
         Ok(())
     }
 
     /// Ends a subscription; false if it was not live.
     fn remove(&mut self, id: &str) -> bool {
-        let Some((_, conn)) = self.live.remove(id) else {
+        let Some(live) = self.live.remove(id) else {
             return false;
         };
-        if let Some(held) = self.per_connection.get_mut(&conn) {
-            *held -= 1;
-            if *held == 0 {
-                self.per_connection.remove(&conn);
-            }
-        }
+        count(&mut self.per_connection, live.conn, false);
+        count(&mut self.per_client, live.client, false);
         true
+    }
+
+    /// How many live subscriptions `client` has.
+    fn of(&self, client: &str) -> usize {
+        self.per_client.get(client).copied().unwrap_or(0)
     }
 }
 
@@ -225,9 +254,17 @@ impl Provider {
     /// `provider.message(subscription, client, message)` notifications, until the
     /// connection closes, the session ends or `unsubscribe`. Needs a connection the
     /// server can write to (WebSocket or MessagePack-RPC). A message leaves the queue
-    /// only once its notification is written, so none is lost to a broken
-    /// connection (one may arrive twice). A live subscription keeps its session alive.
-    pub async fn subscribe(self: &Arc<Self>, ctx: Context, name: String) -> Result<String, Fault> {
+    /// only once its notification is written to the connection; TCP cannot tell
+    /// whether a client that has just closed read it, so with `confirm` each
+    /// message is a request instead and leaves the queue only once the client
+    /// answered (at least once: one may arrive twice). A live subscription keeps
+    /// its session alive.
+    pub async fn subscribe(
+        self: &Arc<Self>,
+        ctx: Context,
+        name: String,
+        confirm: bool,
+    ) -> Result<String, Fault> {
         if ctx.peer_calls.is_none() {
             return Err(Fault::named(
                 "CallbackError",
@@ -243,12 +280,9 @@ impl Provider {
         }
         let id = format!("{:016x}", fastrand::u64(..));
         let (cancel, mut cancelled) = oneshot::channel();
-        self.subscriptions().add(
-            &id,
-            cancel,
-            ctx.connection_id,
-            self.limits.max_subscriptions,
-        )?;
+        let max = self.limits.max_subscriptions;
+        self.subscriptions()
+            .add(&id, cancel, &name, ctx.connection_id, max)?;
         let svc = self.clone();
         let sub = id.clone();
         tokio::spawn(async move {
@@ -262,7 +296,7 @@ impl Provider {
                 if ctx.peer_closed() {
                     break;
                 }
-                match svc.deliver(&ctx, &sub, &name).await {
+                match svc.deliver(&ctx, &sub, &name, confirm).await {
                     Ok(true) => {}
                     Ok(false) | Err(_) => break,
                 }
@@ -288,7 +322,13 @@ impl Provider {
 
     /// Sends the client's queued messages; false once the subscription must end
     /// (the session ended or the connection is gone).
-    async fn deliver(&self, ctx: &Context, sub: &str, name: &str) -> Result<bool, Fault> {
+    async fn deliver(
+        &self,
+        ctx: &Context,
+        sub: &str,
+        name: &str,
+        confirm: bool,
+    ) -> Result<bool, Fault> {
         loop {
             let key = name.to_owned();
             let now = self.timing.now_ms();
@@ -313,11 +353,19 @@ impl Provider {
                 Some(None) => return Ok(true),
                 Some(Some(m)) => m,
             };
-            let note = ctx.notify_peer(
-                "provider.message",
-                (sub.to_owned(), name.to_owned(), message),
-            );
-            if note.await.is_err() {
+            let args = (sub.to_owned(), name.to_owned(), message);
+            let delivered = if confirm {
+                // Any answer, even a fault, shows the client received it.
+                match ctx.call_peer("provider.message", args).await {
+                    Ok(_) => true,
+                    Err(f) => {
+                        f.name() != Some("ConnectionError") && f.code != Fault::LIMIT_EXCEEDED
+                    }
+                }
+            } else {
+                ctx.notify_peer("provider.message", args).await.is_ok()
+            };
+            if !delivered {
                 return Ok(false);
             }
             let key = name.to_owned();
@@ -490,7 +538,7 @@ impl Provider {
             Ok(all_sessions(txn)?
                 .into_iter()
                 .map(|(n, s)| {
-                    let public = s.public(&n);
+                    let public = s.public(&n, self.subscriptions().of(&n));
                     (n, public)
                 })
                 .collect())
@@ -501,7 +549,7 @@ impl Provider {
     pub fn get(&self, name: &str) -> Result<Value, Fault> {
         store::read(&*self.store, |txn| {
             load(txn, name)?
-                .map(|s| s.public(name))
+                .map(|s| s.public(name, self.subscriptions().of(name)))
                 .ok_or_else(|| not_found(name))
         })
     }
@@ -545,9 +593,11 @@ pub fn register(t: &mut MethodTable, svc: &Arc<Provider>) {
     .params(&["name"]);
     method!(t, svc => s, "provider.subscribe",
         "Push the client's messages to this connection as they arrive, as provider.message(subscription, \
-         client, message) notifications; returns the subscription id. WebSocket and MessagePack-RPC only.",
-        |ctx: Context, name: String| s.subscribe(ctx, name).await)
-    .params(&["name"]);
+         client, message) notifications; returns the subscription id. With confirm, each message is a \
+         request instead and leaves the queue only once the client answered it. WebSocket and \
+         MessagePack-RPC only.",
+        |ctx: Context, name: String, confirm: Option<bool>| s.subscribe(ctx, name, confirm.unwrap_or(false)).await)
+    .params(&["name", "confirm"]);
     method!(t, svc => s, "provider.unsubscribe", "End a subscription; false if it was not live.",
         |id: String| Ok::<_, Fault>(s.unsubscribe(&id)))
     .params(&["id"]);
