@@ -14,6 +14,7 @@ mod upgrade;
 
 use crate::accept::{stopped, tune_tcp};
 use crate::compress::{self, Encoding, InflateError};
+use crate::config::ServerConfig;
 use crate::server::{Listener, Shared};
 use crate::session::ws::{answer_batch, answer_message};
 use crate::session::Calls;
@@ -173,28 +174,17 @@ fn protocol(content_type: Option<&str>) -> Option<Protocol> {
 
 async fn handle(shared: &Shared, peer: SocketAddr, conn_id: u64, req: Request<Incoming>) -> Reply {
     let config = &shared.config;
-    if !config.rpc_paths.iter().any(|p| p == req.uri().path()) {
-        return plain(StatusCode::NOT_FOUND, "no RPC service at this path");
-    }
-    if req.method() != Method::POST {
-        let mut resp = plain(StatusCode::METHOD_NOT_ALLOWED, "RPC requests use POST");
-        resp.headers_mut()
-            .insert(ALLOW, HeaderValue::from_static("POST"));
-        return resp;
-    }
+    let (protocol, encoding) = match accepted(config, &req) {
+        Ok(served) => served,
+        Err(refusal) => {
+            // Reading a small body first keeps the connection reusable: a body
+            // left unread makes hyper close it, and a client that sent it in a
+            // write of its own would find the connection gone on its next request.
+            drain(req.into_body(), config.body_timeout).await;
+            return refusal;
+        }
+    };
     let headers = req.headers();
-    let Some(protocol) = protocol(header(headers, CONTENT_TYPE)) else {
-        return plain(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "this endpoint serves XML-RPC (text/xml) and JSON-RPC (application/json)",
-        );
-    };
-    let Some(encoding) = Encoding::parse(header(headers, CONTENT_ENCODING)) else {
-        return plain(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported Content-Encoding (use gzip, deflate or none)",
-        );
-    };
     let declared = header(headers, CONTENT_LENGTH).and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > config.max_request_bytes as u64) {
         return plain(StatusCode::PAYLOAD_TOO_LARGE, "request body too large");
@@ -232,6 +222,47 @@ async fn handle(shared: &Shared, peer: SocketAddr, conn_id: u64, req: Request<In
     };
     let answer = xmlrpc::encode_response(&outcome);
     reply(answer, "text/xml", gzip_reply, config.gzip_threshold)
+}
+
+/// The protocol and encoding of an RPC request, or the answer to a request
+/// this endpoint does not serve (wrong path, method, content type or encoding).
+fn accepted(config: &ServerConfig, req: &Request<Incoming>) -> Result<(Protocol, Encoding), Reply> {
+    if !config.rpc_paths.iter().any(|p| p == req.uri().path()) {
+        return Err(plain(StatusCode::NOT_FOUND, "no RPC service at this path"));
+    }
+    if req.method() != Method::POST {
+        let mut resp = plain(StatusCode::METHOD_NOT_ALLOWED, "RPC requests use POST");
+        resp.headers_mut()
+            .insert(ALLOW, HeaderValue::from_static("POST"));
+        return Err(resp);
+    }
+    let headers = req.headers();
+    let Some(protocol) = protocol(header(headers, CONTENT_TYPE)) else {
+        return Err(plain(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "this endpoint serves XML-RPC (text/xml) and JSON-RPC (application/json)",
+        ));
+    };
+    let Some(encoding) = Encoding::parse(header(headers, CONTENT_ENCODING)) else {
+        return Err(plain(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported Content-Encoding (use gzip, deflate or none)",
+        ));
+    };
+    Ok((protocol, encoding))
+}
+
+/// Reads and drops a refused request's body, if it is small and quick to come;
+/// a larger or slower one is left for hyper, which then closes the connection.
+async fn drain(body: Incoming, timeout: std::time::Duration) {
+    const SMALL: usize = 64 * 1024;
+    let small = hyper::body::Body::size_hint(&body)
+        .upper()
+        .is_some_and(|n| n <= SMALL as u64);
+    if small {
+        let read = Limited::new(body, SMALL).collect();
+        let _ = tokio::time::timeout(timeout, read).await;
+    }
 }
 
 /// Reads the whole body within the time and size limits, then inflates it.

@@ -204,3 +204,35 @@ async fn idle_keep_alive_connections_are_closed() {
     assert!(String::from_utf8_lossy(&out).contains("<int>3</int>"));
     srv.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_refused_request_with_a_body_keeps_the_connection() {
+    let srv = start(ServerConfig::default()).await;
+    let mut s = TcpStream::connect(srv.addr).await.unwrap();
+    s.set_nodelay(true).unwrap();
+    // The refused request's body comes in a write of its own, as Python's
+    // http.client sends it.
+    s.write_all(
+        b"POST /other HTTP/1.1\r\nHost: x\r\nContent-Type: text/xml\r\nContent-Length: 1\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    s.write_all(b"x").await.unwrap();
+    let call = xmlrpc::encode_request("add", &[Value::Int(20), Value::Int(22)]).unwrap();
+    let mut next = format!(
+        "POST /RPC2 HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: text/xml\r\nContent-Length: {}\r\n\r\n",
+        call.len()
+    )
+    .into_bytes();
+    next.extend_from_slice(&call);
+    s.write_all(&next).await.unwrap();
+    let mut out = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut out))
+        .await
+        .unwrap()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out);
+    assert!(text.starts_with("HTTP/1.1 404"), "{text}");
+    assert!(text.contains("<int>42</int>"), "{text}");
+    srv.shutdown().await;
+}
