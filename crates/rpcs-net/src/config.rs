@@ -51,6 +51,9 @@ pub struct ServerConfig {
     /// Encoded answers one connection may have waiting to be written; when a
     /// client does not read them, the server stops reading its requests.
     pub max_queued_bytes: usize,
+    /// A stream connection whose client takes none of its answers for this long
+    /// is closed, freeing its slot and the calls waiting to answer.
+    pub write_timeout: Duration,
     /// The service name zerorpc's `_zerorpc_name` answers.
     pub service_name: String,
     /// zerorpc's heartbeat interval; a peer silent for two is gone.
@@ -78,6 +81,7 @@ impl Default for ServerConfig {
             xml_limits: xmlrpc::Limits::default(),
             max_in_flight: 256,
             max_queued_bytes: 1 << 20,
+            write_timeout: Duration::from_secs(60),
             service_name: "rpcs".into(),
             heartbeat: crate::zerorpc::DEFAULT_HEARTBEAT,
             shutdown_grace: Duration::from_secs(10),

@@ -55,6 +55,8 @@ pub(crate) struct StreamLimits {
     pub max_in_flight: usize,
     /// Bytes of frames waiting to be written.
     pub max_queued_bytes: usize,
+    /// A write that makes no progress for this long ends the connection.
+    pub write_timeout: Option<Duration>,
     /// The most bytes of answers one batch may produce before its other calls
     /// are refused unrun.
     pub max_batch_answer: usize,
@@ -70,6 +72,7 @@ impl StreamLimits {
             max_depth: config.xml_limits.max_depth,
             max_in_flight: config.max_in_flight,
             max_queued_bytes: config.max_queued_bytes,
+            write_timeout: Some(config.write_timeout),
             max_batch_answer: config.max_batch_answer_bytes,
         }
     }
@@ -84,6 +87,7 @@ impl StreamLimits {
             // A client's own calls may be many; this bounds the server's calls back.
             max_in_flight: 1 << 16,
             max_queued_bytes: 1 << 20,
+            write_timeout: None,
             max_batch_answer: max_response,
         }
     }
@@ -112,7 +116,7 @@ impl Session {
         wire: Box<dyn Wire>,
         limits: &StreamLimits,
     ) -> (Arc<Session>, JoinHandle<()>) {
-        let (outbox, writer) = Outbox::start(sink, limits.max_queued_bytes);
+        let (outbox, writer) = Outbox::start(sink, limits.max_queued_bytes, limits.write_timeout);
         let max_in_flight = limits.max_in_flight.max(1);
         let session = Arc::new(Session {
             outbox,

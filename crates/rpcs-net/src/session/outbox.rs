@@ -7,6 +7,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot, Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
@@ -61,12 +62,18 @@ const COALESCE: usize = 1 << 20;
 
 impl Outbox {
     /// An outbox writing to `sink` from a task of its own, holding at most
-    /// `budget` bytes of frames. Returns the outbox and the writer task.
-    pub(crate) fn start<S: FrameSink>(sink: S, budget: usize) -> (Outbox, JoinHandle<()>) {
+    /// `budget` bytes of frames; a write that makes no progress for `stall` ends
+    /// the connection (a peer that takes no answers at all is gone for all
+    /// purposes). Returns the outbox and the writer task.
+    pub(crate) fn start<S: FrameSink>(
+        sink: S,
+        budget: usize,
+        stall: Option<Duration>,
+    ) -> (Outbox, JoinHandle<()>) {
         let budget = budget.clamp(1, u32::MAX as usize);
         let (tx, frames) = mpsc::channel(1024);
         let stop = Arc::new(Notify::new());
-        let writer = tokio::spawn(write_frames(sink, frames, stop.clone()));
+        let writer = tokio::spawn(write_frames(sink, frames, stop.clone(), stall));
         let outbox = Outbox {
             tx,
             room: Arc::new(Semaphore::new(budget)),
@@ -135,6 +142,7 @@ async fn write_frames<S: FrameSink>(
     mut sink: S,
     mut frames: mpsc::Receiver<Frame>,
     stop: Arc<Notify>,
+    stall: Option<Duration>,
 ) {
     let mut stopping = false;
     loop {
@@ -170,7 +178,11 @@ async fn write_frames<S: FrameSink>(
             rooms.push(frame.room);
             bytes.push(frame.bytes);
         }
-        let ok = sink.write_batch(bytes).await.is_ok();
+        let write = sink.write_batch(bytes);
+        let ok = match stall {
+            None => write.await.is_ok(),
+            Some(limit) => matches!(tokio::time::timeout(limit, write).await, Ok(Ok(()))),
+        };
         // The frames' room is free once they are written, not merely dequeued.
         drop(rooms);
         for ack in acks {

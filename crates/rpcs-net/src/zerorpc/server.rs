@@ -185,7 +185,8 @@ async fn serve_peer(
         }
         return;
     }
-    let (outbox, writer_task) = Outbox::start(ByteSink(writer), config.max_queued_bytes);
+    let stall = Some(config.write_timeout);
+    let (outbox, writer_task) = Outbox::start(ByteSink(writer), config.max_queued_bytes, stall);
     let peer = Arc::new(Peer {
         config: Arc::new(ZerorpcConfig {
             name: config.service_name.clone(),

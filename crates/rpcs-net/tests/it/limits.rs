@@ -376,3 +376,39 @@ async fn zmtp_frames_claiming_huge_lengths_close_only_their_connection() {
     let _ = stop.send(());
     task.await.unwrap().unwrap();
 }
+
+#[tokio::test]
+async fn a_client_that_takes_no_answers_is_let_go() {
+    let config = ServerConfig {
+        max_queued_bytes: 16 * 1024,
+        write_timeout: Duration::from_millis(200),
+        max_connections_per_listener: 1,
+        ..ServerConfig::default()
+    };
+    let srv = start_two(config, table()).await;
+    let mut stuck = TcpStream::connect(srv.msgpack).await.unwrap();
+    let padding = Value::String("p".repeat(2000));
+    let mut requests = Vec::new();
+    for id in 0..100 {
+        msgpack_rpc::write_request(&mut requests, id, "echo", std::slice::from_ref(&padding));
+    }
+    // Keep sending, never reading: once the server has given up on writing, it
+    // closes the connection and the sends fail.
+    let flood = async {
+        loop {
+            if stuck.write_all(&requests).await.is_err() {
+                return;
+            }
+        }
+    };
+    tokio::time::timeout(PATIENCE, flood)
+        .await
+        .expect("the server kept a client that takes no answers");
+    // Its slot (the listener's only one) is free again.
+    eventually(|| async {
+        let c = Client::new(&srv.msgpack_url()).unwrap();
+        c.call("add", (1, 1)).await.is_ok()
+    })
+    .await;
+    srv.shutdown().await;
+}
