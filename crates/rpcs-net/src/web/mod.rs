@@ -181,7 +181,7 @@ async fn handle(shared: &Shared, peer: SocketAddr, conn_id: u64, req: Request<In
             // left unread makes hyper close it, and a client that sent it in a
             // write of its own would find the connection gone on its next request.
             drain(req.into_body(), config.body_timeout).await;
-            return refusal;
+            return *refusal;
         }
     };
     let headers = req.headers();
@@ -226,28 +226,34 @@ async fn handle(shared: &Shared, peer: SocketAddr, conn_id: u64, req: Request<In
 
 /// The protocol and encoding of an RPC request, or the answer to a request
 /// this endpoint does not serve (wrong path, method, content type or encoding).
-fn accepted(config: &ServerConfig, req: &Request<Incoming>) -> Result<(Protocol, Encoding), Reply> {
+fn accepted(
+    config: &ServerConfig,
+    req: &Request<Incoming>,
+) -> Result<(Protocol, Encoding), Box<Reply>> {
     if !config.rpc_paths.iter().any(|p| p == req.uri().path()) {
-        return Err(plain(StatusCode::NOT_FOUND, "no RPC service at this path"));
+        return Err(Box::new(plain(
+            StatusCode::NOT_FOUND,
+            "no RPC service at this path",
+        )));
     }
     if req.method() != Method::POST {
         let mut resp = plain(StatusCode::METHOD_NOT_ALLOWED, "RPC requests use POST");
         resp.headers_mut()
             .insert(ALLOW, HeaderValue::from_static("POST"));
-        return Err(resp);
+        return Err(Box::new(resp));
     }
     let headers = req.headers();
     let Some(protocol) = protocol(header(headers, CONTENT_TYPE)) else {
-        return Err(plain(
+        return Err(Box::new(plain(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "this endpoint serves XML-RPC (text/xml) and JSON-RPC (application/json)",
-        ));
+        )));
     };
     let Some(encoding) = Encoding::parse(header(headers, CONTENT_ENCODING)) else {
-        return Err(plain(
+        return Err(Box::new(plain(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "unsupported Content-Encoding (use gzip, deflate or none)",
-        ));
+        )));
     };
     Ok((protocol, encoding))
 }
