@@ -145,7 +145,7 @@ impl Dispatcher {
             Some(m) => match &m.handler {
                 Handler::Stream(f) => catch_unwind(AssertUnwindSafe(|| f(ctx, params)))
                     .unwrap_or_else(|_| Err(panicked(method)))
-                    .map(Reply::Stream),
+                    .map(|stream| Reply::Stream(guard(stream, method))),
                 _ => self.call(ctx, method, params).await.map(Reply::Value),
             },
             None => Err(Fault::method_not_found(method)),
@@ -177,7 +177,7 @@ impl Dispatcher {
             Handler::Stream(f) => {
                 let stream = catch_unwind(AssertUnwindSafe(|| f(ctx, params)))
                     .unwrap_or_else(|_| Err(panicked(method.name())))?;
-                self.collect(stream).await
+                self.collect(guard(stream, method.name())).await
             }
             Handler::Builtin(b) => self.builtin(*b, params),
         }
@@ -358,6 +358,40 @@ fn panicked(method: &str) -> Fault {
     Fault::internal(format!("method {method:?} failed unexpectedly"))
 }
 
+/// Wraps a method's stream so that a panic while producing an item ends the
+/// stream with an internal-error fault, as a panicking handler answers one.
+fn guard(stream: ValueStream, method: &str) -> ValueStream {
+    Box::pin(GuardedStream {
+        inner: stream,
+        method: method.to_owned(),
+        done: false,
+    })
+}
+
+struct GuardedStream {
+    inner: ValueStream,
+    method: String,
+    done: bool,
+}
+
+impl futures_core::Stream for GuardedStream {
+    type Item = CallResult;
+    fn poll_next(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Option<CallResult>> {
+        let this = self.get_mut();
+        if this.done {
+            return Poll::Ready(None);
+        }
+        let inner = &mut this.inner;
+        match catch_unwind(AssertUnwindSafe(|| inner.as_mut().poll_next(cx))) {
+            Ok(poll) => poll,
+            Err(_) => {
+                this.done = true;
+                Poll::Ready(Some(Err(panicked(&this.method))))
+            }
+        }
+    }
+}
+
 /// Polls a future, turning a panic inside it into `None`.
 struct CatchPanic<F>(F);
 
@@ -370,5 +404,52 @@ impl<F: Future + Unpin> Future for CatchPanic<F> {
             Ok(Poll::Pending) => Poll::Pending,
             Err(_) => Poll::Ready(None),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Yields 1, then panics.
+    struct OneThenPanic(bool);
+
+    impl futures_core::Stream for OneThenPanic {
+        type Item = i64;
+        fn poll_next(mut self: Pin<&mut Self>, _: &mut TaskContext<'_>) -> Poll<Option<i64>> {
+            if self.0 {
+                panic!("the stream broke");
+            }
+            self.0 = true;
+            Poll::Ready(Some(1))
+        }
+    }
+
+    fn ready<F: Future>(f: F) -> F::Output {
+        let mut f = std::pin::pin!(f);
+        let mut cx = TaskContext::from_waker(std::task::Waker::noop());
+        match f.as_mut().poll(&mut cx) {
+            Poll::Ready(v) => v,
+            Poll::Pending => panic!("not ready"),
+        }
+    }
+
+    #[test]
+    fn a_stream_that_panics_answers_an_internal_error() {
+        // Found by fuzzing: a panic while collecting a stream's items escaped the
+        // dispatcher (only the function that makes the stream was guarded).
+        let mut table = MethodTable::new();
+        table.register_stream("broken", "Breaks.", || OneThenPanic(false));
+        let d = Dispatcher::new(table);
+        let ctx = Context::default();
+        let fault = ready(d.call(&ctx, "broken", vec![])).unwrap_err();
+        assert_eq!(fault.code, Fault::INTERNAL_ERROR);
+        let Ok(Reply::Stream(mut stream)) = ready(d.call_streaming(&ctx, "broken", vec![])) else {
+            panic!("a stream was expected");
+        };
+        let mut next = || ready(std::future::poll_fn(|cx| stream.as_mut().poll_next(cx)));
+        assert_eq!(next(), Some(Ok(Value::Int(1))));
+        assert!(matches!(next(), Some(Err(f)) if f.code == Fault::INTERNAL_ERROR));
+        assert_eq!(next(), None);
     }
 }

@@ -113,4 +113,15 @@ mod tests {
         assert_eq!(back, f64::INFINITY);
         assert!(crate::from_value::<f64>(Value::String("1.5".into())).is_err());
     }
+
+    #[test]
+    fn doubles_come_back_exactly() {
+        // Found by fuzzing: serde_json's default float parsing read this one
+        // unit in the last place off.
+        for d in [-1.2985976283741158e48, 0.1, 5e-324, f64::MAX, -0.0] {
+            let text = serde_json::to_string(&to_json(&Value::Double(d))).unwrap();
+            let back = from_json(serde_json::from_str(&text).unwrap());
+            assert_eq!(back, Value::Double(d), "{text}");
+        }
+    }
 }

@@ -243,6 +243,12 @@ pub enum FrameLen {
 /// as [`decode`]'s for malformed structure (a reserved byte, nesting deeper than
 /// `max_depth`); string contents and extensions are not checked here.
 ///
+/// It is [`decode_prefix`] without those content checks: unless the decoder
+/// stops at a content error first, it reads a value of `n` bytes exactly when
+/// this says `Complete(n)`, runs out of input exactly when this says
+/// `NeedAtLeast`, and finds nesting too deep exactly when this does (both refuse
+/// a container at its header, before looking at how much it announces).
+///
 /// [`FrameLen::NeedAtLeast`] is a lower bound on the whole value's length and is
 /// always beyond `input.len()`. It counts one byte for every element still
 /// announced, so a header that claims 2^32 - 1 elements is known at once to need
@@ -301,7 +307,10 @@ pub fn frame_len(input: &[u8], max_depth: usize) -> Result<FrameLen, DecodeError
             stack.push(pending);
             outer += pending;
             pending = count;
-            if pos.saturating_add(pending).saturating_add(outer) > input.len() {
+            // Stop early only where the decoder does, when this container's own
+            // elements cannot fit: with the outer ones counted too, a nesting
+            // error later in the input would be reported as "need more".
+            if pos.saturating_add(pending) > input.len() {
                 return need(pos, pending, outer);
             }
         }
@@ -507,9 +516,11 @@ impl<'a> Reader<'a> {
         Ok(())
     }
 
+    // Depth is checked before the count, as `frame_len` does: a container too
+    // deep is refused at its header, however many bytes it announces.
     fn array(&mut self, n: usize) -> Result<Value, DecodeError> {
-        self.check_count(n, 1)?;
         self.enter()?;
+        self.check_count(n, 1)?;
         let mut items = Vec::with_capacity(n);
         for _ in 0..n {
             items.push(self.value()?);
@@ -519,8 +530,8 @@ impl<'a> Reader<'a> {
     }
 
     fn map(&mut self, n: usize) -> Result<Value, DecodeError> {
-        self.check_count(n, 2)?;
         self.enter()?;
+        self.check_count(n, 2)?;
         let mut members = Map::with_capacity(n);
         for _ in 0..n {
             let key = match self.value()? {
@@ -698,6 +709,47 @@ mod tests {
         assert_eq!(frame_len(&empties, 64), Err(DecodeError::TooDeep(64)));
         assert_eq!(decode(&empties, 64), Err(DecodeError::TooDeep(64)));
         assert!(frame_len(&[0xc1], 64).is_err());
+    }
+
+    #[test]
+    fn nesting_too_deep_is_found_before_the_input_runs_out() {
+        // Found by fuzzing: frame_len gave up as soon as the outer array's
+        // elements could not all fit, where the decoder read on into the
+        // available bytes and found an array nested too deep.
+        let input = [0x92, 0x92, 0x91, 0x91];
+        assert_eq!(frame_len(&input, 2), Err(DecodeError::TooDeep(2)));
+        assert_eq!(decode_prefix(&input, 2), Err(DecodeError::TooDeep(2)));
+        // The bound still counts every element announced.
+        assert_eq!(
+            frame_len(&[0x92, 0x92, 0xc0], 64),
+            Ok(FrameLen::NeedAtLeast(5))
+        );
+        assert_eq!(
+            frame_len(&[0x92, 0x91, 0x91, 0xc0], 64),
+            Ok(FrameLen::NeedAtLeast(5))
+        );
+    }
+
+    #[test]
+    fn a_container_too_deep_is_refused_at_its_header() {
+        // Found by fuzzing: the decoder called this truncated (the inner array
+        // announces more than is left) where frame_len said too deep.
+        for input in [
+            &[0x91, 0x9f][..],
+            &[0x91, 0xdf, 0, 0, 0, 9],
+            &[0x81, 0xa0, 0x81],
+        ] {
+            assert_eq!(
+                frame_len(input, 1),
+                Err(DecodeError::TooDeep(1)),
+                "{input:02x?}"
+            );
+            assert_eq!(
+                decode_prefix(input, 1),
+                Err(DecodeError::TooDeep(1)),
+                "{input:02x?}"
+            );
+        }
     }
 
     #[test]

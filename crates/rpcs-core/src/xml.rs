@@ -236,9 +236,9 @@ fn unescape(raw: &str) -> Result<String, String> {
     while let Some(amp) = rest.find('&') {
         out.push_str(&rest[..amp]);
         let after = &rest[amp + 1..];
+        // No length bound: `&#0000000000065;` is a well-formed reference.
         let semi = after
             .find(';')
-            .filter(|&i| i <= 12)
             .ok_or_else(|| "unterminated reference".to_owned())?;
         out.push(resolve(&after[..semi])?);
         rest = &after[semi + 1..];
@@ -255,17 +255,23 @@ fn resolve(name: &str) -> Result<char, String> {
         "quot" => return Ok('"'),
         "apos" => return Ok('\''),
         _ => match name.strip_prefix("#x") {
-            Some(hex) => u32::from_str_radix(hex, 16),
+            Some(hex) => digits(hex, 16),
             None => match name.strip_prefix('#') {
-                Some(dec) => dec.parse::<u32>(),
-                None => return Err(format!("undefined entity &{name};")),
+                Some(dec) => digits(dec, 10),
+                None => return Err(format!("undefined entity &{name:.40};")),
             },
         },
     };
-    code.ok()
-        .filter(|&c| c != 0)
+    code.filter(|&c| c != 0)
         .and_then(char::from_u32)
-        .ok_or_else(|| format!("bad character reference &{name};"))
+        .ok_or_else(|| format!("bad character reference &{name:.40};"))
+}
+
+/// The number a character reference spells: digits only, as XML's `CharRef`
+/// production has them (Rust's parsers would also take a sign).
+fn digits(text: &str, radix: u32) -> Option<u32> {
+    let plain = !text.is_empty() && text.chars().all(|c| c.is_digit(radix));
+    plain.then(|| u32::from_str_radix(text, radix).ok())?
 }
 
 #[cfg(test)]
@@ -300,6 +306,14 @@ mod tests {
     }
 
     #[test]
+    fn character_references_follow_the_grammar() {
+        // Found by comparing with quick-xml: a sign was taken as part of the
+        // number, and a long (zero-padded) reference was refused.
+        let toks = tokens("<a>&#0000000000065;&#x00000000042;</a>").unwrap();
+        assert_eq!(toks[1], Token::Text(Cow::Owned("AB".into())));
+    }
+
+    #[test]
     fn line_ends_are_normalised() {
         let toks = tokens("<a>x\r\ny\rz&#13;</a>").unwrap();
         assert_eq!(toks[1], Token::Text(Cow::Owned("x\ny\nz\r".into())));
@@ -324,6 +338,11 @@ mod tests {
             "<?xml",
             "< a/>",
             "<a x='<'/>",
+            "<a>&#+65;</a>",
+            "<a>&#x+41;</a>",
+            "<a>&#-1;</a>",
+            "<a>&#;</a>",
+            "<a>&#99999999999;</a>",
         ] {
             assert!(matches!(tokens(bad), Err(DecodeError::Syntax(_))), "{bad}");
         }

@@ -122,11 +122,7 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
             Some(Id::from_value(v).ok_or_else(|| invalid("response_to must be str or bin"))?)
         }
     };
-    let name = match name {
-        Value::String(s) => s,
-        Value::Bytes(b) => String::from_utf8(b).map_err(|_| invalid("the name is not UTF-8"))?,
-        _ => return Err(invalid("the name must be a string")),
-    };
+    let name = event_name(name).ok_or_else(|| invalid("the name must be a UTF-8 str or bin"))?;
     Ok(Event {
         message_id,
         version,
@@ -134,6 +130,15 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
         name,
         args,
     })
+}
+
+/// An event's name, which may arrive as `str` or as UTF-8 `bin`.
+fn event_name(name: Value) -> Option<String> {
+    match name {
+        Value::String(s) => Some(s),
+        Value::Bytes(b) => String::from_utf8(b).ok(),
+        _ => None,
+    }
 }
 
 /// The header and name of an event whose arguments cannot be decoded (a value
@@ -148,7 +153,7 @@ pub fn decode_head(bytes: &[u8]) -> Option<(Id, Option<Id>, String)> {
     };
     let message_id = Id::from_value(header.swap_remove("message_id")?)?;
     let response_to = header.swap_remove("response_to").and_then(Id::from_value);
-    Some((message_id, response_to, name.as_str()?.to_owned()))
+    Some((message_id, response_to, event_name(name)?))
 }
 
 /// Encodes an event: header keys in the order Python writes them.
@@ -261,5 +266,24 @@ mod tests {
             Some((Id::Bin(b"x".to_vec()), None, "m".to_owned()))
         );
         assert_eq!(decode_head(&[0x92, 0xc0]), None);
+    }
+
+    #[test]
+    fn the_head_of_an_event_named_in_bin_is_read() {
+        // Found by fuzzing: decode read a `bin` name, decode_head refused it, so a
+        // request named in bin with unreadable arguments could not be answered.
+        let mut raw = vec![0x93];
+        raw.extend(msgpack::encode(&Value::Struct(
+            [("message_id".to_owned(), Value::Bytes(b"e".to_vec()))]
+                .into_iter()
+                .collect(),
+        )));
+        raw.extend(msgpack::encode(&Value::Bytes(b"ERR".to_vec())));
+        raw.extend([0x91, 0xcf, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]);
+        assert!(decode(&raw).is_err());
+        assert_eq!(
+            decode_head(&raw),
+            Some((Id::Bin(b"e".to_vec()), None, "ERR".to_owned()))
+        );
     }
 }
