@@ -188,9 +188,22 @@ impl<'de> de::Deserializer<'de> for Value {
             Value::String(s) => v.visit_string(s),
             Value::Bytes(b) => v.visit_byte_buf(b),
             Value::DateTime(d) => v.visit_map(DateTimeAccess(Some(d))),
-            Value::Array(items) => v.visit_seq(SeqAccess {
-                iter: items.into_iter(),
-            }),
+            Value::Array(items) => {
+                let total = items.len();
+                let mut seq = SeqAccess {
+                    iter: items.into_iter(),
+                };
+                let value = v.visit_seq(&mut seq)?;
+                // A tuple takes only its own elements; more is a wrong value,
+                // not something to drop silently.
+                match seq.iter.len() {
+                    0 => Ok(value),
+                    left => Err(ConvertError(format!(
+                        "an array of {total} elements where {} were expected",
+                        total - left
+                    ))),
+                }
+            }
             Value::Struct(map) => v.visit_map(MapAccess {
                 iter: map.into_iter(),
                 value: None,
@@ -473,6 +486,10 @@ mod tests {
         assert!(from_value::<u8>(Value::Int(300)).is_err());
         assert!(to_value(u64::MAX).is_err());
         assert_eq!(from_value::<Option<i32>>(Value::Nil).unwrap(), None::<i32>);
+        // Found by fuzzing: a tuple took the first elements of a longer array.
+        let three = Value::Array(vec![Value::Int(1), Value::Int(2), Value::Int(3)]);
+        assert!(from_value::<(i64, i64)>(three.clone()).is_err());
+        assert_eq!(from_value::<(i64, i64, i64)>(three).unwrap(), (1, 2, 3));
         let dt: DateTime = from_value(Value::String("2026-11-21T05:17:00".into())).unwrap();
         assert_eq!(dt.hour, 5);
         let b: Bytes = from_value(Value::String("AP8H".into())).unwrap();

@@ -91,6 +91,10 @@ fn stable<T: Serialize + DeserializeOwned + Any + Debug>(value: Value) {
         return;
     };
     let first = to_value_ref(&t).unwrap_or_else(|e| panic!("{t:?} from {value:?}: {e}"));
+    // What an array converts to holds every element (a tuple no fewer).
+    if let (Value::Array(given), Value::Array(kept)) = (&value, &first) {
+        assert_eq!(given.len(), kept.len(), "{value:?} converted to {t:?}");
+    }
     comes_back::<T>(&t, first);
 }
 
