@@ -412,7 +412,8 @@ def test_provider_methods(master):
     assert set(clients) == {"alice", "bob"}
     bob = clients["bob"]
     assert set(bob) == {"name", "host", "loginTime", "lastVisit", "status", "info",
-                        "pendingMessages"}
+                        "pendingMessages", "subscriptions"}
+    assert bob["subscriptions"] == 0
     assert bob["name"] == "bob"
     assert bob["host"] == "127.0.0.1"
     assert isinstance(bob["loginTime"], xmlrpc.client.DateTime)

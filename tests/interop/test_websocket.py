@@ -404,14 +404,15 @@ def test_dropped_socket_messages_visible_to_visit(master):
 
 def test_dropped_socket_while_busy_loses_no_message(master):
     """The connection drops while the server is still busy with a batch from it (a
-    stack.popWait), so it has not read the end of the stream yet. Messages sent meanwhile
-    must stay queued: handing a notification to a connection that is gone is not delivery."""
+    stack.popWait), so it has not read the end of the stream yet. With a confirmed
+    subscription, messages sent meanwhile must stay queued: handing a message to a
+    connection that is gone is not delivery, and only the client's answer is."""
     name = f"wsb-{uuid.uuid4().hex}"
     blocker = f"blk-{uuid.uuid4().hex}"
     x = xml(master)
     p = WsPeer(master.ws)
     assert p.call("provider.login", name) is True
-    sub = p.call("provider.subscribe", name)
+    sub = p.call("provider.subscribe", name, True)
     p.send([{"jsonrpc": "2.0", "method": "stack.popWait", "params": [blocker, 30], "id": 1}])
     p.abort()
     for m in ("m1", "m2"):
