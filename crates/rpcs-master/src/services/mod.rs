@@ -20,6 +20,9 @@ pub struct Limits {
     pub max_name_bytes: usize,
     /// The most items one `pushMany` or `popMany` moves.
     pub max_batch: usize,
+    /// `popMany` stops taking items once they reach this many bytes (encoded),
+    /// so that its answer stays within what every protocol carries.
+    pub max_answer_bytes: usize,
     /// The longest a blocking call may wait, in seconds.
     pub max_wait_secs: f64,
     /// The most subscriptions one connection may hold.
@@ -32,6 +35,7 @@ impl Default for Limits {
             max_item_bytes: 1 << 20,
             max_name_bytes: 1024,
             max_batch: 10_000,
+            max_answer_bytes: 4 << 20,
             max_wait_secs: 3600.0,
             max_subscriptions: 64,
         }

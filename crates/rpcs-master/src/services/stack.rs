@@ -62,30 +62,36 @@ fn delete_items(txn: &mut dyn WriteTxn, name: &str, len: u64) -> Result<(), Faul
     Ok(())
 }
 
-/// Pops up to `n` items, top first; `None` if the stack does not exist. Each
-/// item is decoded and offered to `accept` (can the caller's protocol carry it?)
-/// before any is removed, so a refusal takes nothing.
+/// Pops up to `n` items, top first, stopping once they reach `budget` encoded
+/// bytes (the answer must stay small enough for every protocol to carry it);
+/// `None` if the stack does not exist. Each item is decoded and offered to
+/// `accept` (can the caller's protocol carry it?) before any is removed, so a
+/// refusal takes nothing.
 fn pop_checked(
     txn: &mut dyn WriteTxn,
     name: &str,
     n: u64,
+    budget: usize,
     accept: &dyn Fn(&Value) -> Result<(), Fault>,
 ) -> Result<Option<Vec<Value>>, Fault> {
     let Some(len) = length(txn, name)? else {
         return Ok(None);
     };
-    let count = n.min(len);
-    let mut items = Vec::with_capacity(count as usize);
-    for index in (len - count..len).rev() {
+    let mut items = Vec::with_capacity(n.min(len).min(1024) as usize);
+    let mut bytes = 0usize;
+    while (items.len() as u64) < n.min(len) && (items.is_empty() || bytes < budget) {
+        let index = len - 1 - items.len() as u64;
         let raw = txn.get_at(Table::StackItems, name, index)?.ok_or_else(|| {
             Fault::from(store::StoreError::Corrupt(format!(
                 "stack {name:?} lost item {index}"
             )))
         })?;
+        bytes += raw.len();
         let item = decode(&raw)?;
         accept(&item)?;
         items.push(item);
     }
+    let count = items.len() as u64;
     for index in len - count..len {
         txn.take_at(Table::StackItems, name, index)?;
     }
@@ -222,7 +228,8 @@ impl Stacks {
         items.pop().ok_or_else(|| empty(&name))
     }
 
-    /// Pops up to `n` items, top first (fewer if the stack runs out).
+    /// Pops up to `n` items, top first: fewer if the stack runs out or once they
+    /// reach the answer budget.
     pub async fn pop_many(&self, ctx: &Context, name: String, n: i64) -> Result<Vec<Value>, Fault> {
         let n = u64::try_from(n)
             .map_err(|_| Fault::named("ValueError", "count must not be negative"))?;
@@ -242,8 +249,9 @@ impl Stacks {
         self.limits.check_name("stack", &name)?;
         let ctx = ctx.clone();
         let accept = move |v: &Value| ctx.check_carriable(v);
+        let budget = self.limits.max_answer_bytes;
         store::write(&*self.store, move |txn| {
-            match pop_checked(txn, &name, n, &accept)? {
+            match pop_checked(txn, &name, n, budget, &accept)? {
                 Some(items) => Ok(items),
                 None if must_exist => Err(not_found(&name)),
                 None => Ok(Vec::new()),
@@ -328,7 +336,7 @@ impl Stacks {
             async move {
                 store::write(&*self.store, move |txn| {
                     let accept = |v: &Value| ctx.check_carriable(v);
-                    let Some(mut items) = pop_checked(txn, &name, 1, &accept)? else {
+                    let Some(mut items) = pop_checked(txn, &name, 1, usize::MAX, &accept)? else {
                         return Ok(None);
                     };
                     let Some(item) = items.pop() else {
@@ -460,7 +468,7 @@ pub fn register(t: &mut MethodTable, svc: &Arc<Stacks>) {
     method!(t, svc => s, "stack.pop", "Pop the top item; faults StackIndexError when the stack is empty.",
         |ctx: Context, name: String| s.pop(&ctx, name).await)
     .params(&["name"]);
-    method!(t, svc => s, "stack.popMany", "Pop up to n items, top first; fewer when the stack runs out.",
+    method!(t, svc => s, "stack.popMany", "Pop up to n items, top first; fewer when the stack runs out or once they reach the answer budget (4 MiB by default).",
         |ctx: Context, name: String, n: i64| s.pop_many(&ctx, name, n).await)
     .params(&["name", "n"]);
     method!(t, svc => s, "stack.popWait",

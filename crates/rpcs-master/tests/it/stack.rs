@@ -350,3 +350,25 @@ async fn values_a_protocol_cannot_carry_are_never_lost() {
         odd
     );
 }
+
+#[tokio::test]
+async fn pop_many_stops_at_the_answer_budget() {
+    let mut cfg = config();
+    cfg.limits.max_answer_bytes = 100;
+    for e in all_envs_with(cfg).await {
+        let items: Vec<Value> = (0..10).map(|n| s(&format!("{n:040}"))).collect();
+        e.ok("stack.pushMany", vec![s("b"), Value::Array(items.clone())])
+            .await;
+        // 42 encoded bytes each: the third crosses 100 bytes, and is the last.
+        let first = e.ok("stack.popMany", vec![s("b"), i(10)]).await;
+        assert_eq!(first.as_array().unwrap().len(), 3, "[{}]", e.name);
+        assert_eq!(e.ok("stack.getSize", vec![s("b")]).await, i(7));
+        // One item over the budget still comes alone.
+        let big = s(&"x".repeat(500));
+        e.ok("stack.push", vec![s("b"), big.clone()]).await;
+        assert_eq!(
+            e.ok("stack.popMany", vec![s("b"), i(10)]).await,
+            Value::Array(vec![big])
+        );
+    }
+}
