@@ -572,15 +572,24 @@ class RawWs:
         return self.answer(id)
 
     def answer(self, id):
+        """Reads messages (a big one arrives in fragments) until the answer to ``id``."""
+        message = None
         while True:
             frame = self.recv_frame()
             assert frame is not None, "the server closed the WebSocket before answering"
-            _, opcode, payload = frame
-            if opcode == WS_TEXT:
-                msg = json.loads(payload)
-                if isinstance(msg, dict) and msg.get("id") == id:
-                    return msg
+            fin, opcode, payload = frame
             assert opcode != WS_CLOSE, f"closed before answering: {payload!r}"
+            if opcode == WS_TEXT:
+                message = payload
+            elif opcode == WS_CONTINUATION and message is not None:
+                message += payload
+            else:
+                continue
+            if not fin:
+                continue
+            msg, message = json.loads(message), None
+            if isinstance(msg, dict) and msg.get("id") == id:
+                return msg
 
 
 # --- MessagePack-RPC -------------------------------------------------------------------------------

@@ -128,6 +128,27 @@ pub enum Incoming {
     Batch(Vec<Message>),
 }
 
+/// The deepest nesting of arrays and objects a call's parameters may have, as
+/// for the other codecs (the params array itself is the first level).
+pub const MAX_DEPTH: usize = 65;
+
+/// How deeply arrays and objects nest in `json` (a scalar is 0), counted without
+/// recursion.
+fn depth(json: &Json) -> usize {
+    let mut deepest = 0;
+    let mut stack = vec![(json, 1usize)];
+    while let Some((value, level)) = stack.pop() {
+        let children: Box<dyn Iterator<Item = &Json>> = match value {
+            Json::Array(items) => Box::new(items.iter()),
+            Json::Object(members) => Box::new(members.values()),
+            _ => continue,
+        };
+        deepest = deepest.max(level);
+        stack.extend(children.map(|c| (c, level + 1)));
+    }
+    deepest
+}
+
 /// The most calls one batch may carry.
 pub const MAX_BATCH: usize = 1000;
 
@@ -238,6 +259,15 @@ fn call(id: Option<Id>, method: Json, params: Option<Json>, v1: bool) -> Message
     let Json::String(method) = method else {
         return invalid(echo, "method must be a string");
     };
+    if params.as_ref().is_some_and(|p| depth(p) > MAX_DEPTH) {
+        return Message::Invalid {
+            id: echo,
+            fault: Fault::new(
+                Fault::LIMIT_EXCEEDED,
+                format!("values are nested deeper than the limit of {MAX_DEPTH}"),
+            ),
+        };
+    }
     let params = match params {
         None | Some(Json::Null) => Params::default(),
         Some(Json::Array(items)) => Params::Positional(items.into_iter().map(from_json).collect()),
@@ -510,6 +540,20 @@ mod tests {
         );
         assert!(!v1.contains("jsonrpc"));
         assert_eq!(encode_batch(vec![]), None);
+    }
+
+    #[test]
+    fn values_nest_as_deep_as_in_the_other_codecs() {
+        let nested = |n: usize| "[".repeat(n) + &"]".repeat(n);
+        let doc = |n: usize| {
+            format!(
+                r#"{{"jsonrpc":"2.0","method":"m","params":[{}],"id":1}}"#,
+                nested(n)
+            )
+        };
+        assert!(matches!(single(&doc(64)), Message::Call(_)));
+        assert_eq!(code(&single(&doc(65))), Fault::LIMIT_EXCEEDED);
+        assert_eq!(code(&single(&doc(100))), Fault::LIMIT_EXCEEDED);
     }
 
     #[test]

@@ -358,6 +358,12 @@ pub(crate) async fn run_call<F>(
     match first {
         Poll::Ready(outcome) => finish(outcome, inline_out),
         Poll::Pending => {
+            // A call that must wait starts only while its answer has somewhere
+            // to go: a client that reads nothing gets no more calls run, each
+            // holding its answer in memory.
+            if !session.outbox.wait_room().await {
+                return;
+            }
             let Some(permit) = session.slot().await else {
                 return;
             };

@@ -100,6 +100,12 @@ impl Outbox {
         }
     }
 
+    /// Waits until the outbox is not full (a call about to start will have
+    /// somewhere to put its answer); false once the connection is gone.
+    pub(crate) async fn wait_room(&self) -> bool {
+        self.room(1).await.is_some()
+    }
+
     /// Queues a frame, waiting for room; false once the connection is gone.
     pub(crate) async fn send(&self, bytes: Vec<u8>) -> bool {
         let Some(room) = self.room(bytes.len()).await else {

@@ -18,7 +18,8 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::error::{CapacityError, Error as WsError};
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::{CloseCode, Data, OpCode};
+use tokio_tungstenite::tungstenite::protocol::frame::Frame;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 use tokio_tungstenite::WebSocketStream;
@@ -40,11 +41,31 @@ impl Wire for JsonWire {
 /// Why the reader closes the socket, for the close frame the writer sends last.
 type CloseReason = Arc<Mutex<Option<CloseFrame<'static>>>>;
 
+/// The largest WebSocket frame the server writes; longer messages are fragmented.
+const FRAGMENT: usize = 256 * 1024;
+
+/// The most bytes a WebSocket's own write buffer may hold: a few fragments.
+/// Pongs beyond it are not buffered (tungstenite keeps the latest only, as RFC
+/// 6455 allows), so a client that pings and never reads costs no more.
+pub(crate) const MAX_WRITE_BUFFER: usize = 4 * FRAGMENT;
+
 /// The write half of a WebSocket: each frame is one text message, and the close
 /// frame says why the connection ends.
 struct WsSink<S> {
     sink: futures_util::stream::SplitSink<WebSocketStream<S>, WsMessage>,
     close: CloseReason,
+}
+
+impl<S> WsSink<S>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    /// Writes one message or fragment after flushing what is buffered (pongs the
+    /// reader queued), so it always has room in the bounded write buffer.
+    async fn put(&mut self, message: WsMessage) -> std::io::Result<()> {
+        self.sink.flush().await.map_err(std::io::Error::other)?;
+        self.sink.feed(message).await.map_err(std::io::Error::other)
+    }
 }
 
 impl<S> FrameSink for WsSink<S>
@@ -54,10 +75,21 @@ where
     async fn write_batch(&mut self, frames: Vec<Vec<u8>>) -> std::io::Result<()> {
         for frame in frames {
             let text = String::from_utf8(frame).map_err(std::io::Error::other)?;
-            self.sink
-                .feed(text.into())
-                .await
-                .map_err(std::io::Error::other)?;
+            if text.len() <= FRAGMENT {
+                self.put(text.into()).await?;
+                continue;
+            }
+            // A big message goes out in fragments, so the socket's write buffer
+            // (and with it what a ping flood can make it hold) stays small.
+            let bytes = text.into_bytes();
+            let mut chunks = bytes.chunks(FRAGMENT).peekable();
+            let mut opcode = OpCode::Data(Data::Text);
+            while let Some(chunk) = chunks.next() {
+                let last = chunks.peek().is_none();
+                let frame = Frame::message(chunk.to_vec(), opcode, last);
+                self.put(WsMessage::Frame(frame)).await?;
+                opcode = OpCode::Data(Data::Continue);
+            }
         }
         self.sink.flush().await.map_err(std::io::Error::other)
     }

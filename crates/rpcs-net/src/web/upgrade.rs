@@ -85,10 +85,14 @@ async fn run(s: Session, req: Request<Incoming>) {
             return;
         }
     };
-    let limit = s.shared.config.max_request_bytes;
+    let limits = &s.shared.config;
     let config = WebSocketConfig {
-        max_message_size: Some(limit),
-        max_frame_size: Some(limit),
+        max_message_size: Some(limits.max_request_bytes),
+        max_frame_size: Some(limits.max_request_bytes),
+        // Pongs to a client that sends pings and reads nothing would pile up
+        // without a bound; past it tungstenite keeps only the latest. Our own
+        // answers go out in fragments that fit.
+        max_write_buffer_size: ws::MAX_WRITE_BUFFER,
         ..WebSocketConfig::default()
     };
     let ws =

@@ -22,8 +22,10 @@ use bytes::Bytes;
 use rpcs_core::zerorpc::{self, names, Event, Id};
 use rpcs_core::{Context, Fault, Reply, Value};
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::Poll;
 use std::time::{Duration, Instant};
 use tokio::io::AsyncRead;
 use tokio::sync::{watch, Notify, Semaphore};
@@ -326,6 +328,11 @@ async fn open_channel(peer: &Arc<Peer>, prefix: Vec<Bytes>, event: Event, calls:
         );
         return out.send(names::ERR, err_args(&fault)).await;
     };
+    // A call starts only while its answer has somewhere to go: a client that
+    // reads nothing gets no more calls run, each holding its answer.
+    if !peer.outbox.wait_room().await {
+        return;
+    }
     let ch = Arc::new(Channel {
         credits: AtomicI64::new(1),
         more: Notify::new(),
@@ -333,7 +340,7 @@ async fn open_channel(peer: &Arc<Peer>, prefix: Vec<Bytes>, event: Event, calls:
     });
     let key = event.message_id.clone();
     peer.channels().insert(key.clone(), ch.clone());
-    calls.spawn(async move {
+    let mut call: std::pin::Pin<Box<dyn Future<Output = ()> + Send>> = Box::pin(async move {
         let heartbeat = out.peer.config.heartbeat;
         tokio::select! {
             _ = run(&out, &ch, event) => {}
@@ -342,6 +349,12 @@ async fn open_channel(peer: &Arc<Peer>, prefix: Vec<Bytes>, event: Event, calls:
         out.peer.channels().remove(&key);
         drop(permit);
     });
+    // A call that needs no waiting is answered here, before the next request is
+    // read, so a flood of them is paced by the client's reading.
+    let first = std::future::poll_fn(|cx| Poll::Ready(call.as_mut().poll(cx))).await;
+    if first.is_pending() {
+        calls.spawn(call);
+    }
 }
 
 /// Where a channel's events go.

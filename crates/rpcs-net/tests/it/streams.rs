@@ -293,3 +293,17 @@ async fn hyper_post(url: &str, body: &str) -> String {
     s.read_to_string(&mut out).await.unwrap();
     out
 }
+
+#[tokio::test]
+async fn big_websocket_answers_arrive_whole_in_fragments() {
+    let srv = start_all(ServerConfig::default()).await;
+    let client = Client::new(&ws_url(&srv.http)).unwrap();
+    // Over a megabyte, with multi-byte characters across fragment boundaries.
+    let text = "é☺x".repeat(300_000);
+    let back = client
+        .call("echo", vec![Value::String(text.clone())])
+        .await
+        .unwrap();
+    assert_eq!(back, Value::String(text));
+    srv.shutdown().await;
+}
