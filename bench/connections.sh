@@ -61,17 +61,21 @@ measure() {
 
 echo "held connections: $count, ${secs}s rounds, $(nproc) cores, $(date -u +%Y-%m-%d)"
 start_master
-before=$(rss_kib "$pid")
 {
     measure "no held connections"
+    before=$(rss_kib "$pid")
     hold idle
     idle_rss=$(rss_kib "$pid")
     measure "$count idle connections"
     kill "$holder"
+    # The idle connections close with their holder; wait until the master has
+    # let them all go before the next baseline.
+    while [ "$(ls "/proc/$pid/fd" | wc -l)" -gt 100 ]; do sleep 0.2; done
+    again=$(rss_kib "$pid")
     hold popwait
     wait_rss=$(rss_kib "$pid")
     measure "$count blocked popWait calls"
     kill "$holder"
     echo "memory: $(( (idle_rss - before) * 1024 / count )) bytes per idle connection," \
-        "$(( (wait_rss - before) * 1024 / count )) bytes per connection with a blocked popWait" >&2
+        "$(( (wait_rss - again) * 1024 / count )) bytes per connection with a blocked popWait" >&2
 } | "$python" bench/summarize.py
