@@ -99,7 +99,7 @@ impl ZerorpcTransport {
             message: self.config.timeout,
         };
         let dealer = match &self.endpoints {
-            Endpoints::Connect(list) => Dealer::connect(list, limits),
+            Endpoints::Connect(list) => Dealer::connect(list, limits).await,
             Endpoints::Bind(list) => Dealer::bind(list, limits).await,
         }
         .map_err(|e| ClientError::Connect(e.to_string()))?;

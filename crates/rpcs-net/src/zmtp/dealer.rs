@@ -88,19 +88,33 @@ struct Link {
 }
 
 impl Dealer {
-    /// A dealer connected (and reconnecting) to every endpoint; it returns at
-    /// once, and messages wait until a server is reached.
-    pub(crate) fn connect(endpoints: &[String], limits: Limits) -> io::Result<Dealer> {
+    /// A dealer connected (and from then on reconnecting) to every endpoint.
+    /// It fails only when no endpoint can be reached at all, so that a caller
+    /// learns at once that nobody listens; messages wait until a server is
+    /// connected.
+    pub(crate) async fn connect(endpoints: &[String], limits: Limits) -> io::Result<Dealer> {
         let parsed = endpoints
             .iter()
             .map(|e| Endpoint::parse(e, false))
             .collect::<io::Result<Vec<_>>>()?;
-        let (link, dealer) = Dealer::start(limits);
-        let mut dealer = dealer;
-        for endpoint in parsed {
-            dealer
-                .tasks
-                .push(tokio::spawn(keep_connected(endpoint, link.clone())));
+        let mut first = Vec::with_capacity(parsed.len());
+        let mut last_error = None;
+        for endpoint in &parsed {
+            match connect(endpoint, None).await {
+                Ok(halves) => first.push(Some(halves)),
+                Err(e) => {
+                    last_error = Some(e);
+                    first.push(None);
+                }
+            }
+        }
+        if first.iter().all(Option::is_none) {
+            return Err(last_error.unwrap_or_else(|| io::Error::other("no endpoint")));
+        }
+        let (link, mut dealer) = Dealer::start(limits);
+        for (endpoint, halves) in parsed.into_iter().zip(first) {
+            let task = keep_connected(endpoint, halves, link.clone());
+            dealer.tasks.push(tokio::spawn(task));
         }
         Ok(dealer)
     }
@@ -176,11 +190,16 @@ impl Dealer {
     }
 }
 
-/// Keeps one endpoint connected while the dealer lives.
-async fn keep_connected(endpoint: Endpoint, link: Link) {
+/// Keeps one endpoint connected while the dealer lives, starting with the
+/// connection already made, if any.
+async fn keep_connected(endpoint: Endpoint, mut first: Option<Halves>, link: Link) {
     let mut pause = FIRST_RETRY;
     loop {
-        match connect(&endpoint, None).await {
+        let attempt = match first.take() {
+            Some(halves) => Ok(halves),
+            None => connect(&endpoint, None).await,
+        };
+        match attempt {
             Ok(halves) => {
                 if serve_peer(halves, &link).await {
                     pause = FIRST_RETRY;
