@@ -19,6 +19,10 @@ pub struct DispatchLimits {
     /// The most items a streaming method may return where its result is sent
     /// as one array (protocols that do not stream).
     pub max_collected_items: usize,
+    /// Once the answers of one `system.multicall` reach about this many bytes,
+    /// its calls left are not run and get a limit fault each. (A call that ran
+    /// is always answered in full: it may have taken something.)
+    pub max_multicall_bytes: usize,
 }
 
 impl Default for DispatchLimits {
@@ -26,6 +30,7 @@ impl Default for DispatchLimits {
         DispatchLimits {
             max_multicall: 1000,
             max_collected_items: 100_000,
+            max_multicall_bytes: 32 << 20,
         }
     }
 }
@@ -258,11 +263,25 @@ impl Dispatcher {
             ));
         }
         let mut results = Vec::with_capacity(calls.len());
+        let mut size = 0usize;
         for call in calls {
-            let outcome = match split_call(call) {
-                Ok((name, params)) => self.call_single(ctx, &name, params).await,
-                Err(fault) => Err(fault),
+            let outcome = if size >= self.limits.max_multicall_bytes {
+                Err(Fault::new(
+                    Fault::LIMIT_EXCEEDED,
+                    format!(
+                        "not run: the multicall's answers exceed the limit of {} bytes",
+                        self.limits.max_multicall_bytes
+                    ),
+                ))
+            } else {
+                match split_call(call) {
+                    Ok((name, params)) => self.call_single(ctx, &name, params).await,
+                    Err(fault) => Err(fault),
+                }
             };
+            if let Ok(value) = &outcome {
+                size = size.saturating_add(approx_len(value));
+            }
             results.push(match outcome {
                 Ok(value) => Value::Array(vec![value]),
                 Err(fault) => fault_struct(&fault),
@@ -270,6 +289,32 @@ impl Dispatcher {
         }
         Ok(Value::Array(results))
     }
+}
+
+/// About how many bytes `value` takes encoded (its MessagePack size; the text
+/// protocols take a few times that), counted without recursion.
+fn approx_len(value: &Value) -> usize {
+    let mut total = 0usize;
+    let mut stack = vec![value];
+    while let Some(v) = stack.pop() {
+        total += match v {
+            Value::Nil | Value::Bool(_) => 1,
+            Value::Int(_) | Value::Double(_) => 9,
+            Value::DateTime(_) => 15,
+            Value::String(s) => s.len() + 5,
+            Value::Bytes(b) => b.len() + 5,
+            Value::Array(items) => {
+                stack.extend(items);
+                5
+            }
+            Value::Struct(members) => {
+                total += members.keys().map(|k| k.len() + 5).sum::<usize>();
+                stack.extend(members.values());
+                5
+            }
+        };
+    }
+    total
 }
 
 /// Orders named parameters by the method's parameter names.

@@ -245,6 +245,27 @@ fn multicall_limit_and_shape() {
 }
 
 #[test]
+fn a_multicall_stops_running_calls_once_its_answers_reach_the_limit() {
+    let limits = rpcs_core::DispatchLimits {
+        max_multicall_bytes: 1000,
+        ..Default::default()
+    };
+    let mut t = table();
+    t.register("blob", "300 bytes.", || "b".repeat(300));
+    let d = Dispatcher::with_limits(t, limits);
+    let calls = Value::Array((0..10).map(|_| entry("blob", vec![])).collect());
+    let Ok(Value::Array(results)) = run(&d, "system.multicall", vec![calls]) else {
+        panic!("no multicall answer")
+    };
+    assert_eq!(results.len(), 10, "every call gets an answer");
+    // 305 bytes each: the fourth crosses 1000 and still runs, none after it.
+    let ran = results.iter().filter(|r| r.as_array().is_some()).count();
+    assert_eq!(ran, 4);
+    let refused = &results[9].as_struct().unwrap()["faultCode"];
+    assert_eq!(refused, &Value::Int(Fault::LIMIT_EXCEEDED.into()));
+}
+
+#[test]
 fn tables_merge_nest_and_alias() {
     let mut a = MethodTable::new();
     a.register("ping", "", || "pong");
@@ -371,6 +392,7 @@ fn streaming_methods_stream_or_collect() {
         rpcs_core::DispatchLimits {
             max_multicall: 10,
             max_collected_items: 5,
+            ..Default::default()
         },
     );
     assert_eq!(
