@@ -51,8 +51,9 @@ pub struct ServerConfig {
     /// Encoded answers one connection may have waiting to be written; when a
     /// client does not read them, the server stops reading its requests.
     pub max_queued_bytes: usize,
-    /// A stream connection whose client takes none of its answers for this long
-    /// is closed, freeing its slot and the calls waiting to answer.
+    /// A connection whose client takes none of its answers for this long is
+    /// closed, freeing its slot and the calls waiting to answer (HTTP too: a
+    /// slow-read attack ends here).
     pub write_timeout: Duration,
     /// The service name zerorpc's `_zerorpc_name` answers.
     pub service_name: String,

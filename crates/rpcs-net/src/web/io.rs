@@ -4,32 +4,48 @@
 //! word. The server keeps a second handle on the socket so that it can still
 //! answer `408 Request Timeout` then, when part of a request had arrived (an idle
 //! keep-alive connection is closed silently, as clients expect).
+//!
+//! It also bounds how long a write may wait: a client that stops reading its
+//! answers (a slow-read attack) has its connection ended after the write
+//! timeout, instead of holding its slot for ever.
 
+use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
+use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
+use tokio::time::Sleep;
 
 /// One handle on a shared TCP socket; hyper reads and writes through one.
 pub(crate) struct SharedSocket {
     stream: Arc<TcpStream>,
     /// Bytes arrived since the last answer was written: a request is under way.
     mid_request: Arc<AtomicBool>,
+    /// How long a write may wait for the client to take bytes.
+    stall: Duration,
+    /// When the write now waiting gives up.
+    give_up: Option<Pin<Box<Sleep>>>,
 }
 
 impl SharedSocket {
-    /// Two handles on `stream`: one for hyper, one for the server.
-    pub(crate) fn pair(stream: TcpStream) -> (SharedSocket, SharedSocket) {
+    /// Two handles on `stream`: one for hyper, one for the server. A write that
+    /// waits longer than `stall` fails.
+    pub(crate) fn pair(stream: TcpStream, stall: Duration) -> (SharedSocket, SharedSocket) {
         let shared = SharedSocket {
             stream: Arc::new(stream),
             mid_request: Arc::new(AtomicBool::new(false)),
+            stall,
+            give_up: None,
         };
         let other = SharedSocket {
             stream: shared.stream.clone(),
             mid_request: shared.mid_request.clone(),
+            stall,
+            give_up: None,
         };
         (shared, other)
     }
@@ -71,16 +87,34 @@ impl AsyncRead for SharedSocket {
     }
 }
 
+impl SharedSocket {
+    /// The client takes no bytes: keep waiting, unless it has been too long.
+    fn wait_or_give_up(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+        let stall = self.stall;
+        let give_up = self
+            .give_up
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(stall)));
+        ready!(give_up.as_mut().poll(cx));
+        Poll::Ready(Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            "the client took no bytes for the write timeout",
+        )))
+    }
+}
+
 impl AsyncWrite for SharedSocket {
     fn poll_write(
-        self: Pin<&mut Self>,
+        mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         loop {
-            ready!(self.stream.poll_write_ready(cx))?;
+            if self.stream.poll_write_ready(cx)?.is_pending() {
+                return self.wait_or_give_up(cx);
+            }
             match self.stream.try_write(buf) {
                 Ok(n) => {
+                    self.give_up = None;
                     self.mid_request.store(false, Ordering::Relaxed);
                     return Poll::Ready(Ok(n));
                 }

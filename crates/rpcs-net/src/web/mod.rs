@@ -74,7 +74,7 @@ pub(crate) async fn serve_connection(
     stop: watch::Receiver<bool>,
 ) {
     tune_tcp(&stream, shared.config.tcp_keepalive);
-    let (socket, ours) = SharedSocket::pair(stream);
+    let (socket, ours) = SharedSocket::pair(stream, shared.config.write_timeout);
     let conn_id = shared.connection_id();
     let upgraded: Upgraded = Arc::default();
     let svc_shared = shared.clone();

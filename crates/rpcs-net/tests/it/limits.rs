@@ -412,3 +412,33 @@ async fn a_client_that_takes_no_answers_is_let_go() {
     .await;
     srv.shutdown().await;
 }
+
+#[tokio::test]
+async fn an_http_client_that_reads_no_answer_is_let_go() {
+    let config = ServerConfig {
+        write_timeout: Duration::from_millis(200),
+        max_connections_per_listener: 1,
+        ..ServerConfig::default()
+    };
+    let mut t = table();
+    t.register("big", "64 MiB of text.", || "b".repeat(64 << 20));
+    let srv = start_two(config, t).await;
+    let call = rpcs_core::xmlrpc::encode_request("big", &[]).unwrap();
+    let mut request = format!(
+        "POST /RPC2 HTTP/1.1\r\nHost: x\r\nContent-Type: text/xml\r\nContent-Length: {}\r\n\r\n",
+        call.len()
+    )
+    .into_bytes();
+    request.extend_from_slice(&call);
+    // Asks for far more than the socket buffers hold, and reads none of it.
+    let mut slow = TcpStream::connect(srv.http).await.unwrap();
+    slow.write_all(&request).await.unwrap();
+    // Its slot, the listener's only one, comes free once the server gives up.
+    eventually(|| async {
+        let c = Client::new(&srv.http_url()).unwrap();
+        c.call("add", (1, 1)).await.is_ok()
+    })
+    .await;
+    drop(slow);
+    srv.shutdown().await;
+}
