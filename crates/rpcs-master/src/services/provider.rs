@@ -119,6 +119,32 @@ fn enqueue(
     Ok(true)
 }
 
+/// The write that gives back a message a visit took when the visitor went away
+/// before it got it: at the head of the queue again if nothing else was taken
+/// since, else at its end.
+fn requeue(name: String, taken: Option<(u64, Vec<u8>)>) -> store::WriteOp {
+    Box::new(move |txn| {
+        if let Some((seq, bytes)) = taken {
+            let mut put = || -> Result<(), Fault> {
+                let Some(mut s) = load(txn, &name)? else {
+                    return Ok(());
+                };
+                if s.head == seq + 1 {
+                    txn.put_at(Table::Messages, &name, seq, &bytes)?;
+                    s.head = seq;
+                    save(txn, &name, &s)
+                } else {
+                    enqueue(txn, &name, &mut s, &bytes).map(|_| ())
+                }
+            };
+            if let Err(e) = put() {
+                tracing::warn!(client = %name, error = %e, "could not give back the message of a cancelled visit");
+            }
+        }
+        Box::new(|_| {})
+    })
+}
+
 /// Ends a session: drops it and its messages, requeues its leases.
 fn end_session(txn: &mut dyn WriteTxn, name: &str) -> Result<(), Fault> {
     if let Some(s) = load(txn, name)? {
@@ -441,26 +467,33 @@ impl Provider {
         }
         let ctx = ctx.clone();
         let now = self.timing.now_ms();
-        store::write(&*self.store, move |txn| {
+        let client = name.clone();
+        let visit = move |txn: &mut dyn WriteTxn| {
             let mut s = load(txn, &name)?.ok_or_else(|| not_found(&name))?;
             s.visit_ms = now;
             if let Some(status) = status {
                 s.status = status;
             }
-            let mut message = Value::Nil;
+            let mut taken = None;
             if s.head < s.tail {
                 if let Some(bytes) = txn.get_at(Table::Messages, &name, s.head)? {
-                    message = decode(&bytes)?;
+                    let message = decode(&bytes)?;
                     // A message the caller's protocol cannot carry stays queued.
                     ctx.check_carriable(&message)?;
                     txn.take_at(Table::Messages, &name, s.head)?;
+                    taken = Some((s.head, bytes));
                 }
                 s.head += 1;
             }
             save(txn, &name, &s)?;
-            Ok(message)
-        })
-        .await
+            Ok(taken)
+        };
+        let undo = move |taken: Option<(u64, Vec<u8>)>| requeue(client, taken);
+        let taken = store::write_handing_over(&self.store, visit, undo).await?;
+        match taken {
+            Some((_, bytes)) => decode(&bytes),
+            None => Ok(Value::Nil),
+        }
     }
 
     /// Queues a message for one client.

@@ -101,6 +101,18 @@ fn pop_checked(
     Ok(Some(items))
 }
 
+/// The write that puts popped items back on top of their stack, in their order
+/// (for a pop whose caller went away before it got them).
+fn put_back(name: String, items: Vec<Value>) -> store::WriteOp {
+    Box::new(move |txn| {
+        let encoded: Vec<Vec<u8>> = items.iter().rev().map(rpcs_core::msgpack::encode).collect();
+        if let Err(e) = push_encoded(txn, &name, &encoded) {
+            tracing::warn!(stack = %name, error = %e, "could not put back the items of a cancelled pop");
+        }
+        Box::new(|_| {})
+    })
+}
+
 /// A leased item as stored.
 struct Lease {
     item: Value,
@@ -250,14 +262,13 @@ impl Stacks {
         let ctx = ctx.clone();
         let accept = move |v: &Value| ctx.check_carriable(v);
         let budget = self.limits.max_answer_bytes;
-        store::write(&*self.store, move |txn| {
-            match pop_checked(txn, &name, n, budget, &accept)? {
-                Some(items) => Ok(items),
-                None if must_exist => Err(not_found(&name)),
-                None => Ok(Vec::new()),
-            }
-        })
-        .await
+        let back = name.clone();
+        let pop = move |txn: &mut dyn WriteTxn| match pop_checked(txn, &name, n, budget, &accept)? {
+            Some(items) => Ok(items),
+            None if must_exist => Err(not_found(&name)),
+            None => Ok(Vec::new()),
+        };
+        store::write_handing_over(&self.store, pop, move |items| put_back(back, items)).await
     }
 
     /// Pops the top item, waiting up to `timeout` seconds for one to arrive

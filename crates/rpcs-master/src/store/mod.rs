@@ -15,6 +15,7 @@ pub use memory::MemoryStore;
 
 use rpcs_core::Fault;
 use std::fmt;
+use std::sync::Arc;
 use tokio::sync::oneshot;
 
 /// The tables the services keep their data in.
@@ -227,8 +228,66 @@ where
     R: Send + 'static,
     F: FnOnce(&mut dyn WriteTxn) -> Result<R, Fault> + Send + 'static,
 {
+    run_write(store, f, |r| r).await
+}
+
+/// Runs a write that hands something over to its caller (a pop), like
+/// [`write`]. If the caller is gone once the write is durable (its call was
+/// cancelled: a time limit, a client that went silent), `undo` gets the result
+/// back and returns the write that puts it back, so nothing taken is lost to a
+/// cancelled call.
+pub async fn write_handing_over<R, F, U>(store: &Arc<dyn Store>, f: F, undo: U) -> Result<R, Fault>
+where
+    R: Send + 'static,
+    F: FnOnce(&mut dyn WriteTxn) -> Result<R, Fault> + Send + 'static,
+    U: FnOnce(R) -> WriteOp + Send + 'static,
+{
+    let back = store.clone();
+    let arm = move |value: R| Handover {
+        value: Some(value),
+        undo: Some(Box::new(undo)),
+        store: back,
+    };
+    run_write(&**store, f, arm).await.map(Handover::take)
+}
+
+/// A result on its way to the caller: unless the caller takes it, dropping it
+/// (wherever that happens) runs the write that undoes it.
+struct Handover<R> {
+    value: Option<R>,
+    undo: Option<Box<dyn FnOnce(R) -> WriteOp + Send>>,
+    store: Arc<dyn Store>,
+}
+
+impl<R> Handover<R> {
+    fn take(mut self) -> R {
+        self.undo = None;
+        self.value
+            .take()
+            .expect("a handover holds its value until taken")
+    }
+}
+
+impl<R> Drop for Handover<R> {
+    fn drop(&mut self) {
+        if let (Some(value), Some(undo)) = (self.value.take(), self.undo.take()) {
+            self.store.submit(undo(value));
+        }
+    }
+}
+
+/// Runs `f` in a write and passes its result, once durable, through `arm`
+/// (only a committed result is armed: a failed commit took nothing).
+async fn run_write<R, T, F, A>(store: &dyn Store, f: F, arm: A) -> Result<T, Fault>
+where
+    R: Send + 'static,
+    T: Send + 'static,
+    F: FnOnce(&mut dyn WriteTxn) -> Result<R, Fault> + Send + 'static,
+    A: FnOnce(R) -> T + Send + 'static,
+{
     let mut f = Some(f);
     let mut result = None;
+    // A write run at once on this thread cannot be cancelled half way.
     let inline = store.write_inline(&mut |txn| {
         if let Some(f) = f.take() {
             result = Some(f(txn));
@@ -236,7 +295,8 @@ where
     });
     if let Some(done) = inline {
         done?;
-        return result.unwrap_or_else(|| Err(Fault::internal("write did not run")));
+        let result = result.unwrap_or_else(|| Err(Fault::internal("write did not run")));
+        return result.map(arm);
     }
     let Some(f) = f else {
         return Err(Fault::internal("write ran twice"));
@@ -246,10 +306,11 @@ where
         let result = f(txn);
         Box::new(move |commit: Result<(), &StoreError>| {
             let outcome = match commit {
-                Ok(()) => result,
+                Ok(()) => result.map(arm),
                 Err(e) if result.is_ok() => Err(Fault::named("StorageError", e)),
-                Err(_) => result,
+                Err(_) => result.map(arm),
             };
+            // If the caller is gone, an armed result is dropped here: it undoes.
             let _ = tx.send(outcome);
         })
     }));

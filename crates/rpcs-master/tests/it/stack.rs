@@ -372,3 +372,38 @@ async fn pop_many_stops_at_the_answer_budget() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_pop_cancelled_before_its_answer_puts_the_item_back() {
+    for e in crate::all_backends_with(config()) {
+        if e.name == "memory" {
+            // Its writes run at once, inside the first poll: nothing to cancel.
+            continue;
+        }
+        e.ok("stack.push", vec![s("q"), s("job")]).await;
+        let stacks = e.master.stacks().clone();
+        let ctx = rpcs_core::Context::default();
+        {
+            // Start the pop (the write is submitted), then drop it unfinished,
+            // as a time limit or a lost client would.
+            let pop = stacks.pop(&ctx, "q".into());
+            let mut pop = std::pin::pin!(pop);
+            let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+            let first = std::future::Future::poll(pop.as_mut(), &mut cx);
+            assert!(first.is_pending(), "[{}]", e.name);
+        }
+        // Writes are applied in order: once a write sent after the pop's batch is
+        // done, the put-back (queued as that batch completed) is queued too, and
+        // once a second one is done, the put-back is applied.
+        for _ in 0..2 {
+            e.ok("stack.push", vec![s("barrier"), i(0)]).await;
+        }
+        assert_eq!(stacks.size("q").unwrap(), 1, "[{}]", e.name);
+        assert_eq!(
+            e.ok("stack.pop", vec![s("q")]).await,
+            s("job"),
+            "[{}]",
+            e.name
+        );
+    }
+}
