@@ -280,7 +280,7 @@ impl Stacks {
         timeout: f64,
     ) -> Result<Value, Fault> {
         let wait = self.limits.wait(timeout)?;
-        self.wait_for(&name, wait, || async {
+        self.wait_for(ctx, &name, wait, || async {
             let mut items = self.pop_upto(ctx, name.clone(), 1, false).await?;
             Ok(items.pop())
         })
@@ -288,9 +288,12 @@ impl Stacks {
     }
 
     /// Runs `attempt` until it yields something or `wait` has passed, sleeping
-    /// between attempts until a push on `name` (or a periodic recheck).
+    /// between attempts until a push on `name` (or a periodic recheck). A wait
+    /// whose caller's connection has closed ends there: nobody is left to get
+    /// the item, and the connection's slot must not stay taken until `wait` ends.
     async fn wait_for<T, F, Fut>(
         &self,
+        ctx: &Context,
         name: &str,
         wait: Duration,
         mut attempt: F,
@@ -301,10 +304,15 @@ impl Stacks {
     {
         let deadline = tokio::time::Instant::now() + wait;
         let waiting = self.waiters.wait_on(name);
+        // Only stream connections can tell that their caller has gone.
+        let gone = || ctx.peer_calls.is_some() && ctx.peer_closed();
         loop {
             let notified = waiting.notify.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
+            if gone() {
+                return Err(Fault::named("ConnectionError", "the caller has gone"));
+            }
             if let Some(found) = attempt().await? {
                 return Ok(found);
             }
@@ -338,7 +346,7 @@ impl Stacks {
         let wait = self.limits.wait(timeout)?;
         let client = client.filter(|c| !c.is_empty());
         let lease_ms = (lease * 1000.0) as i64;
-        self.wait_for(&name, wait, || {
+        self.wait_for(ctx, &name, wait, || {
             let name = name.clone();
             let client = client.clone();
             let limits = self.limits.clone();

@@ -407,3 +407,56 @@ async fn a_pop_cancelled_before_its_answer_puts_the_item_back() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_wait_ends_when_its_caller_disconnects() {
+    let mut cfg = config();
+    cfg.timing.recheck = Duration::from_millis(20);
+    let store: Arc<dyn Store> = Backend::Memory.open().unwrap();
+    let master = Master::new(store, cfg);
+    let mp = Listener::msgpack_tcp("127.0.0.1:0").await.unwrap();
+    let addr = mp.local_addr().unwrap().unwrap();
+    let server_config = ServerConfig {
+        max_connections_per_listener: 1,
+        ..ServerConfig::default()
+    };
+    let server = Server::new(Dispatcher::new(master.table()), server_config);
+    let (_stop, stopped) = oneshot::channel::<()>();
+    tokio::spawn(async move {
+        server
+            .run(vec![mp], async {
+                let _ = stopped.await;
+            })
+            .await
+    });
+    // A client blocks in an hour-long popWait, then vanishes.
+    let mut waiter = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut call = Vec::new();
+    rpcs_core::msgpack_rpc::write_request(
+        &mut call,
+        1,
+        "stack.popWait",
+        &[s("q"), Value::Double(3600.0)],
+    );
+    tokio::io::AsyncWriteExt::write_all(&mut waiter, &call)
+        .await
+        .unwrap();
+    let stacks = master.stacks().clone();
+    until(|| stacks.waiting("q") == 1).await;
+    drop(waiter);
+    // The wait ends with it, and so the listener's only slot comes free.
+    until(|| stacks.waiting("q") == 0).await;
+    let client = Client::new(&format!("msgpack://{addr}")).unwrap();
+    let mut served = false;
+    for _ in 0..500 {
+        if client.call("ping", ()).await.is_ok() {
+            served = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(served, "the vanished waiter still holds the slot");
+    // Nothing was taken on its behalf.
+    master.stacks().push("q".into(), i(1)).await.unwrap();
+    assert_eq!(master.stacks().size("q").unwrap(), 1);
+}
