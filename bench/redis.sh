@@ -4,8 +4,9 @@
 # concurrency and pipelining: 1 connection, 16 connections, and 16 connections
 # with 32 calls outstanding on each. Both servers keep the data in memory
 # (rpcs master --backend memory; redis-server with persistence off).
-# Installs redis-server with apt when it is missing.
-# Usage: bench/redis.sh [SECONDS_PER_ROUND]   (default 5)
+# Installs redis-server with apt when it is missing. With OTHER_BUILD=DIR, the
+# master of another build is measured over MessagePack-RPC in the same run too.
+# Usage: [OTHER_BUILD=DIR] bench/redis.sh [SECONDS_PER_ROUND]   (default 5)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-5}
@@ -31,6 +32,17 @@ for _ in $(seq 100); do
     [ "$(grep -c '^listening on' "$work/master.out")" -ge 2 ] && redis-cli -p "$redis_port" ping >/dev/null 2>&1 && break
     sleep 0.1
 done
+other=${OTHER_BUILD:-}
+if [ -n "$other" ]; then
+    "$other/rpcs" master --backend memory --listen 127.0.0.1:0 --msgpack 127.0.0.1:0 >"$work/other.out" 2>/dev/null &
+    pids+=($!)
+    for _ in $(seq 100); do
+        [ "$(grep -c '^listening on' "$work/other.out")" -ge 2 ] && break
+        sleep 0.1
+    done
+    other_msgpack=$(sed -n 's/^listening on //p' "$work/other.out" | sed -n 2p)
+    other_http=$(sed -n 's/^listening on //p' "$work/other.out" | sed -n 1p)
+fi
 http=$(sed -n 's/^listening on //p' "$work/master.out" | sed -n 1p)
 msgpack=$(sed -n 's/^listening on //p' "$work/master.out" | sed -n 2p)
 json=${http/http:/jsonrpc+http:}
@@ -43,9 +55,10 @@ redis_round() {
         python3 bench/redis_csv.py "$conns" "$pipeline"
 }
 
-# Tops the "bench" stack up to $1 items so no pop round finds it empty.
+# Tops the "bench" stack up to $1 items so no pop round finds it empty (on the
+# master at $2, by default ours).
 fill() {
-    python3 - "$http" "$1" <<'PY'
+    python3 - "${2:-$http}" "$1" <<'PY'
 import sys, xmlrpc.client
 master, want = xmlrpc.client.ServerProxy(sys.argv[1]), int(sys.argv[2])
 master.stack.create("bench")
@@ -72,6 +85,11 @@ echo "stack push/pop vs Redis LPUSH/LPOP: ${secs}s rounds, $(nproc) cores, $(dat
         ours "$msgpack" "rpcs msgpack" stack.push "$conns" "$pipeline" bench item
         fill $(( rate * (secs + 1) * 2 ))
         ours "$msgpack" "rpcs msgpack" stack.pop "$conns" "$pipeline" bench
+        if [ -n "$other" ]; then
+            ours "$other_msgpack" "rpcs msgpack ($other)" stack.push "$conns" "$pipeline" bench item
+            fill $(( rate * (secs + 1) * 2 )) "$other_http"
+            ours "$other_msgpack" "rpcs msgpack ($other)" stack.pop "$conns" "$pipeline" bench
+        fi
     done
     fill 2000000
     for conns in 1 16; do

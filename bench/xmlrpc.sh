@@ -6,7 +6,9 @@
 # Each is measured with `rpcs bench` at 1 and 16 connections, in interleaved
 # rounds; the table shows each one's median round, since a shared 2-core machine
 # is noisy.
-# Usage: bench/xmlrpc.sh [SECONDS_PER_ROUND] [ROUNDS]   (default 5 and 3)
+# With OTHER_BUILD=DIR, the example server of another build (an earlier commit
+# built with CARGO_TARGET_DIR, say) is measured in the same rounds too.
+# Usage: [OTHER_BUILD=DIR] bench/xmlrpc.sh [SECONDS_PER_ROUND] [ROUNDS]   (default 5 and 3)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-5}
@@ -36,10 +38,15 @@ start() {
 start "$bin/example-server" --listen 127.0.0.1:0; ours=$url
 start "$bin/bare-http" --listen 127.0.0.1:0; bare=$url
 start python3 bench/py_xmlrpc_server.py; python=$url
+other=${OTHER_BUILD:-}
+[ -n "$other" ] && { start "$other/example-server" --listen 127.0.0.1:0; others=$url; }
 
 echo "XML-RPC add(1, 2): ${rounds} rounds of ${secs}s, $(nproc) cores, $(date -u +%Y-%m-%d)"
 for _ in $(seq "$rounds"); do
     "$bin/rpcs" bench "$ours" add -j 1 2 -d "$secs" --print-json --label "rpcs example-server"
+    if [ -n "$other" ]; then
+        "$bin/rpcs" bench "$others" add -j 1 2 -d "$secs" --print-json --label "rpcs example-server ($other)"
+    fi
     "$bin/rpcs" bench "$bare" add -j 1 2 -d "$secs" --print-json --label "bare hyper (reads body, constant reply)"
     "$bin/rpcs" bench "$python" add -j 1 2 -d "$secs" --print-json --label "Python SimpleXMLRPCServer"
 done | python3 bench/summarize.py
