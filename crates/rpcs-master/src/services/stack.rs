@@ -93,7 +93,7 @@ fn pop_checked(
     }
     let count = items.len() as u64;
     for index in len - count..len {
-        txn.take_at(Table::StackItems, name, index)?;
+        txn.delete(Table::StackItems, &store::seq_key(name, index))?;
     }
     if count > 0 {
         set_length(txn, name, len - count)?;
@@ -262,13 +262,18 @@ impl Stacks {
         let ctx = ctx.clone();
         let accept = move |v: &Value| ctx.check_carriable(v);
         let budget = self.limits.max_answer_bytes;
-        let back = name.clone();
-        let pop = move |txn: &mut dyn WriteTxn| match pop_checked(txn, &name, n, budget, &accept)? {
-            Some(items) => Ok(items),
-            None if must_exist => Err(not_found(&name)),
-            None => Ok(Vec::new()),
+        // The write hands the name back with the items, for a put-back to use.
+        let pop = move |txn: &mut dyn WriteTxn| {
+            let items = match pop_checked(txn, &name, n, budget, &accept)? {
+                Some(items) => items,
+                None if must_exist => return Err(not_found(&name)),
+                None => Vec::new(),
+            };
+            Ok((name, items))
         };
-        store::write_handing_over(&self.store, pop, move |items| put_back(back, items)).await
+        let undo = |(name, items)| put_back(name, items);
+        let (_, items) = store::write_handing_over(&self.store, pop, undo).await?;
+        Ok(items)
     }
 
     /// Pops the top item, waiting up to `timeout` seconds for one to arrive

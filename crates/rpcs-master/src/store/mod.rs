@@ -228,7 +228,7 @@ where
     R: Send + 'static,
     F: FnOnce(&mut dyn WriteTxn) -> Result<R, Fault> + Send + 'static,
 {
-    run_write(store, f, |r| r).await
+    run_write(store, None, f, None::<fn(R) -> WriteOp>).await
 }
 
 /// Runs a write that hands something over to its caller (a pop), like
@@ -242,13 +242,7 @@ where
     F: FnOnce(&mut dyn WriteTxn) -> Result<R, Fault> + Send + 'static,
     U: FnOnce(R) -> WriteOp + Send + 'static,
 {
-    let back = store.clone();
-    let arm = move |value: R| Handover {
-        value: Some(value),
-        undo: Some(Box::new(undo)),
-        store: back,
-    };
-    run_write(&**store, f, arm).await.map(Handover::take)
+    run_write(&**store, Some(store), f, Some(undo)).await
 }
 
 /// A result on its way to the caller: unless the caller takes it, dropping it
@@ -276,18 +270,24 @@ impl<R> Drop for Handover<R> {
     }
 }
 
-/// Runs `f` in a write and passes its result, once durable, through `arm`
-/// (only a committed result is armed: a failed commit took nothing).
-async fn run_write<R, T, F, A>(store: &dyn Store, f: F, arm: A) -> Result<T, Fault>
+/// Runs `f` in a write and returns its result once durable. With `undo` (and
+/// the store to run it on), a committed result that does not reach the caller
+/// is undone; a failed commit took nothing.
+async fn run_write<R, F, U>(
+    store: &dyn Store,
+    back: Option<&Arc<dyn Store>>,
+    f: F,
+    undo: Option<U>,
+) -> Result<R, Fault>
 where
     R: Send + 'static,
-    T: Send + 'static,
     F: FnOnce(&mut dyn WriteTxn) -> Result<R, Fault> + Send + 'static,
-    A: FnOnce(R) -> T + Send + 'static,
+    U: FnOnce(R) -> WriteOp + Send + 'static,
 {
     let mut f = Some(f);
     let mut result = None;
-    // A write run at once on this thread cannot be cancelled half way.
+    // A write run at once on this thread cannot be cancelled half way: it
+    // needs no undo.
     let inline = store.write_inline(&mut |txn| {
         if let Some(f) = f.take() {
             result = Some(f(txn));
@@ -295,27 +295,49 @@ where
     });
     if let Some(done) = inline {
         done?;
-        let result = result.unwrap_or_else(|| Err(Fault::internal("write did not run")));
-        return result.map(arm);
+        return result.unwrap_or_else(|| Err(Fault::internal("write did not run")));
     }
     let Some(f) = f else {
         return Err(Fault::internal("write ran twice"));
     };
+    let arm = back.cloned().zip(undo).map(|(store, undo)| {
+        move |value: R| Handover {
+            value: Some(value),
+            undo: Some(Box::new(undo) as Box<dyn FnOnce(R) -> WriteOp + Send>),
+            store,
+        }
+    });
     let (tx, rx) = oneshot::channel();
     store.submit(Box::new(move |txn| {
         let result = f(txn);
         Box::new(move |commit: Result<(), &StoreError>| {
-            let outcome = match commit {
-                Ok(()) => result.map(arm),
+            let result = match commit {
+                Ok(()) => result,
                 Err(e) if result.is_ok() => Err(Fault::named("StorageError", e)),
-                Err(_) => result.map(arm),
+                Err(_) => result,
             };
-            // If the caller is gone, an armed result is dropped here: it undoes.
+            // Only a committed result is armed; if the caller is gone, it is
+            // dropped here (or in the channel) and undoes itself.
+            let outcome = match (result, arm) {
+                (Ok(value), Some(arm)) => Ok(Delivery::Armed(arm(value))),
+                (Ok(value), None) => Ok(Delivery::Plain(value)),
+                (Err(fault), _) => Err(fault),
+            };
             let _ = tx.send(outcome);
         })
     }));
-    rx.await
-        .unwrap_or_else(|_| Err(Fault::from(StoreError::Closed)))
+    match rx.await {
+        Ok(Ok(Delivery::Armed(handover))) => Ok(handover.take()),
+        Ok(Ok(Delivery::Plain(value))) => Ok(value),
+        Ok(Err(fault)) => Err(fault),
+        Err(_) => Err(Fault::from(StoreError::Closed)),
+    }
+}
+
+/// A queued write's result on its way back, armed to undo itself or not.
+enum Delivery<R> {
+    Armed(Handover<R>),
+    Plain(R),
 }
 
 /// Builds keys: every part but the last is length-prefixed, so no name can run

@@ -314,18 +314,20 @@ pub(crate) struct Calls {
 impl Calls {
     /// Runs one call under the time limit.
     pub(crate) async fn run(&self, ctx: &Context, call: Call) -> CallResult {
-        let d = &self.dispatcher;
-        let call = async {
-            match call {
-                Call::Positional(method, params) => d.call(ctx, &method, params).await,
-                Call::Named(method, named) => d.call_named(ctx, &method, named).await,
-            }
-        };
         match self.timeout {
-            None => call.await,
-            Some(limit) => tokio::time::timeout(limit, call)
+            None => self.dispatch(ctx, call).await,
+            // Boxed, so that the common case carries no timer in its future.
+            Some(limit) => Box::pin(tokio::time::timeout(limit, self.dispatch(ctx, call)))
                 .await
                 .unwrap_or_else(|_| Err(call_timed_out(limit))),
+        }
+    }
+
+    async fn dispatch(&self, ctx: &Context, call: Call) -> CallResult {
+        let d = &self.dispatcher;
+        match call {
+            Call::Positional(method, params) => d.call(ctx, &method, params).await,
+            Call::Named(method, named) => d.call_named(ctx, &method, named).await,
         }
     }
 }
