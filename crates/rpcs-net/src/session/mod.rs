@@ -5,6 +5,7 @@
 //! The protocols that run over it: [`msgpack`] (MessagePack-RPC over a byte
 //! stream) and [`ws`] (JSON-RPC over a WebSocket).
 
+pub(crate) mod idle;
 pub(crate) mod msgpack;
 pub(crate) mod outbox;
 pub(crate) mod ws;

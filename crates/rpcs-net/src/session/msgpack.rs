@@ -7,6 +7,7 @@
 //! cannot be resynchronised); a frame is measured before it is read, and one
 //! announcing more than the limit is refused before anything is allocated.
 
+use super::idle::IdleTimer;
 use super::{run_call, ByteSink, Call, Calls, Session, StreamLimits, Wire, FLUSH_AT};
 use crate::accept::stopped;
 use bytes::BytesMut;
@@ -74,6 +75,7 @@ where
     let task = tokio::spawn(async move {
         let mut buf = BytesMut::new();
         let mut need = 1usize;
+        let mut idle = limits.idle_timeout.map(IdleTimer::new);
         loop {
             let mut out = Vec::new();
             let closing = match answer_buffered(
@@ -92,7 +94,16 @@ where
                 break;
             }
             make_room(&mut buf, need);
-            match read_more(&mut reader, &mut buf, &session, &limits, peer, &mut stop).await {
+            let read = read_more(
+                &mut reader,
+                &mut buf,
+                &session,
+                &limits,
+                peer,
+                &mut stop,
+                &mut idle,
+            );
+            match read.await {
                 Read::Bytes(Ok(0)) | Read::Bytes(Err(_)) | Read::Close => break,
                 Read::Bytes(Ok(_)) => {}
             }
@@ -167,12 +178,18 @@ async fn read_more<R: AsyncRead + Unpin>(
     limits: &StreamLimits,
     peer: PeerInfo,
     stop: &mut watch::Receiver<bool>,
+    idle: &mut Option<IdleTimer>,
 ) -> Read {
     if !buf.is_empty() {
         let timed = tokio::time::timeout(limits.frame_timeout, reader.read_buf(buf));
         return tokio::select! {
             r = timed => match r {
-                Ok(r) => Read::Bytes(r),
+                Ok(r) => {
+                    if let Some(idle) = idle {
+                        idle.touch();
+                    }
+                    Read::Bytes(r)
+                }
                 Err(_) => {
                     debug!(peer = ?peer.addr, "MessagePack-RPC frame too slow to arrive; closing");
                     Read::Close
@@ -181,24 +198,27 @@ async fn read_more<R: AsyncRead + Unpin>(
             _ = stopped(stop) => Read::Close,
         };
     }
-    loop {
-        let Some(idle) = limits.idle_timeout else {
-            return tokio::select! {
-                r = reader.read_buf(buf) => Read::Bytes(r),
-                _ = stopped(stop) => Read::Close,
-            };
+    let Some(idle) = idle else {
+        return tokio::select! {
+            r = reader.read_buf(buf) => Read::Bytes(r),
+            _ = stopped(stop) => Read::Close,
         };
+    };
+    loop {
         tokio::select! {
-            r = tokio::time::timeout(idle, reader.read_buf(buf)) => match r {
-                Ok(r) => return Read::Bytes(r),
-                // Silent for the whole timeout: close unless something still
-                // holds the connection (a call, a subscription); else look again.
-                Err(_) if session.is_idle(1) => {
+            r = reader.read_buf(buf) => {
+                idle.touch();
+                return Read::Bytes(r);
+            }
+            // Quiet for the whole timeout: close unless something still holds
+            // the connection (a call, a subscription); else look again later.
+            () = idle.quiet() => {
+                if session.is_idle(1) {
                     debug!(peer = ?peer.addr, "idle MessagePack-RPC connection; closing");
                     return Read::Close;
                 }
-                Err(_) => {}
-            },
+                idle.touch();
+            }
             _ = stopped(stop) => return Read::Close,
         }
     }

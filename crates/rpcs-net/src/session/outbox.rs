@@ -92,6 +92,10 @@ impl Outbox {
     /// takes all of it, so it goes out alone.
     async fn room(&self, len: usize) -> Option<OwnedSemaphorePermit> {
         let want = len.clamp(1, self.budget) as u32;
+        // Usually there is room: take it without building the waiting futures.
+        if let Ok(permit) = self.room.clone().try_acquire_many_owned(want) {
+            return Some(permit);
+        }
         let room = self.room.clone().acquire_many_owned(want);
         tokio::select! {
             permit = room => permit.ok(),

@@ -7,6 +7,7 @@
 //! 1007 for text that is not UTF-8, 1009 for a message over the limit, 1002 for
 //! a framing error.
 
+use super::idle::IdleTimer;
 use super::{run_call, Call, Calls, FrameSink, Session, StreamLimits, Wire};
 use crate::accept::stopped;
 use futures_util::{SinkExt, StreamExt};
@@ -149,9 +150,10 @@ where
             peer,
             conn_id,
         };
+        let mut idle = reader.limits.idle_timeout.map(IdleTimer::new);
         loop {
             let msg = tokio::select! {
-                m = next_message(&mut stream, &reader) => m,
+                m = next_message(&mut stream, &reader, &mut idle) => m,
                 _ = stopped(&mut stop) => break,
             };
             let bytes = match msg {
@@ -180,22 +182,28 @@ where
 async fn next_message<S>(
     stream: &mut futures_util::stream::SplitStream<WebSocketStream<S>>,
     reader: &Reader,
+    idle: &mut Option<IdleTimer>,
 ) -> Option<Result<WsMessage, WsError>>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let Some(idle) = reader.limits.idle_timeout else {
+    let Some(idle) = idle else {
         return stream.next().await;
     };
     loop {
-        match tokio::time::timeout(idle, stream.next()).await {
-            Ok(m) => return m,
-            // The reader and this session's own reference hold it.
-            Err(_) if reader.session.is_idle(2) => {
-                debug!(peer = ?reader.peer, "idle WebSocket; closing");
-                return None;
+        tokio::select! {
+            m = stream.next() => {
+                idle.touch();
+                return m;
             }
-            Err(_) => {}
+            // The reader and this session's own reference hold it.
+            () = idle.quiet() => {
+                if reader.session.is_idle(2) {
+                    debug!(peer = ?reader.peer, "idle WebSocket; closing");
+                    return None;
+                }
+                idle.touch();
+            }
         }
     }
 }

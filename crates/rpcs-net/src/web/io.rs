@@ -1,16 +1,23 @@
-//! The socket under an HTTP connection, shared between hyper and the server.
+//! The socket under an HTTP connection, with a second handle for the server.
 //!
 //! hyper closes a connection whose request head is too slow to arrive without a
-//! word. The server keeps a second handle on the socket so that it can still
-//! answer `408 Request Timeout` then, when part of a request had arrived (an idle
-//! keep-alive connection is closed silently, as clients expect).
+//! word. The server keeps a second handle on the socket (a duplicate of its file
+//! descriptor) so that it can still answer `408 Request Timeout` then, when part
+//! of a request had arrived (an idle keep-alive connection is closed silently,
+//! as clients expect).
 //!
 //! It also bounds how long a write may wait: a client that stops reading its
 //! answers (a slow-read attack) has its connection ended after the write
 //! timeout, instead of holding its slot for ever.
+//!
+//! Reads and writes go straight to tokio's `TcpStream`, which reads into
+//! hyper's buffer without initializing it first (doing that here once cost a
+//! memset of the whole buffer on every read).
 
 use std::future::Future;
-use std::io;
+use std::io::{self, Write};
+use std::net::Shutdown;
+use std::os::fd::AsFd;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -20,9 +27,9 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::time::Sleep;
 
-/// One handle on a shared TCP socket; hyper reads and writes through one.
-pub(crate) struct SharedSocket {
-    stream: Arc<TcpStream>,
+/// The socket as hyper reads and writes it.
+pub(crate) struct HttpSocket {
+    stream: TcpStream,
     /// Bytes arrived since the last answer was written: a request is under way.
     mid_request: Arc<AtomicBool>,
     /// How long a write may wait for the client to take bytes.
@@ -31,25 +38,35 @@ pub(crate) struct SharedSocket {
     give_up: Option<Pin<Box<Sleep>>>,
 }
 
-impl SharedSocket {
-    /// Two handles on `stream`: one for hyper, one for the server. A write that
-    /// waits longer than `stall` fails.
-    pub(crate) fn pair(stream: TcpStream, stall: Duration) -> (SharedSocket, SharedSocket) {
-        let shared = SharedSocket {
-            stream: Arc::new(stream),
-            mid_request: Arc::new(AtomicBool::new(false)),
-            stall,
-            give_up: None,
-        };
-        let other = SharedSocket {
-            stream: shared.stream.clone(),
-            mid_request: shared.mid_request.clone(),
-            stall,
-            give_up: None,
-        };
-        (shared, other)
-    }
+/// The server's own handle on the socket, for a last answer.
+pub(crate) struct LastWords {
+    socket: std::net::TcpStream,
+    mid_request: Arc<AtomicBool>,
+}
 
+impl HttpSocket {
+    /// The socket for hyper and the server's handle on it. A write that waits
+    /// longer than `stall` fails.
+    pub(crate) fn pair(stream: TcpStream, stall: Duration) -> io::Result<(HttpSocket, LastWords)> {
+        // The duplicate shares the socket's file status, non-blocking included,
+        // so writing through it never waits.
+        let socket = std::net::TcpStream::from(stream.as_fd().try_clone_to_owned()?);
+        let mid_request = Arc::new(AtomicBool::new(false));
+        let ours = LastWords {
+            socket,
+            mid_request: mid_request.clone(),
+        };
+        let theirs = HttpSocket {
+            stream,
+            mid_request,
+            stall,
+            give_up: None,
+        };
+        Ok((theirs, ours))
+    }
+}
+
+impl LastWords {
     /// Whether part of a request has arrived and no answer was written since.
     pub(crate) fn mid_request(&self) -> bool {
         self.mid_request.load(Ordering::Relaxed)
@@ -57,37 +74,28 @@ impl SharedSocket {
 
     /// Writes a short final answer if the socket takes it at once, then shuts
     /// the write side; never waits (the peer may not be reading).
-    pub(crate) fn last_words(&self, bytes: &[u8]) {
-        let _ = self.stream.try_write(bytes);
-        let _ = socket2::SockRef::from(&*self.stream).shutdown(std::net::Shutdown::Write);
+    pub(crate) fn say(&self, bytes: &[u8]) {
+        let _ = (&self.socket).write(bytes);
+        let _ = self.socket.shutdown(Shutdown::Write);
     }
 }
 
-impl AsyncRead for SharedSocket {
+impl AsyncRead for HttpSocket {
     fn poll_read(
-        self: Pin<&mut Self>,
+        mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        loop {
-            ready!(self.stream.poll_read_ready(cx))?;
-            match self.stream.try_read(buf.initialize_unfilled()) {
-                Ok(n) => {
-                    if n > 0 {
-                        self.mid_request.store(true, Ordering::Relaxed);
-                    }
-                    buf.advance(n);
-                    return Poll::Ready(Ok(()));
-                }
-                // The readiness was stale; try_read cleared it, so wait again.
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                Err(e) => return Poll::Ready(Err(e)),
-            }
+        let before = buf.filled().len();
+        ready!(Pin::new(&mut self.stream).poll_read(cx, buf))?;
+        if buf.filled().len() > before {
+            self.mid_request.store(true, Ordering::Relaxed);
         }
+        Poll::Ready(Ok(()))
     }
 }
 
-impl SharedSocket {
+impl HttpSocket {
     /// The client takes no bytes: keep waiting, unless it has been too long.
     fn wait_or_give_up(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
         let stall = self.stall;
@@ -102,37 +110,31 @@ impl SharedSocket {
     }
 }
 
-impl AsyncWrite for SharedSocket {
+impl AsyncWrite for HttpSocket {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        loop {
-            if self.stream.poll_write_ready(cx)?.is_pending() {
-                return self.wait_or_give_up(cx);
+        match Pin::new(&mut self.stream).poll_write(cx, buf) {
+            Poll::Ready(Ok(n)) => {
+                self.give_up = None;
+                self.mid_request.store(false, Ordering::Relaxed);
+                Poll::Ready(Ok(n))
             }
-            match self.stream.try_write(buf) {
-                Ok(n) => {
-                    self.give_up = None;
-                    self.mid_request.store(false, Ordering::Relaxed);
-                    return Poll::Ready(Ok(n));
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                Err(e) => return Poll::Ready(Err(e)),
-            }
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => self.wait_or_give_up(cx),
         }
     }
 
-    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(Ok(()))
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_flush(cx)
     }
 
-    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let sock = socket2::SockRef::from(&*self.stream);
-        Poll::Ready(match sock.shutdown(std::net::Shutdown::Write) {
-            Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(()),
-            other => other,
-        })
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match ready!(Pin::new(&mut self.stream).poll_shutdown(cx)) {
+            Err(e) if e.kind() == io::ErrorKind::NotConnected => Poll::Ready(Ok(())),
+            other => Poll::Ready(other),
+        }
     }
 }

@@ -27,7 +27,7 @@ use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use io::SharedSocket;
+use io::HttpSocket;
 use rpcs_core::{jsonrpc, xmlrpc, Context, Fault};
 use std::convert::Infallible;
 use std::future::Future;
@@ -74,7 +74,13 @@ pub(crate) async fn serve_connection(
     stop: watch::Receiver<bool>,
 ) {
     tune_tcp(&stream, shared.config.tcp_keepalive);
-    let (socket, ours) = SharedSocket::pair(stream, shared.config.write_timeout);
+    let (socket, ours) = match HttpSocket::pair(stream, shared.config.write_timeout) {
+        Ok(pair) => pair,
+        Err(e) => {
+            debug!(%peer, error = %e, "cannot serve the connection");
+            return;
+        }
+    };
     let conn_id = shared.connection_id();
     let upgraded: Upgraded = Arc::default();
     let svc_shared = shared.clone();
@@ -120,11 +126,12 @@ pub(crate) async fn serve_connection(
         }
     };
     if let Err(e) = result {
-        if e.is_timeout() && ours.mid_request() {
-            ours.last_words(HEAD_TIMEOUT);
-        }
         debug!(%peer, error = %e, "connection ended with an error");
+        if e.is_timeout() && ours.mid_request() {
+            ours.say(HEAD_TIMEOUT);
+        }
     }
+    // The duplicate handle must not keep the socket open after hyper is done.
     drop(ours);
     let session = upgraded.lock().unwrap_or_else(|p| p.into_inner()).take();
     if let Some(session) = session {

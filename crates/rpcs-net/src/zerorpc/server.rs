@@ -15,6 +15,7 @@ use super::builtins::builtin;
 use super::{err_args, message, new_id};
 use crate::accept::{accept_loop, drain, stopped, Slots};
 use crate::server::Shared;
+use crate::session::idle::IdleTimer;
 use crate::session::{ByteSink, Calls, Outbox};
 use crate::zmtp::endpoint::{connect, Bound, Endpoint, Halves};
 use crate::zmtp::{self, handshake, ConnError, Incoming, Reader};
@@ -202,9 +203,10 @@ async fn serve_peer(
         shared: shared.clone(),
     });
     let mut calls = JoinSet::new();
+    let mut idle = IdleTimer::new(config.idle_timeout);
     let stopping = loop {
         let next = tokio::select! {
-            n = next_event(&mut reader, &peer) => n,
+            n = next_event(&mut reader, &peer, &mut idle) => n,
             _ = stopped(&mut stop) => break true,
         };
         match next {
@@ -240,14 +242,23 @@ async fn serve_peer(
 async fn next_event<R: AsyncRead + Unpin>(
     reader: &mut Reader<R>,
     peer: &Peer,
+    idle: &mut IdleTimer,
 ) -> Option<Result<Incoming, ConnError>> {
-    let idle = peer.shared.config.idle_timeout;
     while reader.between_messages() {
-        match tokio::time::timeout(idle, reader.wait_data()).await {
-            Ok(Ok(())) => break,
-            Ok(Err(e)) => return Some(Err(e)),
-            Err(_) if peer.is_idle() => return None,
-            Err(_) => {}
+        tokio::select! {
+            r = reader.wait_data() => {
+                idle.touch();
+                match r {
+                    Ok(()) => break,
+                    Err(e) => return Some(Err(e)),
+                }
+            }
+            () = idle.quiet() => {
+                if peer.is_idle() {
+                    return None;
+                }
+                idle.touch();
+            }
         }
     }
     Some(reader.next().await)
