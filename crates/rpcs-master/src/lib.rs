@@ -8,6 +8,9 @@
 //!   [`EmbeddedStore`](store::EmbeddedStore) (redb, group commit).
 //! - [`services`]: one file per service (`stack`, `storage`, `provider`), each
 //!   registering its methods on a method table and talking only to the store.
+//! - [`state`]: the stacks and leases as in-memory structures whose every
+//!   operation is atomic (one buffer per stack, leases indexed by deadline and
+//!   owner).
 //! - [`clock`]: the time the services stamp leases and sessions with
 //!   (injectable, for tests), and how often waits look again.
 //! - [`master`]: [`Master`] ties the services to a store, adds the original
@@ -16,6 +19,7 @@
 pub mod clock;
 pub mod master;
 pub mod services;
+pub mod state;
 pub mod store;
 
 pub use master::{Backend, Master, MasterConfig};

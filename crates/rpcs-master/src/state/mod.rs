@@ -1,0 +1,15 @@
+//! The master's state as plain in-memory structures, with every operation on it
+//! atomic: an operation checks all that can fail before it changes anything.
+//!
+//! This is the model every local backend keeps (the memory backend as it is,
+//! the embedded one with a log of the operations applied to it): one
+//! contiguous buffer per stack, leases indexed by id, deadline, owner and
+//! stack.
+
+pub mod items;
+pub mod leases;
+pub mod stacks;
+
+pub use items::Items;
+pub use leases::{Lease, Leases};
+pub use stacks::{PopLimit, Stacks};
