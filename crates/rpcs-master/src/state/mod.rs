@@ -4,12 +4,17 @@
 //! This is the model every local backend keeps (the memory backend as it is,
 //! the embedded one with a log of the operations applied to it): one
 //! contiguous buffer per stack, leases indexed by id, deadline, owner and
-//! stack.
+//! stack, storages as sorted maps of encoded values, sessions indexed by their
+//! last visit.
 
+pub mod clients;
 pub mod items;
 pub mod leases;
 pub mod stacks;
+pub mod storages;
 
+pub use clients::{Client, Clients};
 pub use items::Items;
 pub use leases::{Lease, Leases};
-pub use stacks::{PopLimit, Stacks};
+pub use stacks::{Accept, PopLimit, Stacks};
+pub use storages::Storages;
