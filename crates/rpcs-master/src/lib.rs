@@ -11,12 +11,15 @@
 //! - [`state`]: the stacks and leases as in-memory structures whose every
 //!   operation is atomic (one buffer per stack, leases indexed by deadline and
 //!   owner).
+//! - [`journal`]: an append-only journal of records with group commit, over a
+//!   real file or a simulated one whose unsynced writes a test can tear.
 //! - [`clock`]: the time the services stamp leases and sessions with
 //!   (injectable, for tests), and how often waits look again.
 //! - [`master`]: [`Master`] ties the services to a store, adds the original
 //!   underscore names, and runs lease expiry and session clean-up.
 
 pub mod clock;
+pub mod journal;
 pub mod master;
 pub mod services;
 pub mod state;
