@@ -213,6 +213,26 @@ impl Clients {
         self.clients.is_empty()
     }
 
+    /// Puts back a session read from a snapshot (its queue follows).
+    pub fn restore(&mut self, name: &str, client: Client) {
+        if let Some(old) = self.clients.remove(name) {
+            self.by_visit.remove(&(old.visit_ms, name.to_owned()));
+        }
+        self.insert(name, client);
+    }
+
+    /// Puts back a queued message read from a snapshot; false if the session
+    /// is unknown.
+    pub fn restore_message(&mut self, name: &str, message: Vec<u8>) -> bool {
+        match self.clients.get_mut(name) {
+            Some(c) => {
+                c.queue.push_back(message);
+                true
+            }
+            None => false,
+        }
+    }
+
     fn insert(&mut self, name: &str, client: Client) {
         self.by_visit.insert((client.visit_ms, name.to_owned()));
         self.clients.insert(name.to_owned(), client);

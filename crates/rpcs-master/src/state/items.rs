@@ -84,6 +84,44 @@ impl Items {
         *self = Items::new();
     }
 
+    /// The buffer as it is, bottom item first (for snapshots).
+    pub fn raw(&self) -> &[u8] {
+        &self.buf
+    }
+
+    /// The buffer cut between items into parts of about `max` bytes (more for
+    /// an item larger than that), bottom first.
+    pub fn chunks(&self, max: usize) -> Vec<&[u8]> {
+        let mut cuts = vec![self.buf.len()];
+        let mut end = self.buf.len();
+        while let Some((start, _)) = self.top_record(end) {
+            if cuts.last().is_some_and(|&c| c - start > max) && end != *cuts.last().unwrap_or(&0) {
+                cuts.push(end);
+            }
+            end = start;
+        }
+        cuts.push(0);
+        cuts.dedup();
+        cuts.reverse();
+        cuts.windows(2).map(|w| &self.buf[w[0]..w[1]]).collect()
+    }
+
+    /// Items from buffers made by [`Items::raw`] (or parts of one cut between
+    /// items), bottom first; `None` if a buffer is not a sequence of whole items.
+    pub fn from_raw<'a>(parts: impl IntoIterator<Item = &'a [u8]>) -> Option<Items> {
+        let mut items = Items::new();
+        for part in parts {
+            let mut end = part.len();
+            while end > 0 {
+                let (len, width) = read_len_backwards(&part[..end])?;
+                end = (end - width).checked_sub(len)?;
+                items.len += 1;
+            }
+            items.buf.extend_from_slice(part);
+        }
+        Some(items)
+    }
+
     /// Every item, bottom first (for snapshots).
     pub fn iter_bottom_up(&self) -> Vec<&[u8]> {
         let mut all: Vec<&[u8]> = self.peek(self.len).collect();
@@ -188,6 +226,45 @@ mod tests {
             items.iter_bottom_up(),
             vec![&[0u8; 3][..], &[1; 3], &[2; 3]]
         );
+    }
+
+    #[test]
+    fn raw_buffers_rebuild_the_same_items_and_torn_ones_are_refused() {
+        let mut items = Items::new();
+        for i in 0..300u16 {
+            items.push(&i.to_be_bytes().repeat(i as usize % 7));
+        }
+        let raw = items.raw().to_vec();
+        assert_eq!(Items::from_raw([&raw[..]]), Some(items.clone()));
+        let half = items.peek(150).map(|i| i.len() + 1).sum::<usize>();
+        let (low, high) = raw.split_at(raw.len() - half);
+        assert_eq!(Items::from_raw([low, high]), Some(items));
+        assert_eq!(
+            Items::from_raw([&b"a\x05"[..]]),
+            None,
+            "an item longer than the buffer"
+        );
+        assert_eq!(
+            Items::from_raw([&b"\x80"[..]]),
+            None,
+            "a length that never ends"
+        );
+    }
+
+    #[test]
+    fn chunks_cut_between_items() {
+        let mut items = Items::new();
+        for i in 0..1000u32 {
+            items.push(&i.to_le_bytes());
+        }
+        let chunks = items.chunks(100);
+        assert!(chunks.len() >= 50, "{} chunks", chunks.len());
+        assert!(chunks.iter().all(|c| c.len() <= 100));
+        assert_eq!(Items::from_raw(chunks), Some(items.clone()));
+        assert_eq!(Items::new().chunks(100), Vec::<&[u8]>::new());
+        let mut big = Items::new();
+        big.push(&[7; 500]);
+        assert_eq!(big.chunks(100).len(), 1, "an item is never split");
     }
 
     #[test]

@@ -10,6 +10,7 @@
 pub mod clients;
 pub mod items;
 pub mod leases;
+pub mod snapshot;
 pub mod stacks;
 pub mod storages;
 
@@ -18,3 +19,14 @@ pub use items::Items;
 pub use leases::{Lease, Leases};
 pub use stacks::{Accept, PopLimit, Stacks};
 pub use storages::Storages;
+
+/// Everything the master holds.
+#[derive(Debug, Default, Clone)]
+pub struct State {
+    /// The stacks and their leases.
+    pub stacks: Stacks,
+    /// The parameter storages.
+    pub storages: Storages,
+    /// The provider's sessions.
+    pub clients: Clients,
+}

@@ -182,6 +182,16 @@ impl Stacks {
         self.stacks.iter()
     }
 
+    /// Puts back a stack read from a snapshot.
+    pub fn restore_stack(&mut self, name: String, items: Items) {
+        self.stacks.insert(name, items);
+    }
+
+    /// Puts back a lease read from a snapshot.
+    pub fn restore_lease(&mut self, id: String, lease: Lease) {
+        self.leases.insert(id, lease);
+    }
+
     fn stack_mut(&mut self, name: &str) -> &mut Items {
         if !self.stacks.contains_key(name) {
             self.stacks.insert(name.to_owned(), Items::new());
