@@ -47,10 +47,12 @@ impl Leases {
         self.by_id.contains_key(id)
     }
 
-    /// Records a lease under `id`, which must be new (ids are drawn at random
-    /// from 64 bits; the caller draws again on a clash).
+    /// Records a lease under `id`. Ids are drawn at random from 64 bits and the
+    /// caller draws again on a clash; a reused id replaces the lease it named.
     pub fn insert(&mut self, id: String, lease: Lease) {
-        debug_assert!(!self.by_id.contains_key(&id), "lease id {id} reused");
+        if let Some(old) = self.by_id.get(&id).map(|l| l.stack.clone()) {
+            self.remove(&old, &id);
+        }
         self.by_deadline.insert((lease.deadline_ms, id.clone()));
         if let Some(owner) = &lease.owner {
             self.by_owner

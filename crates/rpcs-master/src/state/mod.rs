@@ -7,6 +7,7 @@
 //! stack, storages as sorted maps of encoded values, sessions indexed by their
 //! last visit.
 
+pub mod change;
 pub mod clients;
 pub mod items;
 pub mod leases;
@@ -14,6 +15,7 @@ pub mod snapshot;
 pub mod stacks;
 pub mod storages;
 
+pub use change::Change;
 pub use clients::{Client, Clients};
 pub use items::Items;
 pub use leases::{Lease, Leases};

@@ -48,7 +48,10 @@ pub fn write(state: &State, out: &mut Vec<u8>) {
             ]);
         }
     }
-    for (id, lease) in state.stacks.leases().iter() {
+    // In id order, so that equal states make equal snapshots.
+    let mut leases: Vec<_> = state.stacks.leases().iter().collect();
+    leases.sort_by(|a, b| a.0.cmp(b.0));
+    for (id, lease) in leases {
         put(vec![
             LEASE.into(),
             id.clone().into(),
