@@ -442,3 +442,63 @@ async fn an_http_client_that_reads_no_answer_is_let_go() {
     drop(slow);
     srv.shutdown().await;
 }
+
+/// Tells a channel when it is dropped: a call's future was dropped, finished
+/// or not.
+struct DropSignal(Option<oneshot::Sender<()>>);
+
+impl Drop for DropSignal {
+    fn drop(&mut self) {
+        if let Some(tx) = self.0.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_http_caller_that_hangs_up_has_its_call_dropped_and_its_slot_freed() {
+    let config = ServerConfig {
+        max_connections_per_listener: 1,
+        ..ServerConfig::default()
+    };
+    let (started_tx, started) = tokio::sync::mpsc::unbounded_channel::<()>();
+    let (dropped_tx, dropped) = oneshot::channel();
+    let dropped_tx = Arc::new(std::sync::Mutex::new(Some(dropped_tx)));
+    let mut t = table();
+    t.register_async("hold", "Waits for ever.", move || {
+        let started = started_tx.clone();
+        let signal = DropSignal(dropped_tx.lock().unwrap().take());
+        async move {
+            let _signal = signal;
+            let _ = started.send(());
+            std::future::pending::<()>().await;
+            true
+        }
+    });
+    let srv = start_two(config, t).await;
+    let call = rpcs_core::xmlrpc::encode_request("hold", &[]).unwrap();
+    let mut request = format!(
+        "POST /RPC2 HTTP/1.1\r\nHost: x\r\nContent-Type: text/xml\r\nContent-Length: {}\r\n\r\n",
+        call.len()
+    )
+    .into_bytes();
+    request.extend_from_slice(&call);
+    let mut caller = TcpStream::connect(srv.http).await.unwrap();
+    caller.write_all(&request).await.unwrap();
+    let mut started = started;
+    tokio::time::timeout(PATIENCE, started.recv())
+        .await
+        .unwrap();
+    drop(caller);
+    tokio::time::timeout(PATIENCE, dropped)
+        .await
+        .expect("the call outlived its caller")
+        .unwrap();
+    // The listener's only slot is free again.
+    eventually(|| async {
+        let c = Client::new(&srv.http_url()).unwrap();
+        c.call("add", (1, 1)).await.is_ok()
+    })
+    .await;
+    srv.shutdown().await;
+}
