@@ -51,7 +51,7 @@ pub fn write_value(out: &mut Vec<u8>, value: &Value) {
         Value::Bytes(b) => write_bin(out, b),
         Value::DateTime(d) => write_timestamp(out, d),
         Value::Array(items) => {
-            write_len(out, items.len(), [0x90, 0xdc, 0xdd], 16);
+            write_array_len(out, items.len());
             for item in items {
                 write_value(out, item);
             }
@@ -126,6 +126,12 @@ pub fn write_bin(out: &mut Vec<u8>, b: &[u8]) {
         out.extend_from_slice(&(n as u32).to_be_bytes());
     }
     out.extend_from_slice(b);
+}
+
+/// Appends the header of an array of `n` elements, whose encodings the caller
+/// appends next (to build an array from values encoded elsewhere).
+pub fn write_array_len(out: &mut Vec<u8>, n: usize) {
+    write_len(out, n, [0x90, 0xdc, 0xdd], 16);
 }
 
 /// Writes a length with a fix form (when below `fix_limit`), a 16-bit and a 32-bit form.

@@ -13,6 +13,8 @@
 //!   owner).
 //! - [`journal`]: an append-only journal of records with group commit, over a
 //!   real file or a simulated one whose unsynced writes a test can tear.
+//! - [`local`]: the state in memory, journaled to a directory for the
+//!   embedded backend (decide, apply, journal; snapshots and compaction).
 //! - [`clock`]: the time the services stamp leases and sessions with
 //!   (injectable, for tests), and how often waits look again.
 //! - [`master`]: [`Master`] ties the services to a store, adds the original
@@ -20,6 +22,7 @@
 
 pub mod clock;
 pub mod journal;
+pub mod local;
 pub mod master;
 pub mod services;
 pub mod state;

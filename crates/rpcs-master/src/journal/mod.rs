@@ -18,6 +18,7 @@
 //! from [`Journal::records`] before it writes again; [`Journal::failures`]
 //! tells it when that is due.
 
+pub mod dir;
 pub mod file;
 pub mod record;
 

@@ -235,9 +235,32 @@ impl Change {
         msgpack::encode(&Value::Array(fields))
     }
 
-    /// A change from a journal record's payload; `None` if it is not one.
+    /// A change from its encoding; `None` if it is not one.
     pub fn decode(payload: &[u8]) -> Option<Change> {
-        let Ok(Value::Array(fields)) = msgpack::decode(payload, 8) else {
+        Change::from_value(msgpack::decode(payload, 8).ok()?)
+    }
+
+    /// The changes of one operation as one journal record, so that recovery
+    /// replays all of them or none.
+    pub fn encode_all(changes: &[Change]) -> Vec<u8> {
+        let mut out = Vec::new();
+        msgpack::write_array_len(&mut out, changes.len());
+        for change in changes {
+            out.extend_from_slice(&change.encode());
+        }
+        out
+    }
+
+    /// The changes of a record made by [`Change::encode_all`].
+    pub fn decode_all(payload: &[u8]) -> Option<Vec<Change>> {
+        let Ok(Value::Array(list)) = msgpack::decode(payload, 9) else {
+            return None;
+        };
+        list.into_iter().map(Change::from_value).collect()
+    }
+
+    fn from_value(value: Value) -> Option<Change> {
+        let Value::Array(fields) = value else {
             return None;
         };
         let mut f = fields.into_iter();
@@ -448,6 +471,9 @@ mod tests {
             assert_eq!(Change::decode(&change.encode()), Some(change));
         }
         assert_eq!(Change::decode(b"\x92\x63\x01"), None);
+        let batch: Vec<Change> = (0..5).map(|_| random_change(&mut rng)).collect();
+        assert_eq!(Change::decode_all(&Change::encode_all(&batch)), Some(batch));
+        assert_eq!(Change::decode_all(&Change::encode_all(&[])), Some(vec![]));
     }
 
     #[test]

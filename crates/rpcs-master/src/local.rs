@@ -1,0 +1,477 @@
+//! The local backends: the master's [`State`] in memory, and, for the embedded
+//! backend, every change journaled to a directory, as Redis keeps its data in
+//! memory and appends every command to its AOF.
+//!
+//! An operation runs in two steps under one lock. It first *decides*, reading
+//! the state only: it checks everything that can fail and returns its answer
+//! with the [`Change`]s it makes. The backend then *applies* the changes (the
+//! same code recovery replays) and appends them to the journal as one record.
+//! So an operation that faults, or panics, while deciding has changed nothing;
+//! and an operation is in the journal whole or not at all.
+//!
+//! Files: `snapshot-G` (the whole state, written whole) and `journal-G` (the
+//! changes since), for generations G. Recovery loads the newest snapshot and
+//! replays the journals of its generation and after. Compaction writes the
+//! next generation's snapshot and drops the older files.
+//!
+//! When the journal cannot write (a full disk, an I/O error), the operations it
+//! carried fail, and so does every write until it can again; the state in
+//! memory, which had applied them, is rebuilt from the files (which hold just
+//! the acknowledged ones) before the next operation. Reads go on throughout.
+
+use crate::journal::dir::Dir;
+use crate::journal::{record, Journal, JournalError};
+use crate::state::{snapshot, Change, State};
+use crate::store::Durability;
+use rpcs_core::Fault;
+use std::io;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::{Arc, Mutex, MutexGuard};
+use tracing::{error, info, warn};
+
+/// A journal grows to at least this many bytes before it is compacted.
+const COMPACT_AT: u64 = 64 << 20;
+
+fn storage_fault(e: impl std::fmt::Display) -> Fault {
+    Fault::named("StorageError", e.to_string())
+}
+
+/// The state in memory, journaled or not.
+pub struct LocalBackend {
+    inner: Mutex<Inner>,
+}
+
+struct Inner {
+    state: State,
+    durable: Option<Durable>,
+}
+
+/// The files of the embedded backend.
+struct Durable {
+    dir: Arc<dyn Dir>,
+    durability: Durability,
+    journal: Journal,
+    generation: u64,
+    /// The journal's failures already answered by a rebuild.
+    seen_failures: u64,
+    /// Bytes appended to the journal of this generation.
+    journal_bytes: u64,
+    /// The size of this generation's snapshot.
+    snapshot_bytes: u64,
+}
+
+fn snapshot_name(generation: u64) -> String {
+    format!("snapshot-{generation:016x}")
+}
+
+fn journal_name(generation: u64) -> String {
+    format!("journal-{generation:016x}")
+}
+
+/// The generation in a file name of `kind`.
+fn generation_of(name: &str, kind: &str) -> Option<u64> {
+    let hex = name.strip_prefix(kind)?.strip_prefix('-')?;
+    (hex.len() == 16).then(|| u64::from_str_radix(hex, 16).ok())?
+}
+
+impl LocalBackend {
+    /// The memory backend: nothing survives the process.
+    pub fn memory() -> LocalBackend {
+        LocalBackend {
+            inner: Mutex::new(Inner {
+                state: State::default(),
+                durable: None,
+            }),
+        }
+    }
+
+    /// The embedded backend over `dir`: recovers what the files hold.
+    pub fn open(dir: Arc<dyn Dir>, durability: Durability) -> io::Result<LocalBackend> {
+        let (state, generation, snapshot_bytes) = recover(&*dir)?;
+        let (journal, _) = Journal::open(dir.open(&journal_name(generation))?, durability)?;
+        let seen_failures = journal.failures();
+        let durable = Durable {
+            dir,
+            durability,
+            journal,
+            generation,
+            seen_failures,
+            journal_bytes: 0,
+            snapshot_bytes,
+        };
+        Ok(LocalBackend {
+            inner: Mutex::new(Inner {
+                state,
+                durable: Some(durable),
+            }),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        inner.rebuild_if_diverged();
+        inner
+    }
+
+    /// Reads the state.
+    pub fn read<R>(&self, f: impl FnOnce(&State) -> R) -> R {
+        f(&self.lock().state)
+    }
+
+    /// Runs an operation: `decide` reads the state and returns the answer with
+    /// the changes to make; they are applied and journaled, and the answer is
+    /// returned once they are durable.
+    pub async fn write<R>(
+        &self,
+        decide: impl FnOnce(&State) -> Result<(R, Vec<Change>), Fault>,
+    ) -> Result<R, Fault> {
+        let (answer, receipt) = {
+            let mut inner = self.lock();
+            if inner
+                .durable
+                .as_ref()
+                .is_some_and(|d| d.journal.is_broken())
+            {
+                return Err(storage_fault(
+                    "the store cannot write at the moment (see the server log); reads still work",
+                ));
+            }
+            let decided = catch_unwind(AssertUnwindSafe(|| decide(&inner.state)));
+            let (answer, changes) = match decided {
+                Ok(result) => result?,
+                Err(_) => {
+                    error!("an operation panicked while deciding; nothing was changed");
+                    return Err(Fault::internal("the operation failed inside the server"));
+                }
+            };
+            if changes.is_empty() {
+                return Ok(answer);
+            }
+            inner.apply(&changes)?;
+            match inner.append(&changes) {
+                None => return Ok(answer),
+                Some(Ok(receipt)) => (answer, receipt),
+                Some(Err(e)) => {
+                    // Applied in memory, refused by the journal: undo by rebuilding.
+                    inner.rebuild();
+                    return Err(storage_fault(e));
+                }
+            }
+        };
+        match receipt.await {
+            Ok(Ok(())) => Ok(answer),
+            Ok(Err(e)) => {
+                // Taking the lock rebuilds the state without the failed changes.
+                drop(self.lock());
+                Err(storage_fault(e))
+            }
+            Err(_) => Err(storage_fault(JournalError::Closed)),
+        }
+    }
+
+    /// Writes a snapshot of the state as the next generation and drops the
+    /// older files. Runs on its own when the journal has grown large.
+    pub fn compact(&self) -> io::Result<()> {
+        let mut inner = self.lock();
+        let Inner { state, durable } = &mut *inner;
+        let Some(d) = durable else {
+            return Ok(());
+        };
+        let mut bytes = Vec::new();
+        snapshot::write(state, &mut bytes);
+        let next = d.generation + 1;
+        // New changes go to the next generation's journal from now on; the
+        // snapshot holds everything before them.
+        let (journal, _) = Journal::open(d.dir.open(&journal_name(next))?, d.durability)?;
+        let old = std::mem::replace(&mut d.journal, journal);
+        d.seen_failures = d.journal.failures();
+        d.generation = next;
+        d.journal_bytes = 0;
+        d.snapshot_bytes = bytes.len() as u64;
+        let dir = d.dir.clone();
+        drop(inner);
+        // Everything appended to the old journal is written before it closes.
+        old.close();
+        dir.write_whole(&snapshot_name(next), &bytes)?;
+        for name in dir.list()? {
+            let older = generation_of(&name, "snapshot")
+                .or_else(|| generation_of(&name, "journal"))
+                .is_some_and(|g| g < next);
+            if older {
+                dir.remove(&name)?;
+            }
+        }
+        info!(generation = next, bytes = bytes.len(), "state compacted");
+        Ok(())
+    }
+
+    /// Flushes and closes the journal (relaxed durability syncs what it has).
+    pub fn close(&self) {
+        if let Some(d) = &self.lock().durable {
+            d.journal.close();
+        }
+    }
+}
+
+impl Inner {
+    /// Applies changes; a panic (a bug) leaves the state suspect, so it is
+    /// rebuilt from the files.
+    fn apply(&mut self, changes: &[Change]) -> Result<(), Fault> {
+        let state = &mut self.state;
+        let applied = catch_unwind(AssertUnwindSafe(|| {
+            for change in changes {
+                change.replay(state);
+            }
+        }));
+        if applied.is_err() {
+            error!("applying an operation's changes panicked; rebuilding the state");
+            self.rebuild();
+            return Err(Fault::internal("the operation failed inside the server"));
+        }
+        Ok(())
+    }
+
+    /// Appends the changes as one record; `None` for the memory backend.
+    fn append(
+        &mut self,
+        changes: &[Change],
+    ) -> Option<Result<crate::journal::Receipt, JournalError>> {
+        let d = self.durable.as_mut()?;
+        let payload = Change::encode_all(changes);
+        d.journal_bytes += (payload.len() + record::HEADER) as u64;
+        Some(d.journal.append(&payload))
+    }
+
+    /// Rebuilds the state from the files if the journal failed since the last
+    /// rebuild (its failed records are not in them).
+    fn rebuild_if_diverged(&mut self) {
+        let diverged = self
+            .durable
+            .as_ref()
+            .is_some_and(|d| d.journal.failures() != d.seen_failures);
+        if diverged {
+            self.rebuild();
+        }
+    }
+
+    /// Replaces the state with what the files hold.
+    fn rebuild(&mut self) {
+        let Some(d) = &mut self.durable else {
+            warn!("the memory backend cannot rebuild its state; keeping it as it is");
+            return;
+        };
+        d.seen_failures = d.journal.failures();
+        match recover(&*d.dir) {
+            Ok((state, _, _)) => {
+                info!("state rebuilt from the files after a failed write");
+                self.state = state;
+            }
+            Err(e) => error!(error = %e, "cannot rebuild the state from the files"),
+        }
+    }
+}
+
+/// The state the files hold: the newest snapshot with the journals of its
+/// generation and later replayed; the generation to append to; the snapshot's
+/// size.
+fn recover(dir: &dyn Dir) -> io::Result<(State, u64, u64)> {
+    let names = dir.list()?;
+    let snapshot_gen = names
+        .iter()
+        .filter_map(|n| generation_of(n, "snapshot"))
+        .max();
+    let (mut state, snapshot_bytes) = match snapshot_gen {
+        Some(g) => {
+            let bytes = dir.read(&snapshot_name(g))?.unwrap_or_default();
+            let state = snapshot::read(&bytes)
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
+            (state, bytes.len() as u64)
+        }
+        None => (State::default(), 0),
+    };
+    let base = snapshot_gen.unwrap_or(0);
+    let mut journals: Vec<u64> = names
+        .iter()
+        .filter_map(|n| generation_of(n, "journal"))
+        .filter(|g| *g >= base)
+        .collect();
+    journals.sort_unstable();
+    for g in &journals {
+        let bytes = dir.read(&journal_name(*g))?.unwrap_or_default();
+        let (records, _) = record::read_all(&bytes);
+        for payload in records {
+            let changes = Change::decode_all(payload).ok_or_else(|| {
+                io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "a journal record is not a change",
+                )
+            })?;
+            for change in &changes {
+                change.replay(&mut state);
+            }
+        }
+    }
+    let generation = journals.last().copied().unwrap_or(base);
+    Ok((state, generation, snapshot_bytes))
+}
+
+impl LocalBackend {
+    /// Whether the journal has grown enough to be worth compacting.
+    pub fn wants_compaction(&self) -> bool {
+        let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        inner
+            .durable
+            .as_ref()
+            .is_some_and(|d| d.journal_bytes > COMPACT_AT.max(2 * d.snapshot_bytes))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::journal::dir::SimDir;
+    use crate::journal::file::SimOp;
+    use crate::state::PopLimit;
+
+    fn any(_: &[u8]) -> Result<(), Fault> {
+        Ok(())
+    }
+
+    async fn push(b: &LocalBackend, item: &[u8]) -> Result<u64, Fault> {
+        let change = Change::Push {
+            name: "s".into(),
+            items: vec![item.to_vec()],
+        };
+        b.write(move |state| Ok((state.stacks.size("s").unwrap_or(0) + 1, vec![change])))
+            .await
+    }
+
+    async fn pop(b: &LocalBackend) -> Result<Option<Vec<u8>>, Fault> {
+        b.write(|state| {
+            let top = state
+                .stacks
+                .iter()
+                .find(|(n, _)| *n == "s")
+                .and_then(|(_, items)| items.peek(1).next().map(<[u8]>::to_vec));
+            let changes = match &top {
+                Some(_) => vec![Change::Pop {
+                    name: "s".into(),
+                    count: 1,
+                }],
+                None => vec![],
+            };
+            Ok((top, changes))
+        })
+        .await
+    }
+
+    fn items(b: &LocalBackend) -> Vec<Vec<u8>> {
+        b.read(|state| {
+            let mut copy = state.stacks.clone();
+            let all = PopLimit {
+                count: usize::MAX,
+                budget: usize::MAX,
+            };
+            copy.pop("s", all, &any).unwrap().unwrap_or_default()
+        })
+    }
+
+    /// Random pushes and pops, every one acknowledged, with compactions
+    /// between; what must be on the stack afterwards, top first.
+    async fn workload(b: &LocalBackend, rng: &mut fastrand::Rng) -> Vec<Vec<u8>> {
+        let mut model: Vec<Vec<u8>> = items(b);
+        model.reverse();
+        for step in 0..rng.usize(1..60) {
+            if rng.u8(..3) == 0 {
+                let got = pop(b).await.unwrap();
+                assert_eq!(got, model.pop());
+            } else {
+                let item = format!("item {step}").into_bytes();
+                push(b, &item).await.unwrap();
+                model.push(item);
+            }
+            if rng.u8(..20) == 0 {
+                b.compact().unwrap();
+            }
+        }
+        model.reverse();
+        model
+    }
+
+    #[tokio::test]
+    async fn acknowledged_strict_writes_survive_power_losses_and_compactions() {
+        let mut rng = fastrand::Rng::with_seed(21);
+        for round in 0..40 {
+            let dir = SimDir::new();
+            let mut expected = Vec::new();
+            for _ in 0..3 {
+                let b = LocalBackend::open(Arc::new(dir.clone()), Durability::Strict).unwrap();
+                assert_eq!(items(&b), expected, "round {round}: recovered state");
+                expected = workload(&b, &mut rng).await;
+                assert_eq!(items(&b), expected, "round {round}: live state");
+                dir.power_loss(&mut rng);
+                drop(b);
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn without_syncs_power_losses_lose_acknowledged_writes() {
+        // The negative control for the test above.
+        let mut rng = fastrand::Rng::with_seed(22);
+        let mut lost = 0;
+        for _ in 0..40 {
+            let dir = SimDir::new();
+            dir.disk(&journal_name(0)).ignore_syncs();
+            let b = LocalBackend::open(Arc::new(dir.clone()), Durability::Strict).unwrap();
+            for i in 0..10 {
+                push(&b, format!("{i}").as_bytes()).await.unwrap();
+            }
+            let before = items(&b);
+            dir.power_loss(&mut rng);
+            drop(b);
+            let b = LocalBackend::open(Arc::new(dir.clone()), Durability::Strict).unwrap();
+            if items(&b) != before {
+                lost += 1;
+            }
+        }
+        assert!(lost > 10, "only {lost} of 40 rounds lost anything");
+    }
+
+    #[tokio::test]
+    async fn a_full_disk_refuses_writes_keeps_reads_and_recovers() {
+        let dir = SimDir::new();
+        let b = LocalBackend::open(Arc::new(dir.clone()), Durability::Strict).unwrap();
+        push(&b, b"kept").await.unwrap();
+        dir.disk(&journal_name(0))
+            .fail_next(SimOp::Append, io::ErrorKind::StorageFull);
+        let refused = push(&b, b"refused").await.unwrap_err();
+        assert_eq!(refused.name(), Some("StorageError"));
+        assert_eq!(
+            items(&b),
+            vec![b"kept".to_vec()],
+            "the refused push is not visible"
+        );
+        // Writes work again once the journal finds its file writable.
+        let mut tries = 0;
+        while push(&b, b"later").await.is_err() {
+            tries += 1;
+            assert!(tries < 10_000, "the store never recovered");
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        assert_eq!(items(&b), vec![b"later".to_vec(), b"kept".to_vec()]);
+        drop(b);
+        let b = LocalBackend::open(Arc::new(dir), Durability::Strict).unwrap();
+        assert_eq!(items(&b), vec![b"later".to_vec(), b"kept".to_vec()]);
+    }
+
+    #[tokio::test]
+    async fn a_panic_while_deciding_changes_nothing_and_writes_go_on() {
+        let b = LocalBackend::open(Arc::new(SimDir::new()), Durability::Strict).unwrap();
+        push(&b, b"one").await.unwrap();
+        let result: Result<(), Fault> = b.write(|_| panic!("a bug in an operation")).await;
+        assert!(result.is_err());
+        push(&b, b"two").await.unwrap();
+        assert_eq!(items(&b), vec![b"two".to_vec(), b"one".to_vec()]);
+    }
+}
