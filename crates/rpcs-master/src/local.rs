@@ -39,6 +39,8 @@ fn storage_fault(e: impl std::fmt::Display) -> Fault {
 /// The state in memory, journaled or not.
 pub struct LocalBackend {
     inner: Mutex<Inner>,
+    /// Held through a compaction, so that one runs at a time.
+    compacting: Mutex<()>,
 }
 
 struct Inner {
@@ -82,6 +84,7 @@ impl LocalBackend {
                 state: State::default(),
                 durable: None,
             }),
+            compacting: Mutex::new(()),
         }
     }
 
@@ -104,6 +107,7 @@ impl LocalBackend {
                 state,
                 durable: Some(durable),
             }),
+            compacting: Mutex::new(()),
         })
     }
 
@@ -172,6 +176,7 @@ impl LocalBackend {
     /// Writes a snapshot of the state as the next generation and drops the
     /// older files. Runs on its own when the journal has grown large.
     pub fn compact(&self) -> io::Result<()> {
+        let _one_at_a_time = self.compacting.lock().unwrap_or_else(|p| p.into_inner());
         let mut inner = self.lock();
         let Inner { state, durable } = &mut *inner;
         let Some(d) = durable else {
