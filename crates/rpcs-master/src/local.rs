@@ -90,7 +90,7 @@ impl LocalBackend {
 
     /// The embedded backend over `dir`: recovers what the files hold.
     pub fn open(dir: Arc<dyn Dir>, durability: Durability) -> io::Result<LocalBackend> {
-        let (state, generation, snapshot_bytes) = recover(&*dir)?;
+        let (state, generation, snapshot_bytes) = recover(&*dir, None)?;
         let (journal, _) = Journal::open(dir.open(&journal_name(generation))?, durability)?;
         let seen_failures = journal.failures();
         let durable = Durable {
@@ -151,8 +151,18 @@ impl LocalBackend {
             if changes.is_empty() {
                 return Ok(answer);
             }
+            let payload = Change::encode_all(&changes);
+            if inner.durable.is_some() && payload.len() > record::MAX_RECORD {
+                return Err(Fault::named(
+                    "ItemTooLargeError",
+                    format!(
+                        "the operation's {} bytes exceed what the journal takes in one record",
+                        payload.len()
+                    ),
+                ));
+            }
             inner.apply(&changes)?;
-            match inner.append(&changes) {
+            match inner.append(&payload) {
                 None => return Ok(answer),
                 Some(Ok(receipt)) => (answer, receipt),
                 Some(Err(e)) => {
@@ -178,31 +188,39 @@ impl LocalBackend {
     pub fn compact(&self) -> io::Result<()> {
         let _one_at_a_time = self.compacting.lock().unwrap_or_else(|p| p.into_inner());
         let mut inner = self.lock();
+        let Some(d) = &mut inner.durable else {
+            return Ok(());
+        };
+        let next = d.generation + 1;
+        let (journal, _) = Journal::open(d.dir.open(&journal_name(next))?, d.durability)?;
+        // The old journal writes (and syncs) everything appended to it before
+        // the snapshot is taken: the lock keeps new appends out meanwhile, and
+        // the snapshot must not hold a change its journal then fails to keep.
+        let old = std::mem::replace(&mut d.journal, journal);
+        old.close();
+        let old_failed = old.failures() != d.seen_failures;
+        d.seen_failures = d.journal.failures();
+        d.generation = next;
+        d.journal_bytes = 0;
+        if old_failed {
+            inner.rebuild();
+        }
         let Inner { state, durable } = &mut *inner;
         let Some(d) = durable else {
             return Ok(());
         };
         let mut bytes = Vec::new();
-        snapshot::write(state, &mut bytes);
-        let next = d.generation + 1;
-        // New changes go to the next generation's journal from now on; the
-        // snapshot holds everything before them.
-        let (journal, _) = Journal::open(d.dir.open(&journal_name(next))?, d.durability)?;
-        let old = std::mem::replace(&mut d.journal, journal);
-        d.seen_failures = d.journal.failures();
-        d.generation = next;
-        d.journal_bytes = 0;
+        snapshot::write(state, &mut bytes)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
         d.snapshot_bytes = bytes.len() as u64;
         let dir = d.dir.clone();
         drop(inner);
-        // Everything appended to the old journal is written before it closes.
-        old.close();
         dir.write_whole(&snapshot_name(next), &bytes)?;
         for name in dir.list()? {
             let older = generation_of(&name, "snapshot")
                 .or_else(|| generation_of(&name, "journal"))
                 .is_some_and(|g| g < next);
-            if older {
+            if older || name.ends_with(".tmp") {
                 dir.remove(&name)?;
             }
         }
@@ -237,14 +255,10 @@ impl Inner {
     }
 
     /// Appends the changes as one record; `None` for the memory backend.
-    fn append(
-        &mut self,
-        changes: &[Change],
-    ) -> Option<Result<crate::journal::Receipt, JournalError>> {
+    fn append(&mut self, payload: &[u8]) -> Option<Result<crate::journal::Receipt, JournalError>> {
         let d = self.durable.as_mut()?;
-        let payload = Change::encode_all(changes);
         d.journal_bytes += (payload.len() + record::HEADER) as u64;
-        Some(d.journal.append(&payload))
+        Some(d.journal.append(payload))
     }
 
     /// Rebuilds the state from the files if the journal failed since the last
@@ -265,8 +279,11 @@ impl Inner {
             warn!("the memory backend cannot rebuild its state; keeping it as it is");
             return;
         };
+        // Nothing in flight, then only what the journal acknowledged.
+        d.journal.settle();
         d.seen_failures = d.journal.failures();
-        match recover(&*d.dir) {
+        let limit = (d.generation, d.journal.good_len());
+        match recover(&*d.dir, Some(limit)) {
             Ok((state, _, _)) => {
                 info!("state rebuilt from the files after a failed write");
                 self.state = state;
@@ -278,8 +295,8 @@ impl Inner {
 
 /// The state the files hold: the newest snapshot with the journals of its
 /// generation and later replayed; the generation to append to; the snapshot's
-/// size.
-fn recover(dir: &dyn Dir) -> io::Result<(State, u64, u64)> {
+/// size. `limit` names a journal being written and how much of it to read.
+fn recover(dir: &dyn Dir, limit: Option<(u64, u64)>) -> io::Result<(State, u64, u64)> {
     let names = dir.list()?;
     let snapshot_gen = names
         .iter()
@@ -302,7 +319,10 @@ fn recover(dir: &dyn Dir) -> io::Result<(State, u64, u64)> {
         .collect();
     journals.sort_unstable();
     for g in &journals {
-        let bytes = dir.read(&journal_name(*g))?.unwrap_or_default();
+        let mut bytes = dir.read(&journal_name(*g))?.unwrap_or_default();
+        if let Some((_, len)) = limit.filter(|(lg, _)| lg == g) {
+            bytes.truncate(usize::try_from(len).unwrap_or(usize::MAX));
+        }
         let (records, _) = record::read_all(&bytes);
         for payload in records {
             let changes = Change::decode_all(payload).ok_or_else(|| {
@@ -335,7 +355,7 @@ impl LocalBackend {
 mod tests {
     use super::*;
     use crate::journal::dir::SimDir;
-    use crate::journal::file::SimOp;
+    use crate::journal::file::{JournalFile, SimOp};
     use crate::state::PopLimit;
 
     fn any(_: &[u8]) -> Result<(), Fault> {
@@ -468,6 +488,46 @@ mod tests {
         drop(b);
         let b = LocalBackend::open(Arc::new(dir), Durability::Strict).unwrap();
         assert_eq!(items(&b), vec![b"later".to_vec(), b"kept".to_vec()]);
+    }
+
+    #[tokio::test]
+    async fn a_write_refused_during_a_compaction_stays_out_of_the_snapshot() {
+        let dir = SimDir::new();
+        let b = Arc::new(LocalBackend::open(Arc::new(dir.clone()), Durability::Strict).unwrap());
+        push(&b, b"kept").await.unwrap();
+        dir.disk(&journal_name(0))
+            .fail_next(SimOp::Sync, io::ErrorKind::Other);
+        let in_flight = {
+            let b = b.clone();
+            tokio::spawn(async move { push(&b, b"refused").await })
+        };
+        // Let the push append its record; its sync is the one that fails.
+        tokio::task::yield_now().await;
+        b.compact().unwrap();
+        assert!(in_flight.await.unwrap().is_err(), "the push was refused");
+        assert_eq!(items(&b), vec![b"kept".to_vec()]);
+        b.close();
+        drop(b);
+        let b = LocalBackend::open(Arc::new(dir), Durability::Strict).unwrap();
+        assert_eq!(
+            items(&b),
+            vec![b"kept".to_vec()],
+            "a refused write came back"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_journal_ending_in_zeros_or_a_probe_block_still_opens() {
+        for tail in [[0u8; 4096], [0xff; 4096]] {
+            let dir = SimDir::new();
+            let b = LocalBackend::open(Arc::new(dir.clone()), Durability::Strict).unwrap();
+            push(&b, b"whole").await.unwrap();
+            b.close();
+            drop(b);
+            dir.disk(&journal_name(0)).file().append(&tail).unwrap();
+            let b = LocalBackend::open(Arc::new(dir), Durability::Strict).unwrap();
+            assert_eq!(items(&b), vec![b"whole".to_vec()]);
+        }
     }
 
     #[tokio::test]

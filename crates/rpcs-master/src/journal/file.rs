@@ -118,6 +118,11 @@ impl SimDisk {
         self.state().faults.push((op, kind));
     }
 
+    /// How many bytes were written but not synced.
+    pub fn unsynced_len(&self) -> usize {
+        self.state().unsynced.len()
+    }
+
     /// How many injected faults have not struck yet.
     pub fn faults_left(&self) -> usize {
         self.state().faults.len()

@@ -15,8 +15,9 @@
 //! are refused at once (nothing is applied on the strength of a journal that
 //! cannot write) until a probe every second finds the file writable again. The
 //! caller, whose memory holds the effects of the failed records, rebuilds it
-//! from [`Journal::records`] before it writes again; [`Journal::failures`]
-//! tells it when that is due.
+//! from the file before it writes again: [`Journal::failures`] tells it when
+//! that is due, [`Journal::settle`] waits until nothing is in flight, and
+//! [`Journal::good_len`] says how much of the file holds acknowledged records.
 
 pub mod dir;
 pub mod file;
@@ -47,6 +48,9 @@ pub enum JournalError {
     /// The journal has shut down.
     #[error("the journal is closed")]
     Closed,
+    /// No record can carry this payload.
+    #[error(transparent)]
+    Record(#[from] record::RecordError),
 }
 
 /// Resolves once a record is durable (or failed).
@@ -62,7 +66,10 @@ struct Shared {
     pending: Mutex<Pending>,
     wake: Condvar,
     durability: Durability,
+    /// Failed writes so far; counted once the file is cut back.
     failures: AtomicU64,
+    /// The file's length up to the last acknowledged record.
+    good_len: AtomicU64,
 }
 
 #[derive(Default)]
@@ -73,6 +80,8 @@ struct Pending {
     broken: Option<String>,
     /// A probe of a broken journal's file is due now.
     probe: bool,
+    /// Callers of [`Journal::settle`] waiting for what was appended before them.
+    barriers: Vec<std::sync::mpsc::Sender<()>>,
     closing: bool,
 }
 
@@ -112,6 +121,7 @@ impl Journal {
             wake: Condvar::new(),
             durability,
             failures: AtomicU64::new(0),
+            good_len: AtomicU64::new(good as u64),
         });
         let writer = Writer {
             shared: shared.clone(),
@@ -142,7 +152,7 @@ impl Journal {
         if p.closing {
             return Err(JournalError::Closed);
         }
-        record::write(&mut p.bytes, payload);
+        record::write(&mut p.bytes, payload)?;
         p.receipts.push(tx);
         drop(p);
         self.shared.wake.notify_one();
@@ -158,6 +168,28 @@ impl Journal {
     pub fn probe_now(&self) {
         lock(&self.shared.pending).probe = true;
         self.shared.wake.notify_one();
+    }
+
+    /// Waits (blocking the thread, for at most one write and sync) until
+    /// everything appended before the call has been written or has failed.
+    pub fn settle(&self) {
+        let (tx, rx) = std::sync::mpsc::channel();
+        {
+            let mut p = lock(&self.shared.pending);
+            if p.broken.is_some() || p.closing {
+                // Nothing is in flight: a failure failed all of it.
+                return;
+            }
+            p.barriers.push(tx);
+        }
+        self.shared.wake.notify_one();
+        let _ = rx.recv();
+    }
+
+    /// The file's length up to the last acknowledged record: what a rebuild
+    /// may read (past it lie records in flight or failed).
+    pub fn good_len(&self) -> u64 {
+        self.shared.good_len.load(Ordering::SeqCst)
     }
 
     /// How many writes have failed since the journal opened: a caller that
@@ -196,13 +228,17 @@ struct Writer {
 }
 
 type Receipts = Vec<oneshot::Sender<Result<(), JournalError>>>;
+type Barriers = Vec<std::sync::mpsc::Sender<()>>;
 
 impl Writer {
     fn run(mut self) {
         loop {
-            let (bytes, receipts, closing) = self.next_batch();
+            let (bytes, receipts, barriers, closing) = self.next_batch();
             if !bytes.is_empty() {
                 self.commit(&bytes, receipts);
+            }
+            for barrier in barriers {
+                let _ = barrier.send(());
             }
             let unsynced = self.good > self.synced;
             if unsynced && (closing || self.last_sync.elapsed() >= EVERY) {
@@ -216,7 +252,7 @@ impl Writer {
 
     /// Waits for appended records (or the moment to sync, probe or stop) and
     /// takes them all.
-    fn next_batch(&mut self) -> (Vec<u8>, Receipts, bool) {
+    fn next_batch(&mut self) -> (Vec<u8>, Receipts, Barriers, bool) {
         let mut p = lock(&self.shared.pending);
         loop {
             if p.broken.is_some() && !p.closing {
@@ -236,14 +272,15 @@ impl Writer {
                 }
                 continue;
             }
-            if !p.bytes.is_empty() || p.closing {
+            if !p.bytes.is_empty() || !p.barriers.is_empty() || p.closing {
                 let bytes = std::mem::take(&mut p.bytes);
                 let receipts = std::mem::take(&mut p.receipts);
-                return (bytes, receipts, p.closing);
+                let barriers = std::mem::take(&mut p.barriers);
+                return (bytes, receipts, barriers, p.closing);
             }
             let unsynced = self.good > self.synced;
             if unsynced && self.last_sync.elapsed() >= EVERY {
-                return (Vec::new(), Vec::new(), false);
+                return (Vec::new(), Vec::new(), Vec::new(), false);
             }
             let left = unsynced.then(|| EVERY.saturating_sub(self.last_sync.elapsed()));
             p = wait(&self.shared.wake, p, left);
@@ -263,6 +300,7 @@ impl Writer {
         let outcome = match result {
             Ok(()) => {
                 self.good += bytes.len() as u64;
+                self.shared.good_len.store(self.good, Ordering::SeqCst);
                 if strict {
                     self.synced = self.good;
                 }
@@ -295,21 +333,31 @@ impl Writer {
     /// refuse appends until a probe succeeds, and fail whatever was appended
     /// meanwhile.
     fn break_off(&mut self, why: &str) {
-        self.shared.failures.fetch_add(1, Ordering::SeqCst);
-        let _ = self.file.truncate(self.good);
+        if let Err(e) = self.file.truncate(self.good) {
+            // The failed records may stay in the file past the good length;
+            // rebuilds read only up to it, and the probe cuts them off.
+            error!(error = %e, "cannot cut the journal back after a failed write");
+        }
         let mut p = lock(&self.shared.pending);
         p.broken = Some(why.to_owned());
+        // Counted only now, with the file cut back and appends refused, so a
+        // rebuild that sees the count reads a file without the failed records.
+        self.shared.failures.fetch_add(1, Ordering::SeqCst);
         p.bytes.clear();
         for receipt in p.receipts.drain(..) {
             let _ = receipt.send(Err(JournalError::Io(why.to_owned())));
+        }
+        for barrier in p.barriers.drain(..) {
+            let _ = barrier.send(());
         }
     }
 
     /// Whether the file takes writes again: a block of padding must write and
     /// sync (a full disk refuses it; cutting the file back alone would not
-    /// show that), and is then cut off again.
+    /// show that), and is then cut off again. The padding reads as a torn
+    /// record (its length is over the limit), should a crash leave it behind.
     fn probe(&mut self) -> bool {
-        let padding = [0u8; 4096];
+        let padding = [0xffu8; 4096];
         let result = self
             .file
             .append(&padding)
@@ -453,8 +501,10 @@ mod tests {
         let disk = SimDisk::new();
         let (journal, _) = open(&disk, Durability::Relaxed);
         append(&journal, b"fast").await.unwrap();
-        // Written to the file (a process crash keeps it) but not yet synced.
+        // Written to the file (a process crash keeps it) but not yet synced: a
+        // power loss now could lose it.
         assert!(disk.process_crash().ends_with(b"fast"));
+        assert!(disk.unsynced_len() > 0, "acknowledged before the sync");
         journal.close();
         let (_, records) = open(&disk, Durability::Relaxed);
         assert_eq!(records, vec![b"fast".to_vec()]);

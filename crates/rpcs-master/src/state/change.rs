@@ -459,7 +459,7 @@ mod tests {
 
     fn snapshot_of(state: &State) -> Vec<u8> {
         let mut out = Vec::new();
-        snapshot::write(state, &mut out);
+        snapshot::write(state, &mut out).unwrap();
         out
     }
 

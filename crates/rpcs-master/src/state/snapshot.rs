@@ -29,9 +29,15 @@ fn bad(what: impl Into<String>) -> SnapshotError {
     SnapshotError(what.into())
 }
 
-/// Appends the records of `state` to `out`.
-pub fn write(state: &State, out: &mut Vec<u8>) {
-    let mut put = |fields: Vec<Value>| record::write(out, &msgpack::encode(&Value::Array(fields)));
+/// Appends the records of `state` to `out`. Fails only for a value over
+/// [`record::MAX_RECORD`], which the services' limits never let in.
+pub fn write(state: &State, out: &mut Vec<u8>) -> Result<(), record::RecordError> {
+    let mut failed = None;
+    let mut put = |fields: Vec<Value>| {
+        if let Err(e) = record::write(out, &msgpack::encode(&Value::Array(fields))) {
+            failed.get_or_insert(e);
+        }
+    };
     for (name, items) in state.stacks.iter() {
         // An empty stack still gets a record: it exists.
         let chunks = items.chunks(CHUNK);
@@ -91,6 +97,8 @@ pub fn write(state: &State, out: &mut Vec<u8>) {
             ]);
         }
     }
+    drop(put);
+    failed.map_or(Ok(()), Err)
 }
 
 /// The state a snapshot holds. Unlike a journal, a snapshot must be whole: a
@@ -238,7 +246,7 @@ mod tests {
     fn a_snapshot_reads_back_the_same_state() {
         let state = sample();
         let mut bytes = Vec::new();
-        write(&state, &mut bytes);
+        write(&state, &mut bytes).unwrap();
         let mut back = read(&bytes).unwrap();
         assert_eq!(back.stacks.names(), ["empty", "urls"]);
         let all = PopLimit {
@@ -270,7 +278,7 @@ mod tests {
         let items: Vec<Vec<u8>> = (0..100_000).map(|_| vec![b'x'; 15]).collect();
         state.stacks.push("big", &items);
         let mut bytes = Vec::new();
-        write(&state, &mut bytes);
+        write(&state, &mut bytes).unwrap();
         assert!(
             bytes.len() < 100_000 * 17,
             "{} bytes for 1.5 MB of items",
@@ -281,7 +289,7 @@ mod tests {
     #[test]
     fn a_damaged_snapshot_is_refused() {
         let mut bytes = Vec::new();
-        write(&sample(), &mut bytes);
+        write(&sample(), &mut bytes).unwrap();
         assert!(read(&bytes[..bytes.len() - 1]).is_err());
         let mut flipped = bytes.clone();
         flipped[20] ^= 1;
