@@ -97,7 +97,6 @@ pub fn write(state: &State, out: &mut Vec<u8>) -> Result<(), record::RecordError
             ]);
         }
     }
-    drop(put);
     failed.map_or(Ok(()), Err)
 }
 
