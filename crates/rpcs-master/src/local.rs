@@ -91,6 +91,10 @@ impl LocalBackend {
     /// The embedded backend over `dir`: recovers what the files hold.
     pub fn open(dir: Arc<dyn Dir>, durability: Durability) -> io::Result<LocalBackend> {
         let (state, generation, snapshot_bytes) = recover(&*dir, None)?;
+        // What the journal already holds counts towards its compaction.
+        let journal_bytes = dir
+            .read(&journal_name(generation))?
+            .map_or(0, |b| b.len() as u64);
         let (journal, _) = Journal::open(dir.open(&journal_name(generation))?, durability)?;
         let seen_failures = journal.failures();
         let durable = Durable {
@@ -99,7 +103,7 @@ impl LocalBackend {
             journal,
             generation,
             seen_failures,
-            journal_bytes: 0,
+            journal_bytes,
             snapshot_bytes,
         };
         Ok(LocalBackend {
