@@ -89,6 +89,8 @@ for t in "${targets[@]}"; do
     corpus=fuzz/corpus/$t
     artifacts=fuzz/artifacts/$t
     log=fuzz/logs/$t.log
+    # A replay keeps its own log, so the last real run's stays.
+    [ "${RUNS:-}" = 0 ] && log=fuzz/logs/$t.replay.log
     mkdir -p "$corpus" "$artifacts"
     inputs=("$corpus" "fuzz/seeds/$t")
     [ -d "fuzz/regressions/$t" ] && inputs+=("fuzz/regressions/$t")
