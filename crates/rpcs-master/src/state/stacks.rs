@@ -65,7 +65,20 @@ impl Stacks {
         limit: PopLimit,
         accept: Accept<'_>,
     ) -> Result<Option<Vec<Vec<u8>>>, Fault> {
-        let Some(stack) = self.stacks.get_mut(name) else {
+        let Some(count) = self.would_pop(name, limit, accept)? else {
+            return Ok(None);
+        };
+        Ok(self.stacks.get_mut(name).map(|s| s.pop_many(count)))
+    }
+
+    /// How many items [`Stacks::pop`] would take, without taking them.
+    pub fn would_pop(
+        &self,
+        name: &str,
+        limit: PopLimit,
+        accept: Accept<'_>,
+    ) -> Result<Option<usize>, Fault> {
+        let Some(stack) = self.stacks.get(name) else {
             return Ok(None);
         };
         let mut count = 0;
@@ -78,7 +91,15 @@ impl Stacks {
             bytes += item.len();
             count += 1;
         }
-        Ok(Some(stack.pop_many(count)))
+        Ok(Some(count))
+    }
+
+    /// The top `n` items of `name`, top first, without taking them.
+    pub fn peek(&self, name: &str, n: usize) -> Vec<Vec<u8>> {
+        self.stacks
+            .get(name)
+            .map(|s| s.peek(n).map(<[u8]>::to_vec).collect())
+            .unwrap_or_default()
     }
 
     /// Moves the top item into a lease `id` (which must be new), if `accept`

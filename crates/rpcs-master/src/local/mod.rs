@@ -19,6 +19,10 @@
 //! memory, which had applied them, is rebuilt from the files (which hold just
 //! the acknowledged ones) before the next operation. Reads go on throughout.
 
+pub mod stacks;
+
+pub use stacks::{Carry, Taken};
+
 use crate::journal::dir::Dir;
 use crate::journal::{record, Journal, JournalError};
 use crate::state::{snapshot, Change, State};

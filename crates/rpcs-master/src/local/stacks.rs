@@ -1,0 +1,279 @@
+//! The stack operations of the local backends, each decided on the state read
+//! only and recorded as the changes it makes.
+
+use super::LocalBackend;
+use crate::state::{Change, PopLimit};
+use rpcs_core::Fault;
+
+/// Checks that an encoded item can go to the caller (its protocol can carry it).
+pub type Carry<'a> = &'a (dyn Fn(&[u8]) -> Result<(), Fault> + Send + Sync);
+
+/// An item taken under a lease.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Taken {
+    /// The lease's id, for `ack` and `release`.
+    pub id: String,
+    /// The item, encoded.
+    pub item: Vec<u8>,
+    /// When the item goes back unless acked, in milliseconds since the epoch.
+    pub deadline_ms: i64,
+}
+
+fn not_found(name: &str) -> Fault {
+    Fault::named("StackNotFoundError", format!("no stack named {name:?}"))
+}
+
+impl LocalBackend {
+    /// Creates a stack; false if it existed.
+    pub async fn create_stack(&self, name: String) -> Result<bool, Fault> {
+        self.write(move |state| {
+            if state.stacks.size(&name).is_some() {
+                return Ok((false, vec![]));
+            }
+            Ok((true, vec![Change::CreateStack { name }]))
+        })
+        .await
+    }
+
+    /// Pushes encoded items in order (the last on top), creating the stack;
+    /// returns the new size.
+    pub async fn push(&self, name: String, items: Vec<Vec<u8>>) -> Result<u64, Fault> {
+        self.write(move |state| {
+            let size = state.stacks.size(&name).unwrap_or(0) + items.len() as u64;
+            Ok((size, vec![Change::Push { name, items }]))
+        })
+        .await
+    }
+
+    /// Pops up to `limit` items, top first, none unless `carry` takes them all;
+    /// `None` if there is no such stack.
+    pub async fn pop(
+        &self,
+        name: String,
+        limit: PopLimit,
+        carry: Carry<'_>,
+    ) -> Result<Option<Vec<Vec<u8>>>, Fault> {
+        self.write(move |state| {
+            let Some(count) = state.stacks.would_pop(&name, limit, carry)? else {
+                return Ok((None, vec![]));
+            };
+            let items = state.stacks.peek(&name, count);
+            let changes = if count > 0 {
+                vec![Change::Pop { name, count }]
+            } else {
+                vec![]
+            };
+            Ok((Some(items), changes))
+        })
+        .await
+    }
+
+    /// Takes the top item under a lease of `lease_ms` from `now_ms`, held by
+    /// `owner` (whose session's end gives it back), if `carry` takes it; `None`
+    /// if the stack is missing or empty.
+    pub async fn take(
+        &self,
+        name: String,
+        lease_ms: i64,
+        owner: Option<String>,
+        now_ms: i64,
+        carry: Carry<'_>,
+    ) -> Result<Option<Taken>, Fault> {
+        self.write(move |state| {
+            let Some(item) = state.stacks.peek(&name, 1).pop() else {
+                return Ok((None, vec![]));
+            };
+            carry(&item)?;
+            let id = loop {
+                let id = format!("{:016x}", fastrand::u64(..));
+                if !state.stacks.lease_exists(&id) {
+                    break id;
+                }
+            };
+            let deadline_ms = now_ms.saturating_add(lease_ms);
+            let taken = Taken {
+                id: id.clone(),
+                item,
+                deadline_ms,
+            };
+            let change = Change::Take {
+                name,
+                id,
+                deadline_ms,
+                owner,
+            };
+            Ok((Some(taken), vec![change]))
+        })
+        .await
+    }
+
+    /// Finishes a lease; false if it is not held.
+    pub async fn ack(&self, name: String, id: String) -> Result<bool, Fault> {
+        self.write(move |state| {
+            if state.stacks.leases().get(&name, &id).is_none() {
+                return Ok((false, vec![]));
+            }
+            Ok((true, vec![Change::Ack { name, id }]))
+        })
+        .await
+    }
+
+    /// Gives a leased item back on top of its stack; false if the lease is not held.
+    pub async fn release(&self, name: String, id: String) -> Result<bool, Fault> {
+        self.write(move |state| {
+            if state.stacks.leases().get(&name, &id).is_none() {
+                return Ok((false, vec![]));
+            }
+            Ok((true, vec![Change::Release { name, id }]))
+        })
+        .await
+    }
+
+    /// Gives back every item whose lease is due by `now_ms`; the stacks that
+    /// got items back.
+    pub async fn expire(&self, now_ms: i64) -> Result<Vec<String>, Fault> {
+        self.write(move |state| {
+            let leases = state.stacks.leases();
+            let mut stacks: Vec<String> = leases
+                .expired(now_ms)
+                .iter()
+                .filter_map(|id| leases.by_id(id).map(|l| l.stack.clone()))
+                .collect();
+            if stacks.is_empty() {
+                return Ok((stacks, vec![]));
+            }
+            stacks.sort();
+            stacks.dedup();
+            Ok((stacks, vec![Change::Expire { now_ms }]))
+        })
+        .await
+    }
+
+    /// Removes every item (leases stay); how many there were.
+    pub async fn truncate(&self, name: String) -> Result<u64, Fault> {
+        self.write(move |state| {
+            let size = state.stacks.size(&name).ok_or_else(|| not_found(&name))?;
+            Ok((size, vec![Change::Truncate { name }]))
+        })
+        .await
+    }
+
+    /// Deletes a stack with its items and leases.
+    pub async fn remove_stack(&self, name: String) -> Result<(), Fault> {
+        self.write(move |state| {
+            state.stacks.size(&name).ok_or_else(|| not_found(&name))?;
+            Ok(((), vec![Change::RemoveStack { name }]))
+        })
+        .await
+    }
+
+    /// The number of items, `None` if there is no such stack.
+    pub fn stack_size(&self, name: &str) -> Option<u64> {
+        self.read(|state| state.stacks.size(name))
+    }
+
+    /// Every stack name, sorted.
+    pub fn stack_names(&self) -> Vec<String> {
+        self.read(|state| state.stacks.names())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::journal::dir::SimDir;
+    use crate::store::Durability;
+    use std::sync::Arc;
+
+    fn any(_: &[u8]) -> Result<(), Fault> {
+        Ok(())
+    }
+
+    const ALL: PopLimit = PopLimit {
+        count: usize::MAX,
+        budget: usize::MAX,
+    };
+
+    fn journaled() -> (SimDir, LocalBackend) {
+        let dir = SimDir::new();
+        let b = LocalBackend::open(Arc::new(dir.clone()), Durability::Strict).unwrap();
+        (dir, b)
+    }
+
+    fn reopened(dir: &SimDir) -> LocalBackend {
+        LocalBackend::open(Arc::new(dir.clone()), Durability::Strict).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_refused_item_stays_on_its_stack() {
+        let (_, b) = journaled();
+        b.push("s".into(), vec![b"x".to_vec()]).await.unwrap();
+        let refuse = |_: &[u8]| Err(Fault::named("UnrepresentableError", "no"));
+        assert!(b.pop("s".into(), ALL, &refuse).await.is_err());
+        assert!(b.take("s".into(), 1000, None, 0, &refuse).await.is_err());
+        assert_eq!(b.stack_size("s"), Some(1));
+    }
+
+    #[tokio::test]
+    async fn leases_and_pops_survive_a_restart_as_they_were() {
+        let (dir, b) = journaled();
+        b.push(
+            "s".into(),
+            vec![b"1".to_vec(), b"2".to_vec(), b"3".to_vec()],
+        )
+        .await
+        .unwrap();
+        let taken = b
+            .take("s".into(), 500, Some("w".into()), 1000, &any)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (taken.item.as_slice(), taken.deadline_ms),
+            (&b"3"[..], 1500)
+        );
+        let popped = b
+            .pop(
+                "s".into(),
+                PopLimit {
+                    count: 1,
+                    budget: usize::MAX,
+                },
+                &any,
+            )
+            .await
+            .unwrap();
+        assert_eq!(popped, Some(vec![b"2".to_vec()]));
+        b.close();
+        drop(b);
+        let b = reopened(&dir);
+        assert_eq!(b.stack_size("s"), Some(1));
+        assert_eq!(b.expire(1499).await.unwrap(), Vec::<String>::new());
+        assert_eq!(b.expire(1500).await.unwrap(), vec!["s"]);
+        assert_eq!(
+            b.pop("s".into(), ALL, &any).await.unwrap(),
+            Some(vec![b"3".to_vec(), b"1".to_vec()])
+        );
+        assert!(
+            !b.ack("s".into(), taken.id).await.unwrap(),
+            "an expired lease is gone"
+        );
+    }
+
+    #[tokio::test]
+    async fn operations_that_change_nothing_write_nothing() {
+        let (dir, b) = journaled();
+        assert!(b.create_stack("s".into()).await.unwrap());
+        assert!(!b.create_stack("s".into()).await.unwrap());
+        assert_eq!(b.pop("s".into(), ALL, &any).await.unwrap(), Some(vec![]));
+        assert_eq!(b.pop("none".into(), ALL, &any).await.unwrap(), None);
+        assert!(!b.release("s".into(), "nope".into()).await.unwrap());
+        assert!(b.truncate("none".into()).await.is_err());
+        b.close();
+        let journal = crate::journal::dir::Dir::read(&dir, "journal-0000000000000000")
+            .unwrap()
+            .unwrap();
+        let (records, _) = crate::journal::record::read_all(&journal);
+        assert_eq!(records.len(), 1, "only the create was journaled");
+    }
+}
