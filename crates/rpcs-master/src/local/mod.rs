@@ -20,6 +20,7 @@
 //! the acknowledged ones) before the next operation. Reads go on throughout.
 
 pub mod stacks;
+pub mod storages;
 
 pub use stacks::{Carry, Taken};
 
