@@ -19,9 +19,11 @@
 //! memory, which had applied them, is rebuilt from the files (which hold just
 //! the acknowledged ones) before the next operation. Reads go on throughout.
 
+pub mod clients;
 pub mod stacks;
 pub mod storages;
 
+pub use clients::Ended;
 pub use stacks::{Carry, Taken};
 
 use crate::journal::dir::Dir;
