@@ -77,7 +77,7 @@ impl JournalFile for DiskFile {
 /// was synced survives a [`SimDisk::power_loss`]; of what was not, a random
 /// prefix survives, possibly torn.
 #[derive(Clone, Default)]
-pub struct SimDisk(Arc<Mutex<SimState>>);
+pub struct SimDisk(Arc<Mutex<SimState>>, Arc<std::sync::Condvar>);
 
 #[derive(Default)]
 struct SimState {
@@ -87,6 +87,8 @@ struct SimState {
     faults: Vec<(SimOp, io::ErrorKind)>,
     /// Syncs are skipped (a negative control: the checker must then see losses).
     no_sync: bool,
+    /// Syncs wait until this is cleared (a test holding a write in flight).
+    hold_syncs: bool,
 }
 
 /// An operation a fault can be injected into.
@@ -116,6 +118,13 @@ impl SimDisk {
     /// Makes the next `op` fail with `kind` (queued after earlier ones).
     pub fn fail_next(&self, op: SimOp, kind: io::ErrorKind) {
         self.state().faults.push((op, kind));
+    }
+
+    /// Makes syncs wait (`true`) until released (`false`): a write is then
+    /// in flight for as long as a test needs.
+    pub fn hold_syncs(&self, hold: bool) {
+        self.state().hold_syncs = hold;
+        self.1.notify_all();
     }
 
     /// How many bytes were written but not synced.
@@ -187,6 +196,9 @@ impl JournalFile for SimFile {
     fn sync(&mut self) -> io::Result<()> {
         self.0.fault(SimOp::Sync)?;
         let mut s = self.0.state();
+        while s.hold_syncs {
+            s = self.0 .1.wait(s).unwrap_or_else(|p| p.into_inner());
+        }
         if !s.no_sync {
             let unsynced = std::mem::take(&mut s.unsynced);
             s.synced.extend_from_slice(&unsynced);

@@ -76,22 +76,31 @@ impl LocalBackend {
         status: Option<Vec<u8>>,
         carry: Carry<'_>,
     ) -> Result<Option<(u64, Vec<u8>)>, Fault> {
-        self.write(move |state| {
+        let back = name.clone();
+        let decide = move |state: &crate::state::State| {
             state.clients.get(&name).ok_or_else(|| not_found(&name))?;
             let next = state.clients.peek(&name).map(|(seq, m)| (seq, m.to_vec()));
             if let Some((_, message)) = &next {
                 carry(message)?;
             }
-            Ok((
-                next,
-                vec![Change::Visit {
-                    name,
-                    now_ms,
-                    status,
-                }],
-            ))
-        })
-        .await
+            let visit = Change::Visit {
+                name,
+                now_ms,
+                status,
+            };
+            Ok((next, vec![visit]))
+        };
+        // A cancelled visit gives its message back.
+        let undo = move |next: Option<(u64, Vec<u8>)>| {
+            next.map_or_else(Vec::new, |(seq, message)| {
+                vec![Change::GiveBack {
+                    name: back,
+                    seq,
+                    message,
+                }]
+            })
+        };
+        self.write_handing_over(decide, undo).await
     }
 
     /// Marks the client seen (a subscription delivering to it); false if it is

@@ -140,51 +140,93 @@ impl LocalBackend {
         &self,
         decide: impl FnOnce(&State) -> Result<(R, Vec<Change>), Fault>,
     ) -> Result<R, Fault> {
-        let (answer, receipt) = {
-            let mut inner = self.lock();
-            if inner
-                .durable
-                .as_ref()
-                .is_some_and(|d| d.journal.is_broken())
-            {
-                return Err(storage_fault(
-                    "the store cannot write at the moment (see the server log); reads still work",
-                ));
-            }
-            let decided = catch_unwind(AssertUnwindSafe(|| decide(&inner.state)));
-            let (answer, changes) = match decided {
-                Ok(result) => result?,
-                Err(_) => {
-                    error!("an operation panicked while deciding; nothing was changed");
-                    return Err(Fault::internal("the operation failed inside the server"));
-                }
-            };
-            if changes.is_empty() {
-                return Ok(answer);
-            }
-            let payload = Change::encode_all(&changes);
-            if inner.durable.is_some() && payload.len() > record::MAX_RECORD {
-                return Err(Fault::named(
-                    "ItemTooLargeError",
-                    format!(
-                        "the operation's {} bytes exceed what the journal takes in one record",
-                        payload.len()
-                    ),
-                ));
-            }
-            inner.apply(&changes)?;
-            match inner.append(&payload) {
-                None => return Ok(answer),
-                Some(Ok(receipt)) => (answer, receipt),
-                Some(Err(e)) => {
-                    // Applied in memory, refused by the journal: undo by rebuilding.
-                    inner.rebuild();
-                    return Err(storage_fault(e));
-                }
+        match self.apply_and_journal(decide)? {
+            Applied::Done(answer) => Ok(answer),
+            Applied::Journaled(answer, receipt) => self.durable(receipt).await.map(|()| answer),
+        }
+    }
+
+    /// [`LocalBackend::write`] for an operation that hands something over (a
+    /// pop): if the caller goes away while the changes are becoming durable
+    /// (its call was cancelled), `undo` gets the answer back and returns the
+    /// changes that put it back, which are applied at once, so nothing taken is
+    /// lost to a cancelled call.
+    pub async fn write_handing_over<R>(
+        &self,
+        decide: impl FnOnce(&State) -> Result<(R, Vec<Change>), Fault>,
+        undo: impl FnOnce(R) -> Vec<Change>,
+    ) -> Result<R, Fault> {
+        let (answer, receipt) = match self.apply_and_journal(decide)? {
+            Applied::Done(answer) => return Ok(answer),
+            Applied::Journaled(answer, receipt) => (answer, receipt),
+        };
+        let mut handover = Handover {
+            backend: self,
+            answer: Some(answer),
+            undo: Some(undo),
+        };
+        let durable = self.durable(receipt).await;
+        let answer = handover.answer.take();
+        match (durable, answer) {
+            (Ok(()), Some(answer)) => Ok(answer),
+            (Ok(()), None) => Err(Fault::internal("a handed-over answer went missing")),
+            // Not durable: the state was rebuilt without the changes.
+            (Err(fault), _) => Err(fault),
+        }
+    }
+
+    /// Decides, applies and journals an operation, under the lock.
+    fn apply_and_journal<R>(
+        &self,
+        decide: impl FnOnce(&State) -> Result<(R, Vec<Change>), Fault>,
+    ) -> Result<Applied<R>, Fault> {
+        let mut inner = self.lock();
+        if inner
+            .durable
+            .as_ref()
+            .is_some_and(|d| d.journal.is_broken())
+        {
+            return Err(storage_fault(
+                "the store cannot write at the moment (see the server log); reads still work",
+            ));
+        }
+        let decided = catch_unwind(AssertUnwindSafe(|| decide(&inner.state)));
+        let (answer, changes) = match decided {
+            Ok(result) => result?,
+            Err(_) => {
+                error!("an operation panicked while deciding; nothing was changed");
+                return Err(Fault::internal("the operation failed inside the server"));
             }
         };
+        if changes.is_empty() {
+            return Ok(Applied::Done(answer));
+        }
+        let payload = Change::encode_all(&changes);
+        if inner.durable.is_some() && payload.len() > record::MAX_RECORD {
+            return Err(Fault::named(
+                "ItemTooLargeError",
+                format!(
+                    "the operation's {} bytes exceed what the journal takes in one record",
+                    payload.len()
+                ),
+            ));
+        }
+        inner.apply(&changes)?;
+        match inner.append(&payload) {
+            None => Ok(Applied::Done(answer)),
+            Some(Ok(receipt)) => Ok(Applied::Journaled(answer, receipt)),
+            Some(Err(e)) => {
+                // Applied in memory, refused by the journal: undo by rebuilding.
+                inner.rebuild();
+                Err(storage_fault(e))
+            }
+        }
+    }
+
+    /// Waits for a journal receipt; a failed write rebuilds the state.
+    async fn durable(&self, receipt: crate::journal::Receipt) -> Result<(), Fault> {
         match receipt.await {
-            Ok(Ok(())) => Ok(answer),
+            Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => {
                 // Taking the lock rebuilds the state without the failed changes.
                 drop(self.lock());
@@ -243,6 +285,34 @@ impl LocalBackend {
     pub fn close(&self) {
         if let Some(d) = &self.lock().durable {
             d.journal.close();
+        }
+    }
+}
+
+/// An operation after its changes were applied: answered, or waiting for its
+/// journal record.
+enum Applied<R> {
+    Done(R),
+    Journaled(R, crate::journal::Receipt),
+}
+
+/// An answer on its way to a caller that may go away: dropped before it is
+/// taken, it is undone.
+struct Handover<'a, R, U: FnOnce(R) -> Vec<Change>> {
+    backend: &'a LocalBackend,
+    answer: Option<R>,
+    undo: Option<U>,
+}
+
+impl<R, U: FnOnce(R) -> Vec<Change>> Drop for Handover<'_, R, U> {
+    fn drop(&mut self) {
+        let (Some(answer), Some(undo)) = (self.answer.take(), self.undo.take()) else {
+            return;
+        };
+        let changes = undo(answer);
+        let result = self.backend.apply_and_journal(move |_| Ok(((), changes)));
+        if let Err(e) = result {
+            warn!(error = %e, "could not undo what a cancelled call took");
         }
     }
 }

@@ -53,7 +53,8 @@ impl LocalBackend {
         limit: PopLimit,
         carry: Carry<'_>,
     ) -> Result<Option<Vec<Vec<u8>>>, Fault> {
-        self.write(move |state| {
+        let back = name.clone();
+        let decide = move |state: &crate::state::State| {
             let Some(count) = state.stacks.would_pop(&name, limit, carry)? else {
                 return Ok((None, vec![]));
             };
@@ -64,8 +65,14 @@ impl LocalBackend {
                 vec![]
             };
             Ok((Some(items), changes))
-        })
-        .await
+        };
+        // A cancelled pop puts its items back on top, in their order.
+        let undo = move |items: Option<Vec<Vec<u8>>>| {
+            let mut items = items.unwrap_or_default();
+            items.reverse();
+            vec![Change::Push { name: back, items }]
+        };
+        self.write_handing_over(decide, undo).await
     }
 
     /// Takes the top item under a lease of `lease_ms` from `now_ms`, held by
@@ -79,7 +86,8 @@ impl LocalBackend {
         now_ms: i64,
         carry: Carry<'_>,
     ) -> Result<Option<Taken>, Fault> {
-        self.write(move |state| {
+        let back = name.clone();
+        let decide = move |state: &crate::state::State| {
             let Some(item) = state.stacks.peek(&name, 1).pop() else {
                 return Ok((None, vec![]));
             };
@@ -103,8 +111,17 @@ impl LocalBackend {
                 owner,
             };
             Ok((Some(taken), vec![change]))
-        })
-        .await
+        };
+        // A cancelled take gives its item back at once.
+        let undo = move |taken: Option<Taken>| {
+            taken.map_or_else(Vec::new, |t| {
+                vec![Change::Release {
+                    name: back,
+                    id: t.id,
+                }]
+            })
+        };
+        self.write_handing_over(decide, undo).await
     }
 
     /// Finishes a lease; false if it is not held.
@@ -258,6 +275,49 @@ mod tests {
             !b.ack("s".into(), taken.id).await.unwrap(),
             "an expired lease is gone"
         );
+    }
+
+    #[tokio::test]
+    async fn a_pop_cancelled_before_it_is_durable_puts_its_items_back() {
+        let (dir, b) = journaled();
+        b.push(
+            "s".into(),
+            vec![b"1".to_vec(), b"2".to_vec(), b"3".to_vec()],
+        )
+        .await
+        .unwrap();
+        let journal = dir.disk("journal-0000000000000000");
+        journal.hold_syncs(true);
+        let two = PopLimit {
+            count: 2,
+            budget: usize::MAX,
+        };
+        // The pop applies, then waits for its sync, which never comes: cut short.
+        let cut =
+            tokio::time::timeout(std::time::Duration::ZERO, b.pop("s".into(), two, &any)).await;
+        assert!(cut.is_err(), "the pop finished before its sync");
+        assert_eq!(b.stack_size("s"), Some(3), "the items are back");
+        journal.hold_syncs(false);
+        let all = PopLimit {
+            count: 9,
+            budget: usize::MAX,
+        };
+        let order = b.pop("s".into(), all, &any).await.unwrap();
+        assert_eq!(
+            order,
+            Some(vec![b"3".to_vec(), b"2".to_vec(), b"1".to_vec()])
+        );
+        b.push("s".into(), vec![b"x".to_vec()]).await.unwrap();
+        journal.hold_syncs(true);
+        let cut = tokio::time::timeout(
+            std::time::Duration::ZERO,
+            b.take("s".into(), 1000, None, 0, &any),
+        )
+        .await;
+        assert!(cut.is_err());
+        journal.hold_syncs(false);
+        assert_eq!(b.stack_size("s"), Some(1), "the taken item is back");
+        assert!(b.read(|state| state.stacks.leases().is_empty()));
     }
 
     #[tokio::test]
