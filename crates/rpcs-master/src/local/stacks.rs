@@ -217,6 +217,14 @@ mod tests {
         (dir, b)
     }
 
+    /// A journaled backend whose stack `s` holds 1, 2, 3 (3 on top).
+    async fn journaled_with_123() -> (SimDir, LocalBackend) {
+        let (dir, b) = journaled();
+        let items = vec![b"1".to_vec(), b"2".to_vec(), b"3".to_vec()];
+        b.push("s".into(), items).await.unwrap();
+        (dir, b)
+    }
+
     fn reopened(dir: &SimDir) -> LocalBackend {
         LocalBackend::open(Arc::new(dir.clone()), Durability::Strict).unwrap()
     }
@@ -233,13 +241,7 @@ mod tests {
 
     #[tokio::test]
     async fn leases_and_pops_survive_a_restart_as_they_were() {
-        let (dir, b) = journaled();
-        b.push(
-            "s".into(),
-            vec![b"1".to_vec(), b"2".to_vec(), b"3".to_vec()],
-        )
-        .await
-        .unwrap();
+        let (dir, b) = journaled_with_123().await;
         let taken = b
             .take("s".into(), 500, Some("w".into()), 1000, &any)
             .await
@@ -279,13 +281,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_pop_cancelled_before_it_is_durable_puts_its_items_back() {
-        let (dir, b) = journaled();
-        b.push(
-            "s".into(),
-            vec![b"1".to_vec(), b"2".to_vec(), b"3".to_vec()],
-        )
-        .await
-        .unwrap();
+        let (dir, b) = journaled_with_123().await;
         let journal = dir.disk("journal-0000000000000000");
         journal.hold_syncs(true);
         let two = PopLimit {
