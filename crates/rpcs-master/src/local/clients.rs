@@ -78,11 +78,8 @@ impl LocalBackend {
     ) -> Result<Option<(u64, Vec<u8>)>, Fault> {
         let back = name.clone();
         let decide = move |state: &crate::state::State| {
-            state.clients.get(&name).ok_or_else(|| not_found(&name))?;
-            let next = state.clients.peek(&name).map(|(seq, m)| (seq, m.to_vec()));
-            if let Some((_, message)) = &next {
-                carry(message)?;
-            }
+            let next = state.clients.next_for_visit(&name, carry)?;
+            let next = next.map(|(seq, m)| (seq, m.to_vec()));
             let visit = Change::Visit {
                 name,
                 now_ms,
@@ -123,21 +120,13 @@ impl LocalBackend {
         max_queue: usize,
     ) -> Result<(), Fault> {
         self.write(move |state| {
-            let client = state.clients.get(&name).ok_or_else(|| not_found(&name))?;
-            if client.queue.len() >= max_queue {
-                return Err(Fault::named(
-                    "QueueFullError",
-                    format!("client {name:?} has {max_queue} unread messages"),
-                ));
-            }
-            Ok((
-                (),
-                vec![Change::Send {
-                    name,
-                    message,
-                    max_queue,
-                }],
-            ))
+            state.clients.check_send(&name, max_queue)?;
+            let send = Change::Send {
+                name,
+                message,
+                max_queue,
+            };
+            Ok(((), vec![send]))
         })
         .await
     }

@@ -86,20 +86,10 @@ impl LocalBackend {
         new: Vec<u8>,
     ) -> Result<bool, Fault> {
         self.write(move |state| {
-            let current = match state.storages.get(&name, &param) {
-                Ok(Some(bytes)) => decode(bytes)?,
-                _ => Value::Nil,
-            };
-            if current != expected {
+            if !state.storages.holds(&name, &param, &expected)? {
                 return Ok((false, vec![]));
             }
-            Ok((
-                true,
-                vec![Change::SetParams {
-                    name,
-                    params: vec![(param, new)],
-                }],
-            ))
+            Ok((true, vec![set(name, param, new)]))
         })
         .await
     }
@@ -112,16 +102,10 @@ impl LocalBackend {
         value: Vec<u8>,
     ) -> Result<bool, Fault> {
         self.write(move |state| {
-            if matches!(state.storages.get(&name, &param), Ok(Some(_))) {
+            if state.storages.is_set(&name, &param) {
                 return Ok((false, vec![]));
             }
-            Ok((
-                true,
-                vec![Change::SetParams {
-                    name,
-                    params: vec![(param, value)],
-                }],
-            ))
+            Ok((true, vec![set(name, param, value)]))
         })
         .await
     }
@@ -129,40 +113,20 @@ impl LocalBackend {
     /// Adds `delta` to an integer parameter (unset counts as 0); the new value.
     pub async fn increment(&self, name: String, param: String, delta: i64) -> Result<i64, Fault> {
         self.write(move |state| {
-            let current = match state.storages.get(&name, &param) {
-                Ok(Some(bytes)) => match decode(bytes)? {
-                    Value::Int(i) => i,
-                    other => {
-                        return Err(Fault::named(
-                            "TypeError",
-                            format!(
-                                "parameter {param:?} holds {}, not an integer",
-                                other.type_name()
-                            ),
-                        ))
-                    }
-                },
-                _ => 0,
-            };
-            let next = current
-                .checked_add(delta)
-                .ok_or_else(|| Fault::named("OverflowError", "counter out of 64-bit range"))?;
+            let next = state.storages.incremented(&name, &param, delta)?;
             let value = msgpack::encode(&Value::Int(next));
-            Ok((
-                next,
-                vec![Change::SetParams {
-                    name,
-                    params: vec![(param, value)],
-                }],
-            ))
+            Ok((next, vec![set(name, param, value)]))
         })
         .await
     }
 }
 
-fn decode(bytes: &[u8]) -> Result<Value, Fault> {
-    msgpack::decode(bytes, msgpack::DEFAULT_MAX_DEPTH)
-        .map_err(|e| Fault::named("StorageError", format!("corrupt stored value: {e}")))
+/// The change that sets one parameter.
+fn set(name: String, param: String, value: Vec<u8>) -> Change {
+    Change::SetParams {
+        name,
+        params: vec![(param, value)],
+    }
 }
 
 #[cfg(test)]

@@ -93,12 +93,11 @@ impl Clients {
         status: Option<Vec<u8>>,
         accept: Accept<'_>,
     ) -> Result<Option<(u64, Vec<u8>)>, Fault> {
-        let client = self.clients.get(name).ok_or_else(|| not_found(name))?;
-        if let Some(message) = client.queue.front() {
-            accept(message)?;
-        }
+        self.next_for_visit(name, accept)?;
         self.seen(name, now_ms);
-        let client = self.clients.get_mut(name).expect("checked above");
+        let Some(client) = self.clients.get_mut(name) else {
+            return Ok(None);
+        };
         if let Some(status) = status {
             client.status = status;
         }
@@ -107,6 +106,22 @@ impl Clients {
             client.head_seq += 1;
         }
         Ok(taken)
+    }
+
+    /// What a visit by `name` would take, without taking it: the oldest message
+    /// with its sequence number, if `accept` takes it; a fault if the client is
+    /// not logged in or its message cannot go to it.
+    pub fn next_for_visit(
+        &self,
+        name: &str,
+        accept: Accept<'_>,
+    ) -> Result<Option<(u64, &[u8])>, Fault> {
+        self.clients.get(name).ok_or_else(|| not_found(name))?;
+        let next = self.peek(name);
+        if let Some((_, message)) = next {
+            accept(message)?;
+        }
+        Ok(next)
     }
 
     /// Marks the client seen at `now_ms` (a live subscription keeps it alive);
@@ -161,14 +176,23 @@ impl Clients {
 
     /// Queues a message for `name`, unless its queue holds `max_queue` already.
     pub fn send(&mut self, name: &str, message: Vec<u8>, max_queue: usize) -> Result<(), Fault> {
-        let client = self.clients.get_mut(name).ok_or_else(|| not_found(name))?;
+        self.check_send(name, max_queue)?;
+        if let Some(client) = self.clients.get_mut(name) {
+            client.queue.push_back(message);
+        }
+        Ok(())
+    }
+
+    /// Whether a message can be queued for `name`: it is logged in and its
+    /// queue holds fewer than `max_queue`.
+    pub fn check_send(&self, name: &str, max_queue: usize) -> Result<(), Fault> {
+        let client = self.clients.get(name).ok_or_else(|| not_found(name))?;
         if client.queue.len() >= max_queue {
             return Err(Fault::named(
                 "QueueFullError",
                 format!("client {name:?} has {max_queue} unread messages"),
             ));
         }
-        client.queue.push_back(message);
         Ok(())
     }
 

@@ -1,8 +1,10 @@
 //! The parameter storages, in memory: name → parameter → encoded value.
 //!
 //! As for stacks, each operation checks before it changes anything. Values are
-//! kept encoded (MessagePack, exact for every value); the conditional
-//! operations compare and add decoded values, as the service promises.
+//! kept encoded (MessagePack, exact for every value). The conditional
+//! operations are answered here read-only ([`Storages::holds`],
+//! [`Storages::is_set`], [`Storages::incremented`], on decoded values, as the
+//! service promises); what they then do is a plain set.
 
 use rpcs_core::{msgpack, Fault, Value};
 use std::collections::BTreeMap;
@@ -77,38 +79,26 @@ impl Storages {
         self.storages.keys().cloned().collect()
     }
 
-    /// Sets `param` to `new` if its value equals `expected` (nil matches an
-    /// unset parameter); whether it was set.
-    pub fn compare_and_set(
-        &mut self,
-        name: &str,
-        param: &str,
-        expected: &Value,
-        new: Vec<u8>,
-    ) -> Result<bool, Fault> {
+    /// Whether `param` holds `expected` (nil matches an unset parameter or
+    /// storage): the condition of a compare-and-set.
+    pub fn holds(&self, name: &str, param: &str, expected: &Value) -> Result<bool, Fault> {
         let current = match self.storages.get(name).and_then(|s| s.get(param)) {
             Some(bytes) => decode(bytes)?,
             None => Value::Nil,
         };
-        if &current != expected {
-            return Ok(false);
-        }
-        self.storage_mut(name).insert(param.to_owned(), new);
-        Ok(true)
+        Ok(&current == expected)
     }
 
-    /// Sets `param` if it is unset; whether it was set.
-    pub fn set_if_absent(&mut self, name: &str, param: &str, value: Vec<u8>) -> bool {
-        let storage = self.storage_mut(name);
-        if storage.contains_key(param) {
-            return false;
-        }
-        storage.insert(param.to_owned(), value);
-        true
+    /// Whether `param` is set (an unknown storage sets nothing).
+    pub fn is_set(&self, name: &str, param: &str) -> bool {
+        self.storages
+            .get(name)
+            .is_some_and(|s| s.contains_key(param))
     }
 
-    /// Adds `delta` to an integer parameter (unset counts as 0); the new value.
-    pub fn increment(&mut self, name: &str, param: &str, delta: i64) -> Result<i64, Fault> {
+    /// What `param` becomes when `delta` is added (unset counts as 0), without
+    /// changing it; a fault if it is not an integer or the sum overflows.
+    pub fn incremented(&self, name: &str, param: &str, delta: i64) -> Result<i64, Fault> {
         let current = match self.storages.get(name).and_then(|s| s.get(param)) {
             None => 0,
             Some(bytes) => match decode(bytes)? {
@@ -124,12 +114,9 @@ impl Storages {
                 }
             },
         };
-        let next = current
+        current
             .checked_add(delta)
-            .ok_or_else(|| Fault::named("OverflowError", "counter out of 64-bit range"))?;
-        self.storage_mut(name)
-            .insert(param.to_owned(), msgpack::encode(&Value::Int(next)));
-        Ok(next)
+            .ok_or_else(|| Fault::named("OverflowError", "counter out of 64-bit range"))
     }
 
     /// Every storage with its parameters, in name order (for snapshots).
@@ -147,7 +134,8 @@ impl Storages {
     }
 }
 
-fn decode(bytes: &[u8]) -> Result<Value, Fault> {
+/// A stored value, decoded.
+pub(crate) fn decode(bytes: &[u8]) -> Result<Value, Fault> {
     msgpack::decode(bytes, msgpack::DEFAULT_MAX_DEPTH)
         .map_err(|e| Fault::named("StorageError", format!("corrupt stored value: {e}")))
 }
@@ -161,44 +149,41 @@ mod tests {
     }
 
     #[test]
-    fn compare_and_set_sets_only_on_a_match() {
+    fn the_compare_and_set_condition_compares_values() {
         let mut s = Storages::new();
         assert!(
-            s.compare_and_set("st", "p", &Value::Nil, enc(1)).unwrap(),
+            s.holds("st", "p", &Value::Nil).unwrap(),
             "nil matches unset"
         );
-        assert!(!s.compare_and_set("st", "p", &Value::Nil, enc(2)).unwrap());
+        s.set("st", vec![("p".into(), enc(1))]);
+        assert!(!s.holds("st", "p", &Value::Nil).unwrap());
         assert!(
-            !s.compare_and_set("st", "p", &Value::Double(1.0), enc(2))
-                .unwrap(),
+            !s.holds("st", "p", &Value::Double(1.0)).unwrap(),
             "1.0 is not 1"
         );
-        assert!(s
-            .compare_and_set("st", "p", &Value::Int(1), enc(2))
-            .unwrap());
-        assert_eq!(s.get("st", "p").unwrap(), Some(&enc(2)[..]));
+        assert!(s.holds("st", "p", &Value::Int(1)).unwrap());
     }
 
     #[test]
-    fn set_if_absent_has_one_winner() {
+    fn a_set_parameter_is_seen_as_set() {
         let mut s = Storages::new();
-        assert!(s.set_if_absent("claims", "url", enc("a")));
-        assert!(!s.set_if_absent("claims", "url", enc("b")));
-        assert_eq!(s.get("claims", "url").unwrap(), Some(&enc("a")[..]));
+        assert!(!s.is_set("claims", "url"));
+        s.set("claims", vec![("url".into(), enc("a"))]);
+        assert!(s.is_set("claims", "url"));
     }
 
     #[test]
-    fn a_failed_increment_changes_nothing() {
+    fn increments_are_checked_without_changing_anything() {
         let mut s = Storages::new();
-        assert!(s.increment("c", "missing", 5).is_ok());
+        assert_eq!(s.incremented("c", "missing", 5).unwrap(), 5);
         s.set(
             "c",
             vec![("text".into(), enc("x")), ("max".into(), enc(i64::MAX))],
         );
-        assert!(s.increment("c", "text", 1).is_err());
-        assert!(s.increment("c", "max", 1).is_err());
+        assert!(s.incremented("c", "text", 1).is_err());
+        assert!(s.incremented("c", "max", 1).is_err());
         assert_eq!(s.get("c", "max").unwrap(), Some(&enc(i64::MAX)[..]));
-        assert_eq!(s.increment("c", "missing", -7).unwrap(), -2);
+        assert_eq!(s.incremented("c", "missing", -7).unwrap(), -7);
     }
 
     #[test]
