@@ -75,6 +75,18 @@ where
     }
 }
 
+/// A whole HTTP request calling `method()` over XML-RPC, kept alive.
+fn xmlrpc_post(method: &str) -> Vec<u8> {
+    let call = rpcs_core::xmlrpc::encode_request(method, &[]).unwrap();
+    let mut request = format!(
+        "POST /RPC2 HTTP/1.1\r\nHost: x\r\nContent-Type: text/xml\r\nContent-Length: {}\r\n\r\n",
+        call.len()
+    )
+    .into_bytes();
+    request.extend_from_slice(&call);
+    request
+}
+
 /// POSTs a JSON document and returns the response body.
 async fn post_json(addr: SocketAddr, body: &str) -> String {
     let mut s = TcpStream::connect(addr).await.unwrap();
@@ -423,13 +435,7 @@ async fn an_http_client_that_reads_no_answer_is_let_go() {
     let mut t = table();
     t.register("big", "64 MiB of text.", || "b".repeat(64 << 20));
     let srv = start_two(config, t).await;
-    let call = rpcs_core::xmlrpc::encode_request("big", &[]).unwrap();
-    let mut request = format!(
-        "POST /RPC2 HTTP/1.1\r\nHost: x\r\nContent-Type: text/xml\r\nContent-Length: {}\r\n\r\n",
-        call.len()
-    )
-    .into_bytes();
-    request.extend_from_slice(&call);
+    let request = xmlrpc_post("big");
     // Asks for far more than the socket buffers hold, and reads none of it.
     let mut slow = TcpStream::connect(srv.http).await.unwrap();
     slow.write_all(&request).await.unwrap();
@@ -476,13 +482,7 @@ async fn an_http_caller_that_hangs_up_has_its_call_dropped_and_its_slot_freed() 
         }
     });
     let srv = start_two(config, t).await;
-    let call = rpcs_core::xmlrpc::encode_request("hold", &[]).unwrap();
-    let mut request = format!(
-        "POST /RPC2 HTTP/1.1\r\nHost: x\r\nContent-Type: text/xml\r\nContent-Length: {}\r\n\r\n",
-        call.len()
-    )
-    .into_bytes();
-    request.extend_from_slice(&call);
+    let request = xmlrpc_post("hold");
     let mut caller = TcpStream::connect(srv.http).await.unwrap();
     caller.write_all(&request).await.unwrap();
     let mut started = started;
