@@ -3,11 +3,10 @@
 //!
 //! # Layout
 //!
-//! - [`store`]: the transactional key-value store the services keep their state
-//!   in, with [`MemoryStore`](store::MemoryStore) and the crash-safe
-//!   [`EmbeddedStore`](store::EmbeddedStore) (redb, group commit).
+//! - [`backend`]: the state as the operations the services need, each atomic,
+//!   so that a backend may keep it here or in a remote engine.
 //! - [`services`]: one file per service (`stack`, `storage`, `provider`), each
-//!   registering its methods on a method table and talking only to the store.
+//!   registering its methods on a method table and talking only to the backend.
 //! - [`state`]: the stacks and leases as in-memory structures whose every
 //!   operation is atomic (one buffer per stack, leases indexed by deadline and
 //!   owner).
@@ -17,17 +16,20 @@
 //!   embedded backend (decide, apply, journal; snapshots and compaction).
 //! - [`clock`]: the time the services stamp leases and sessions with
 //!   (injectable, for tests), and how often waits look again.
-//! - [`master`]: [`Master`] ties the services to a store, adds the original
+//! - [`waiters`]: the callers blocked on a stack or a client, woken by name.
+//! - [`master`]: [`Master`] ties the services to a backend, adds the original
 //!   underscore names, and runs lease expiry and session clean-up.
 
+pub mod backend;
 pub mod clock;
 pub mod journal;
 pub mod local;
 pub mod master;
 pub mod services;
 pub mod state;
-pub mod store;
+pub mod waiters;
 
-pub use master::{Backend, Master, MasterConfig};
+pub use backend::Backend;
+pub use journal::Durability;
+pub use master::{BackendConfig, Master, MasterConfig};
 pub use services::Limits;
-pub use store::Durability;

@@ -1,10 +1,14 @@
-//! The master: the services over one store, with their maintenance.
+//! The master: the services over one backend, with their maintenance.
 
+use crate::backend::Backend;
 use crate::clock::Timing;
+use crate::journal::dir::DiskDir;
+use crate::journal::Durability;
+use crate::local::LocalBackend;
 use crate::services::{provider, stack, storage};
 use crate::services::{provider::Provider, stack::Stacks, storage::Storages, Limits};
-use crate::store::{Durability, EmbeddedStore, MemoryStore, Store, StoreError};
 use rpcs_core::MethodTable;
+use std::io;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,10 +17,11 @@ use tracing::warn;
 
 /// Where the master keeps its state.
 #[derive(Debug, Clone)]
-pub enum Backend {
+pub enum BackendConfig {
     /// In memory only: lost when the master stops.
     Memory,
-    /// A crash-safe database file under a directory.
+    /// In memory, every change journaled to files under a directory (with
+    /// snapshots), recovered at start.
     Embedded {
         /// The data directory.
         dir: PathBuf,
@@ -25,15 +30,16 @@ pub enum Backend {
     },
 }
 
-impl Backend {
-    /// Opens the store.
-    pub fn open(&self) -> Result<Arc<dyn Store>, StoreError> {
-        Ok(match self {
-            Backend::Memory => Arc::new(MemoryStore::new()),
-            Backend::Embedded { dir, durability } => {
-                Arc::new(EmbeddedStore::open(dir, *durability)?)
+impl BackendConfig {
+    /// Opens the backend, reading the time from `timing`'s clock.
+    pub fn open(&self, timing: &Timing) -> io::Result<Arc<dyn Backend>> {
+        let local = match self {
+            BackendConfig::Memory => LocalBackend::memory(),
+            BackendConfig::Embedded { dir, durability } => {
+                LocalBackend::open(Arc::new(DiskDir::open(dir)?), *durability)?
             }
-        })
+        };
+        Ok(Arc::new(local.with_clock(timing.clock.clone())))
     }
 }
 
@@ -58,10 +64,10 @@ impl Default for MasterConfig {
     }
 }
 
-/// The stack, storage and provider services over one store.
+/// The stack, storage and provider services over one backend.
 #[derive(Clone)]
 pub struct Master {
-    store: Arc<dyn Store>,
+    backend: Arc<dyn Backend>,
     stacks: Arc<Stacks>,
     storages: Arc<Storages>,
     provider: Arc<Provider>,
@@ -69,24 +75,23 @@ pub struct Master {
 }
 
 impl Master {
-    /// The services over `store`.
-    pub fn new(store: Arc<dyn Store>, config: MasterConfig) -> Master {
+    /// The services over `backend`.
+    pub fn new(backend: Arc<dyn Backend>, config: MasterConfig) -> Master {
         let timing = config.timing.clone();
         let stacks = Arc::new(Stacks::new(
-            store.clone(),
+            backend.clone(),
             config.limits.clone(),
             timing.clone(),
         ));
-        let storages = Arc::new(Storages::new(store.clone(), config.limits.clone()));
+        let storages = Arc::new(Storages::new(backend.clone(), config.limits.clone()));
         let provider = Arc::new(Provider::new(
-            store.clone(),
+            backend.clone(),
             config.limits.clone(),
             config.session_timeout,
             timing,
-            stacks.clone(),
         ));
         Master {
-            store,
+            backend,
             stacks,
             storages,
             provider,
@@ -94,9 +99,9 @@ impl Master {
         }
     }
 
-    /// The store.
-    pub fn store(&self) -> &Arc<dyn Store> {
-        &self.store
+    /// The backend.
+    pub fn backend(&self) -> &Arc<dyn Backend> {
+        &self.backend
     }
 
     /// The stack service.
@@ -128,8 +133,9 @@ impl Master {
         t
     }
 
-    /// Starts the background work: expired leases go back every second, and
-    /// idle sessions are ended every tenth of the session timeout (at most 30 s).
+    /// Starts the background work: expired leases go back and the backend
+    /// keeps itself up (compaction) every second, and idle sessions are ended
+    /// every tenth of the session timeout (at most 30 s).
     pub fn spawn_maintenance(&self) -> JoinHandle<()> {
         let master = self.clone();
         tokio::spawn(async move {
@@ -141,6 +147,9 @@ impl Master {
                 ticks.tick().await;
                 if let Err(e) = master.stacks.expire_leases().await {
                     warn!(error = %e, "lease expiry failed");
+                }
+                if let Err(e) = master.backend.clone().maintain().await {
+                    warn!(error = %e, "backend upkeep failed");
                 }
                 if last_cleanup.elapsed() >= cleanup_every {
                     last_cleanup = tokio::time::Instant::now();

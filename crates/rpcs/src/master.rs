@@ -3,7 +3,7 @@
 use anyhow::Context as _;
 use clap::{Args, ValueEnum};
 use rpcs_core::Dispatcher;
-use rpcs_master::{Backend, Durability, Limits, Master, MasterConfig};
+use rpcs_master::{BackendConfig, Durability, Limits, Master, MasterConfig};
 use rpcs_net::{Listener, Server, ServerConfig};
 use serde::Deserialize;
 use std::path::PathBuf;
@@ -14,7 +14,8 @@ use tracing::{info, warn};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum BackendKind {
-    /// A crash-safe database under --data-dir (the default).
+    /// In memory, every change journaled under --data-dir with snapshots
+    /// (the default).
     Embedded,
     /// Memory only; everything is lost when the master stops.
     Memory,
@@ -57,7 +58,7 @@ pub struct MasterArgs {
     /// binds and the master is its worker (repeat for several).
     #[arg(long, value_name = "ENDPOINT")]
     zerorpc_connect: Vec<String>,
-    /// Directory of the embedded store [default: ./rpcs-data].
+    /// Directory of the embedded backend's journal and snapshots [default: ./rpcs-data].
     #[arg(long, value_name = "DIR")]
     data_dir: Option<PathBuf>,
     /// Where state is kept [default: embedded].
@@ -134,7 +135,7 @@ pub struct Settings {
     pub msgpack_unix: Vec<PathBuf>,
     pub zerorpc: Vec<String>,
     pub zerorpc_connect: Vec<String>,
-    pub backend: Backend,
+    pub backend: BackendConfig,
     pub config: MasterConfig,
     pub server: ServerConfig,
 }
@@ -172,8 +173,8 @@ impl MasterArgs {
             .or(file.backend)
             .unwrap_or(BackendKind::Embedded)
         {
-            BackendKind::Memory => Backend::Memory,
-            BackendKind::Embedded => Backend::Embedded {
+            BackendKind::Memory => BackendConfig::Memory,
+            BackendKind::Embedded => BackendConfig::Embedded {
                 dir: data_dir,
                 durability,
             },
@@ -253,7 +254,7 @@ fn seconds(key: &str, secs: f64) -> anyhow::Result<Duration> {
 /// Raises the open-file limit for the connections to serve, and lowers the
 /// connection caps (with a warning) when the system allows fewer.
 fn fit_open_files(mut config: ServerConfig) -> ServerConfig {
-    // Descriptors for the store, listeners and logs besides the connections.
+    // Descriptors for the journal, listeners and logs besides the connections.
     const RESERVED: usize = 64;
     let Some(limit) = crate::fdlimit::raise_open_files_limit() else {
         return config;
@@ -286,8 +287,9 @@ fn flag_or_file<T>(flag: Vec<T>, file: Option<Vec<T>>) -> Vec<T> {
 pub async fn master(args: MasterArgs) -> anyhow::Result<()> {
     let settings = args.settings()?;
     let shutdown = rpcs_net::server::shutdown_signal().context("installing signal handlers")?;
-    let store = settings.backend.open().context("opening the store")?;
-    let master = Master::new(store.clone(), settings.config.clone());
+    let backend = (settings.backend.open(&settings.config.timing))
+        .with_context(|| format!("opening the {:?} backend", settings.backend))?;
+    let master = Master::new(backend.clone(), settings.config.clone());
     let server_config = fit_open_files(settings.server);
     let server = Server::new(Dispatcher::new(master.table()), server_config);
     let maintenance = master.spawn_maintenance();
@@ -295,7 +297,7 @@ pub async fn master(args: MasterArgs) -> anyhow::Result<()> {
         info!(backend = ?settings.backend, "master serving one session on stdin/stdout");
         server.serve_stdio(shutdown).await?;
         maintenance.abort();
-        store.sync().context("flushing the store")?;
+        backend.flush().await.context("flushing the backend")?;
         return Ok(());
     }
     let mut listeners = Vec::new();
@@ -326,7 +328,7 @@ pub async fn master(args: MasterArgs) -> anyhow::Result<()> {
         server.run(listeners, shutdown).await?;
     }
     maintenance.abort();
-    store.sync().context("flushing the store")?;
+    backend.flush().await.context("flushing the backend")?;
     info!("master stopped");
     Ok(())
 }

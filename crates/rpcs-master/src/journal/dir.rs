@@ -21,33 +21,53 @@ pub trait Dir: Send + Sync + 'static {
     fn write_whole(&self, name: &str, bytes: &[u8]) -> io::Result<()>;
     /// Removes `name` (no error if it is gone already).
     fn remove(&self, name: &str) -> io::Result<()>;
-    /// Every file name, sorted.
+    /// Every file name, sorted (but the lock's).
     fn list(&self) -> io::Result<Vec<String>>;
 }
 
-/// A real directory.
-pub struct DiskDir(PathBuf);
+/// The file whose lock marks a directory as in use.
+pub const LOCK: &str = "LOCK";
+
+/// A real directory, locked for as long as it is open: two backends writing
+/// one journal would corrupt it.
+pub struct DiskDir {
+    path: PathBuf,
+    _lock: File,
+}
 
 impl DiskDir {
-    /// The directory at `path`, created if missing.
+    /// The directory at `path`, created if missing; fails if another process
+    /// (or another backend in this one) has it open.
     pub fn open(path: impl Into<PathBuf>) -> io::Result<DiskDir> {
         let path = path.into();
         fs::create_dir_all(&path)?;
-        Ok(DiskDir(path))
+        let lock = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(path.join(LOCK))?;
+        lock.try_lock().map_err(|e| match e {
+            fs::TryLockError::WouldBlock => io::Error::new(
+                io::ErrorKind::WouldBlock,
+                format!("{} is in use by another master", path.display()),
+            ),
+            fs::TryLockError::Error(e) => e,
+        })?;
+        Ok(DiskDir { path, _lock: lock })
     }
 
     fn sync_dir(&self) -> io::Result<()> {
-        File::open(&self.0)?.sync_all()
+        File::open(&self.path)?.sync_all()
     }
 }
 
 impl Dir for DiskDir {
     fn open(&self, name: &str) -> io::Result<Box<dyn JournalFile>> {
-        Ok(Box::new(DiskFile::open(&self.0.join(name))?))
+        Ok(Box::new(DiskFile::open(&self.path.join(name))?))
     }
 
     fn read(&self, name: &str) -> io::Result<Option<Vec<u8>>> {
-        match fs::read(self.0.join(name)) {
+        match fs::read(self.path.join(name)) {
             Ok(bytes) => Ok(Some(bytes)),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(e),
@@ -55,12 +75,12 @@ impl Dir for DiskDir {
     }
 
     fn write_whole(&self, name: &str, bytes: &[u8]) -> io::Result<()> {
-        let temp = self.0.join(format!("{name}.tmp"));
+        let temp = self.path.join(format!("{name}.tmp"));
         let result = (|| {
             let mut file = File::create(&temp)?;
             io::Write::write_all(&mut file, bytes)?;
             file.sync_all()?;
-            fs::rename(&temp, self.0.join(name))?;
+            fs::rename(&temp, self.path.join(name))?;
             self.sync_dir()
         })();
         if result.is_err() {
@@ -70,7 +90,7 @@ impl Dir for DiskDir {
     }
 
     fn remove(&self, name: &str) -> io::Result<()> {
-        match fs::remove_file(self.0.join(name)) {
+        match fs::remove_file(self.path.join(name)) {
             Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
             _ => self.sync_dir(),
         }
@@ -78,8 +98,8 @@ impl Dir for DiskDir {
 
     fn list(&self) -> io::Result<Vec<String>> {
         let mut names = Vec::new();
-        for entry in fs::read_dir(&self.0)? {
-            if let Some(name) = entry?.file_name().to_str() {
+        for entry in fs::read_dir(&self.path)? {
+            if let Some(name) = entry?.file_name().to_str().filter(|n| *n != LOCK) {
                 names.push(name.to_owned());
             }
         }

@@ -23,7 +23,6 @@ pub mod dir;
 pub mod file;
 pub mod record;
 
-use crate::store::Durability;
 use file::JournalFile;
 use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -34,6 +33,28 @@ use tokio::sync::oneshot;
 use tracing::{error, info};
 
 /// How often relaxed durability syncs, and a broken journal probes its file.
+/// What an acknowledged write survives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Durability {
+    /// An acknowledged write is on stable storage: it survives a process kill and
+    /// a power loss. Concurrent writers share one fsync (group commit).
+    #[default]
+    Strict,
+    /// Writes are acknowledged once written to the file and synced to stable
+    /// storage at least every second: a process kill loses nothing, a power
+    /// loss at most the last second.
+    Relaxed,
+}
+
+impl std::fmt::Display for Durability {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Durability::Strict => "strict",
+            Durability::Relaxed => "relaxed",
+        })
+    }
+}
+
 const EVERY: Duration = Duration::from_secs(1);
 
 /// Why a record did not make it.
@@ -171,7 +192,8 @@ impl Journal {
     }
 
     /// Waits (blocking the thread, for at most one write and sync) until
-    /// everything appended before the call has been written or has failed.
+    /// everything appended before the call has been written and synced, or has
+    /// failed.
     pub fn settle(&self) {
         let (tx, rx) = std::sync::mpsc::channel();
         {
@@ -236,6 +258,10 @@ impl Writer {
             let (bytes, receipts, barriers, closing) = self.next_batch();
             if !bytes.is_empty() {
                 self.commit(&bytes, receipts);
+            }
+            // A barrier waits for the disk too, in relaxed mode as well.
+            if !barriers.is_empty() && self.good > self.synced {
+                self.sync_relaxed();
             }
             for barrier in barriers {
                 let _ = barrier.send(());

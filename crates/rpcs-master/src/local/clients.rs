@@ -214,8 +214,8 @@ fn ended(state: &crate::state::State, clients: Vec<String>) -> Ended {
 mod tests {
     use super::*;
     use crate::journal::dir::SimDir;
+    use crate::journal::Durability;
     use crate::state::PopLimit;
-    use crate::store::Durability;
     use std::sync::Arc;
 
     fn any(_: &[u8]) -> Result<(), Fault> {

@@ -19,6 +19,7 @@
 //! memory, which had applied them, is rebuilt from the files (which hold just
 //! the acknowledged ones) before the next operation. Reads go on throughout.
 
+pub mod backend;
 pub mod clients;
 pub mod stacks;
 pub mod storages;
@@ -26,10 +27,11 @@ pub mod storages;
 pub use clients::Ended;
 pub use stacks::{Carry, Taken};
 
+use crate::clock::{Clock, SystemClock};
 use crate::journal::dir::Dir;
-use crate::journal::{record, Journal, JournalError};
+use crate::journal::{record, Durability, Journal, JournalError};
 use crate::state::{snapshot, Change, State};
-use crate::store::Durability;
+use crate::waiters::Waiters;
 use rpcs_core::Fault;
 use std::io;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -48,6 +50,12 @@ pub struct LocalBackend {
     inner: Mutex<Inner>,
     /// Held through a compaction, so that one runs at a time.
     compacting: Mutex<()>,
+    /// Where lease deadlines and session times come from.
+    clock: Arc<dyn Clock>,
+    /// Blocked pops, by stack.
+    stack_waiters: Waiters,
+    /// Subscriptions, by client.
+    client_waiters: Waiters,
 }
 
 struct Inner {
@@ -86,13 +94,23 @@ fn generation_of(name: &str, kind: &str) -> Option<u64> {
 impl LocalBackend {
     /// The memory backend: nothing survives the process.
     pub fn memory() -> LocalBackend {
+        LocalBackend::over(State::default(), None)
+    }
+
+    fn over(state: State, durable: Option<Durable>) -> LocalBackend {
         LocalBackend {
-            inner: Mutex::new(Inner {
-                state: State::default(),
-                durable: None,
-            }),
+            inner: Mutex::new(Inner { state, durable }),
             compacting: Mutex::new(()),
+            clock: Arc::new(SystemClock),
+            stack_waiters: Waiters::default(),
+            client_waiters: Waiters::default(),
         }
+    }
+
+    /// The backend reading the time from `clock` (tests move it on their own).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> LocalBackend {
+        self.clock = clock;
+        self
     }
 
     /// The embedded backend over `dir`: recovers what the files hold.
@@ -113,13 +131,7 @@ impl LocalBackend {
             journal_bytes,
             snapshot_bytes,
         };
-        Ok(LocalBackend {
-            inner: Mutex::new(Inner {
-                state,
-                durable: Some(durable),
-            }),
-            compacting: Mutex::new(()),
-        })
+        Ok(LocalBackend::over(state, Some(durable)))
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -279,6 +291,14 @@ impl LocalBackend {
         }
         info!(generation = next, bytes = bytes.len(), "state compacted");
         Ok(())
+    }
+
+    /// Waits (blocking) until everything acknowledged so far is written and
+    /// synced.
+    pub fn settle(&self) {
+        if let Some(d) = &self.lock().durable {
+            d.journal.settle();
+        }
     }
 
     /// Flushes and closes the journal (relaxed durability syncs what it has).

@@ -199,7 +199,7 @@ impl LocalBackend {
 mod tests {
     use super::*;
     use crate::journal::dir::SimDir;
-    use crate::store::Durability;
+    use crate::journal::Durability;
     use std::sync::Arc;
 
     fn any(_: &[u8]) -> Result<(), Fault> {

@@ -133,7 +133,7 @@ fn set(name: String, param: String, value: Vec<u8>) -> Change {
 mod tests {
     use super::*;
     use crate::journal::dir::SimDir;
-    use crate::store::Durability;
+    use crate::journal::Durability;
     use std::sync::Arc;
 
     #[tokio::test]

@@ -8,9 +8,9 @@
 //! stack items it had leased back on their stacks. Unknown clients fault
 //! `ClientNotFoundError`.
 
-use super::{datetime, decode, method, stack, Limits, Waiters};
+use super::{carriable, datetime, decode, method, Limits};
+use crate::backend::{Backend, Session};
 use crate::clock::Timing;
-use crate::store::{self, ReadTxn, Store, Table, WriteTxn};
 use rpcs_core::{Context, Fault, Map, MethodTable, Value};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -18,7 +18,7 @@ use std::time::Duration;
 use tokio::sync::oneshot;
 
 /// The most messages queued for one client.
-pub const MAX_QUEUE: u64 = 100_000;
+pub const MAX_QUEUE: usize = 100_000;
 
 fn not_found(name: &str) -> Fault {
     Fault::named(
@@ -27,147 +27,19 @@ fn not_found(name: &str) -> Fault {
     )
 }
 
-/// A session as stored.
-struct Session {
-    host: String,
-    login_ms: i64,
-    visit_ms: i64,
-    status: Value,
-    info: Value,
-    /// Sequence number of the next message to deliver.
-    head: u64,
-    /// Sequence number the next message will get.
-    tail: u64,
-}
-
-impl Session {
-    fn encode(&self) -> Vec<u8> {
-        let mut m = Map::with_capacity(7);
-        m.insert("host".into(), Value::String(self.host.clone()));
-        m.insert("login".into(), Value::Int(self.login_ms));
-        m.insert("visit".into(), Value::Int(self.visit_ms));
-        m.insert("status".into(), self.status.clone());
-        m.insert("info".into(), self.info.clone());
-        m.insert("head".into(), Value::Int(self.head as i64));
-        m.insert("tail".into(), Value::Int(self.tail as i64));
-        rpcs_core::msgpack::encode(&Value::Struct(m))
-    }
-
-    fn decode(bytes: &[u8]) -> Result<Session, Fault> {
-        let Value::Struct(mut m) = decode(bytes)? else {
-            return Err(store::StoreError::Corrupt("session is not a struct".into()).into());
-        };
-        let int = |m: &Map, k: &str| m.get(k).and_then(Value::as_i64).unwrap_or(0);
-        Ok(Session {
-            host: m
-                .get("host")
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_owned(),
-            login_ms: int(&m, "login"),
-            visit_ms: int(&m, "visit"),
-            head: int(&m, "head").max(0) as u64,
-            tail: int(&m, "tail").max(0) as u64,
-            status: m.swap_remove("status").unwrap_or_default(),
-            info: m.swap_remove("info").unwrap_or_default(),
-        })
-    }
-
-    /// What `getClient` shows; `subscriptions` are the live ones for the client.
-    fn public(&self, name: &str, subscriptions: usize) -> Value {
-        let mut m = Map::with_capacity(8);
-        m.insert("name".into(), Value::String(name.to_owned()));
-        m.insert("host".into(), Value::String(self.host.clone()));
-        m.insert("loginTime".into(), datetime(self.login_ms));
-        m.insert("lastVisit".into(), datetime(self.visit_ms));
-        m.insert("status".into(), self.status.clone());
-        m.insert("info".into(), self.info.clone());
-        m.insert(
-            "pendingMessages".into(),
-            Value::Int((self.tail - self.head) as i64),
-        );
-        m.insert("subscriptions".into(), Value::Int(subscriptions as i64));
-        Value::Struct(m)
-    }
-}
-
-fn load(txn: &dyn ReadTxn, name: &str) -> Result<Option<Session>, Fault> {
-    match txn.get(Table::Clients, name.as_bytes())? {
-        Some(bytes) => Session::decode(&bytes).map(Some),
-        None => Ok(None),
-    }
-}
-
-fn save(txn: &mut dyn WriteTxn, name: &str, s: &Session) -> Result<(), Fault> {
-    txn.put(Table::Clients, name.as_bytes(), &s.encode())?;
-    Ok(())
-}
-
-/// Queues an encoded message; false if the queue is full.
-fn enqueue(
-    txn: &mut dyn WriteTxn,
-    name: &str,
-    s: &mut Session,
-    message: &[u8],
-) -> Result<bool, Fault> {
-    if s.tail - s.head >= MAX_QUEUE {
-        return Ok(false);
-    }
-    txn.put_at(Table::Messages, name, s.tail, message)?;
-    s.tail += 1;
-    save(txn, name, s)?;
-    Ok(true)
-}
-
-/// The write that gives back a message a visit took when the visitor went away
-/// before it got it: at the head of the queue again if nothing else was taken
-/// since, else at its end.
-fn requeue(name: String, taken: Option<(u64, Vec<u8>)>) -> store::WriteOp {
-    Box::new(move |txn| {
-        if let Some((seq, bytes)) = taken {
-            let mut put = || -> Result<(), Fault> {
-                let Some(mut s) = load(txn, &name)? else {
-                    return Ok(());
-                };
-                if s.head == seq + 1 {
-                    txn.put_at(Table::Messages, &name, seq, &bytes)?;
-                    s.head = seq;
-                    save(txn, &name, &s)
-                } else {
-                    enqueue(txn, &name, &mut s, &bytes).map(|_| ())
-                }
-            };
-            if let Err(e) = put() {
-                tracing::warn!(client = %name, error = %e, "could not give back the message of a cancelled visit");
-            }
-        }
-        Box::new(|_| {})
-    })
-}
-
-/// Ends a session: drops it and its messages, requeues its leases.
-fn end_session(txn: &mut dyn WriteTxn, name: &str) -> Result<(), Fault> {
-    if let Some(s) = load(txn, name)? {
-        // Messages are looked up by sequence number, never scanned.
-        for seq in s.head..s.tail {
-            txn.take_at(Table::Messages, name, seq)?;
-        }
-    }
-    txn.delete(Table::Clients, name.as_bytes())?;
-    stack::requeue_leases(txn, None, Some(name))?;
-    Ok(())
-}
-
-fn all_sessions(txn: &dyn ReadTxn) -> Result<Vec<(String, Session)>, Fault> {
-    txn.scan(Table::Clients, &[], usize::MAX)?
-        .into_iter()
-        .map(|(k, v)| {
-            Ok((
-                String::from_utf8_lossy(&k).into_owned(),
-                Session::decode(&v)?,
-            ))
-        })
-        .collect()
+/// What `getClient` shows of a session; `subscriptions` are the live ones for
+/// the client.
+fn public(name: &str, s: &Session, subscriptions: usize) -> Result<Value, Fault> {
+    let mut m = Map::with_capacity(8);
+    m.insert("name".into(), Value::String(name.to_owned()));
+    m.insert("host".into(), Value::String(s.host.clone()));
+    m.insert("loginTime".into(), datetime(s.login_ms));
+    m.insert("lastVisit".into(), datetime(s.visit_ms));
+    m.insert("status".into(), decode(&s.status)?);
+    m.insert("info".into(), decode(&s.info)?);
+    m.insert("pendingMessages".into(), Value::Int(s.pending as i64));
+    m.insert("subscriptions".into(), Value::Int(subscriptions as i64));
+    Ok(Value::Struct(m))
 }
 
 /// Live subscriptions by id (dropping the sender ends one), and how many each
@@ -244,34 +116,28 @@ impl Subscriptions {
 
 /// The provider service.
 pub struct Provider {
-    store: Arc<dyn Store>,
+    backend: Arc<dyn Backend>,
     limits: Limits,
     session_timeout: Duration,
     timing: Timing,
-    stacks: Arc<stack::Stacks>,
-    /// Wakes subscriptions when a client gets a message.
-    waiters: Waiters,
     /// Live subscriptions.
     subscriptions: Mutex<Subscriptions>,
 }
 
 impl Provider {
-    /// A provider over `store` that ends sessions idle longer than `session_timeout`.
-    /// `stacks` is woken when ended sessions give leased items back.
+    /// A provider over `backend` that ends sessions idle longer than
+    /// `session_timeout`.
     pub fn new(
-        store: Arc<dyn Store>,
+        backend: Arc<dyn Backend>,
         limits: Limits,
         session_timeout: Duration,
         timing: Timing,
-        stacks: Arc<stack::Stacks>,
     ) -> Provider {
         Provider {
-            store,
+            backend,
             limits,
             session_timeout,
             timing,
-            stacks,
-            waiters: Waiters::default(),
             subscriptions: Mutex::default(),
         }
     }
@@ -301,7 +167,7 @@ impl Provider {
                 ),
             ));
         }
-        if !self.has(&name)? {
+        if !self.has(name.clone()).await? {
             return Err(not_found(&name));
         }
         let id = format!("{:016x}", fastrand::u64(..));
@@ -312,7 +178,7 @@ impl Provider {
         let svc = self.clone();
         let sub = id.clone();
         tokio::spawn(async move {
-            let waiting = svc.waiters.wait_on(&name);
+            let waiting = svc.backend.client_waiters().wait_on(&name);
             loop {
                 let notified = waiting.notify.notified();
                 tokio::pin!(notified);
@@ -356,30 +222,13 @@ impl Provider {
         confirm: bool,
     ) -> Result<bool, Fault> {
         loop {
-            let key = name.to_owned();
-            let now = self.timing.now_ms();
-            let next = store::write(&*self.store, move |txn| {
-                let Some(mut s) = load(txn, &key)? else {
-                    return Ok(None);
-                };
-                s.visit_ms = now;
-                save(txn, &key, &s)?;
-                if s.head >= s.tail {
-                    return Ok(Some(None));
-                }
-                let message = match txn.get_at(Table::Messages, &key, s.head)? {
-                    Some(bytes) => decode(&bytes)?,
-                    None => Value::Nil,
-                };
-                Ok(Some(Some((s.head, message))))
-            })
-            .await?;
-            let (seq, message) = match next {
-                None => return Ok(false),
-                Some(None) => return Ok(true),
-                Some(Some(m)) => m,
+            if !self.backend.seen(name.to_owned()).await? {
+                return Ok(false);
+            }
+            let Some((seq, bytes)) = self.backend.peek_message(name.to_owned()).await? else {
+                return Ok(true);
             };
-            let args = (sub.to_owned(), name.to_owned(), message);
+            let args = (sub.to_owned(), name.to_owned(), decode(&bytes)?);
             let delivered = if confirm {
                 // Any answer, even a fault, shows the client received it.
                 match ctx.call_peer("provider.message", args).await {
@@ -394,64 +243,21 @@ impl Provider {
             if !delivered {
                 return Ok(false);
             }
-            let key = name.to_owned();
-            store::write(&*self.store, move |txn| {
-                let Some(mut s) = load(txn, &key)? else {
-                    return Ok(());
-                };
-                if s.head == seq {
-                    txn.take_at(Table::Messages, &key, seq)?;
-                    s.head += 1;
-                    save(txn, &key, &s)?;
-                }
-                Ok(())
-            })
-            .await?;
+            self.backend.delivered(name.to_owned(), seq).await?;
         }
     }
 
     /// Logs a client in (again), keeping any queued messages of a live session.
     pub async fn login(&self, ctx: &Context, name: String, info: Value) -> Result<bool, Fault> {
         self.limits.check_name("client", &name)?;
-        self.limits.encode("info", &info)?;
+        let info = self.limits.encode("info", &info)?;
         let host = ctx.peer.map(|p| p.ip().to_string()).unwrap_or_default();
-        let now = self.timing.now_ms();
-        store::write(&*self.store, move |txn| {
-            let session = match load(txn, &name)? {
-                Some(mut s) => {
-                    s.host = host;
-                    s.info = info;
-                    s.visit_ms = now;
-                    s
-                }
-                None => Session {
-                    host,
-                    login_ms: now,
-                    visit_ms: now,
-                    status: Value::Nil,
-                    info,
-                    head: 0,
-                    tail: 0,
-                },
-            };
-            save(txn, &name, &session)?;
-            Ok(true)
-        })
-        .await
+        self.backend.login(name, host, info).await.map(|()| true)
     }
 
     /// Ends a client's session.
     pub async fn logout(&self, name: String) -> Result<bool, Fault> {
-        store::write(&*self.store, move |txn| {
-            if load(txn, &name)?.is_none() {
-                return Err(not_found(&name));
-            }
-            end_session(txn, &name)?;
-            Ok(true)
-        })
-        .await?;
-        self.stacks.wake_all();
-        Ok(true)
+        self.backend.logout(name).await.map(|()| true)
     }
 
     /// Keeps the session alive, records `status` (when given) and returns the
@@ -462,36 +268,14 @@ impl Provider {
         name: String,
         status: Option<Value>,
     ) -> Result<Value, Fault> {
-        if let Some(s) = &status {
-            self.limits.encode("status", s)?;
-        }
-        let ctx = ctx.clone();
-        let now = self.timing.now_ms();
-        let client = name.clone();
-        let visit = move |txn: &mut dyn WriteTxn| {
-            let mut s = load(txn, &name)?.ok_or_else(|| not_found(&name))?;
-            s.visit_ms = now;
-            if let Some(status) = status {
-                s.status = status;
-            }
-            let mut taken = None;
-            if s.head < s.tail {
-                if let Some(bytes) = txn.get_at(Table::Messages, &name, s.head)? {
-                    let message = decode(&bytes)?;
-                    // A message the caller's protocol cannot carry stays queued.
-                    ctx.check_carriable(&message)?;
-                    txn.take_at(Table::Messages, &name, s.head)?;
-                    taken = Some((s.head, bytes));
-                }
-                s.head += 1;
-            }
-            save(txn, &name, &s)?;
-            Ok(taken)
+        let status = match &status {
+            Some(s) => Some(self.limits.encode("status", s)?),
+            None => None,
         };
-        let undo = move |taken: Option<(u64, Vec<u8>)>| requeue(client, taken);
-        let taken = store::write_handing_over(&self.store, visit, undo).await?;
-        match taken {
-            Some((_, bytes)) => decode(&bytes),
+        // A message the caller's protocol cannot carry stays queued.
+        let carry = |bytes: &[u8]| carriable(ctx, bytes);
+        match self.backend.visit(name, status, &carry).await? {
+            Some(bytes) => decode(&bytes),
             None => Ok(Value::Nil),
         }
     }
@@ -499,97 +283,54 @@ impl Provider {
     /// Queues a message for one client.
     pub async fn send(&self, recipient: String, message: Value) -> Result<bool, Fault> {
         let encoded = self.limits.encode("message", &message)?;
-        let wake = recipient.clone();
-        let sent = store::write(&*self.store, move |txn| {
-            let mut s = load(txn, &recipient)?.ok_or_else(|| not_found(&recipient))?;
-            if !enqueue(txn, &recipient, &mut s, &encoded)? {
-                return Err(Fault::named(
-                    "QueueFullError",
-                    format!("client {recipient:?} has {MAX_QUEUE} unread messages"),
-                ));
-            }
-            Ok(true)
-        })
-        .await?;
-        self.waiters.wake(&wake);
-        Ok(sent)
+        self.backend
+            .send(recipient, encoded, MAX_QUEUE)
+            .await
+            .map(|()| true)
     }
 
     /// Queues a message for every logged-in client; returns how many got it.
     pub async fn broadcast(&self, message: Value) -> Result<u64, Fault> {
         let encoded = self.limits.encode("message", &message)?;
-        let (sent, names) = store::write(&*self.store, move |txn| {
-            let mut sent = 0;
-            let mut names = Vec::new();
-            for (name, mut s) in all_sessions(txn)? {
-                if enqueue(txn, &name, &mut s, &encoded)? {
-                    sent += 1;
-                    names.push(name);
-                }
-            }
-            Ok((sent, names))
-        })
-        .await?;
-        for name in names {
-            self.waiters.wake(&name);
-        }
-        Ok(sent)
+        self.backend.broadcast(encoded, MAX_QUEUE).await
     }
 
     /// Ends every session idle longer than the session timeout; returns how many.
     pub async fn clean_up(&self) -> Result<u64, Fault> {
-        let timeout_ms = self.session_timeout.as_millis() as i64;
-        let cutoff = self.timing.now_ms() - timeout_ms;
-        let ended = store::write(&*self.store, move |txn| {
-            let mut ended = 0;
-            for (name, s) in all_sessions(txn)? {
-                if s.visit_ms < cutoff {
-                    end_session(txn, &name)?;
-                    ended += 1;
-                }
-            }
-            Ok(ended)
-        })
-        .await?;
+        let timeout_ms = i64::try_from(self.session_timeout.as_millis()).unwrap_or(i64::MAX);
+        let ended = self.backend.end_idle(timeout_ms).await?;
         if ended > 0 {
             tracing::info!(ended, "idle client sessions ended");
-            self.stacks.wake_all();
         }
-        Ok(ended)
+        Ok(ended as u64)
     }
 
     /// Names of all logged-in clients, sorted.
-    pub fn names(&self) -> Result<Vec<String>, Fault> {
-        store::read(&*self.store, |txn| {
-            Ok(all_sessions(txn)?.into_iter().map(|(n, _)| n).collect())
-        })
+    pub async fn names(&self) -> Result<Vec<String>, Fault> {
+        let sessions = self.backend.sessions().await?;
+        Ok(sessions.into_iter().map(|(n, _)| n).collect())
     }
 
     /// Every client's details, keyed by name.
-    pub fn all(&self) -> Result<Map, Fault> {
-        store::read(&*self.store, |txn| {
-            Ok(all_sessions(txn)?
-                .into_iter()
-                .map(|(n, s)| {
-                    let public = s.public(&n, self.subscriptions().of(&n));
-                    (n, public)
-                })
-                .collect())
-        })
+    pub async fn all(&self) -> Result<Map, Fault> {
+        let sessions = self.backend.sessions().await?;
+        let subscriptions = self.subscriptions();
+        sessions
+            .iter()
+            .map(|(n, s)| Ok((n.clone(), public(n, s, subscriptions.of(n))?)))
+            .collect()
     }
 
     /// One client's details.
-    pub fn get(&self, name: &str) -> Result<Value, Fault> {
-        store::read(&*self.store, |txn| {
-            load(txn, name)?
-                .map(|s| s.public(name, self.subscriptions().of(name)))
-                .ok_or_else(|| not_found(name))
-        })
+    pub async fn get(&self, name: String) -> Result<Value, Fault> {
+        let session = self.backend.session(name.clone()).await?;
+        let session = session.ok_or_else(|| not_found(&name))?;
+        public(&name, &session, self.subscriptions().of(&name))
     }
 
     /// Whether the client is logged in.
-    pub fn has(&self, name: &str) -> Result<bool, Fault> {
-        store::read(&*self.store, |txn| Ok(load(txn, name)?.is_some()))
+    pub async fn has(&self, name: String) -> Result<bool, Fault> {
+        Ok(self.backend.session(name).await?.is_some())
     }
 }
 
@@ -614,15 +355,15 @@ pub fn register(t: &mut MethodTable, svc: &Arc<Provider>) {
         |message: Value| s.broadcast(message).await)
     .params(&["message"]);
     method!(t, svc => s, "provider.getAllClientNames", "Names of all logged-in clients, sorted.",
-        | | s.names());
+        | | s.names().await);
     method!(t, svc => s, "provider.getAllClients",
         "Every client's details (name, host, loginTime, lastVisit, status, info, pendingMessages) by name.",
-        | | s.all());
+        | | s.all().await);
     method!(t, svc => s, "provider.getClient", "One client's details.",
-        |name: String| s.get(&name))
+        |name: String| s.get(name).await)
     .params(&["name"]);
     method!(t, svc => s, "provider.hasClient", "Whether the client is logged in.",
-        |name: String| s.has(&name))
+        |name: String| s.has(name).await)
     .params(&["name"]);
     method!(t, svc => s, "provider.subscribe",
         "Push the client's messages to this connection as they arrive, as provider.message(subscription, \

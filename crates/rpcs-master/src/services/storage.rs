@@ -8,13 +8,9 @@
 //! `ParameterNotFoundError` for an unknown parameter.
 
 use super::{decode, method, Limits};
-use crate::store::{self, key, prefix, ReadTxn, Store, Table, WriteTxn};
+use crate::backend::Backend;
 use rpcs_core::{Fault, Map, MethodTable, Value};
 use std::sync::Arc;
-
-fn not_found(name: &str) -> Fault {
-    Fault::named("StorageNotFoundError", format!("no storage named {name:?}"))
-}
 
 fn no_param(name: &str, param: &str) -> Fault {
     Fault::named(
@@ -23,46 +19,16 @@ fn no_param(name: &str, param: &str) -> Fault {
     )
 }
 
-fn param_key(name: &str, param: &str) -> Vec<u8> {
-    key(&[name.as_bytes(), param.as_bytes()])
-}
-
-fn exists(txn: &dyn ReadTxn, name: &str) -> Result<bool, Fault> {
-    Ok(txn.get(Table::Storages, name.as_bytes())?.is_some())
-}
-
-fn require(txn: &dyn ReadTxn, name: &str) -> Result<(), Fault> {
-    if exists(txn, name)? {
-        Ok(())
-    } else {
-        Err(not_found(name))
-    }
-}
-
-fn ensure(txn: &mut dyn WriteTxn, name: &str) -> Result<(), Fault> {
-    if !exists(txn, name)? {
-        txn.put(Table::Storages, name.as_bytes(), &[])?;
-    }
-    Ok(())
-}
-
-fn get(txn: &dyn ReadTxn, name: &str, param: &str) -> Result<Option<Value>, Fault> {
-    match txn.get(Table::Params, &param_key(name, param))? {
-        Some(bytes) => decode(&bytes).map(Some),
-        None => Ok(None),
-    }
-}
-
 /// The storage service.
 pub struct Storages {
-    store: Arc<dyn Store>,
+    backend: Arc<dyn Backend>,
     limits: Limits,
 }
 
 impl Storages {
-    /// A storage service over `store`.
-    pub fn new(store: Arc<dyn Store>, limits: Limits) -> Storages {
-        Storages { store, limits }
+    /// A storage service over `backend`.
+    pub fn new(backend: Arc<dyn Backend>, limits: Limits) -> Storages {
+        Storages { backend, limits }
     }
 
     fn check(&self, name: &str, param: Option<&str>) -> Result<(), Fault> {
@@ -76,14 +42,7 @@ impl Storages {
     /// Creates a storage; false if it already existed.
     pub async fn create(&self, name: String) -> Result<bool, Fault> {
         self.check(&name, None)?;
-        store::write(&*self.store, move |txn| {
-            if exists(txn, &name)? {
-                return Ok(false);
-            }
-            ensure(txn, &name)?;
-            Ok(true)
-        })
-        .await
+        self.backend.create_storage(name).await
     }
 
     /// Sets one parameter.
@@ -100,85 +59,51 @@ impl Storages {
         let mut encoded = Vec::with_capacity(params.len());
         for (param, value) in &params {
             self.limits.check_name("parameter", param)?;
-            encoded.push((param_key(&name, param), self.limits.encode("value", value)?));
+            encoded.push((param.clone(), self.limits.encode("value", value)?));
         }
-        store::write(&*self.store, move |txn| {
-            ensure(txn, &name)?;
-            for (k, v) in &encoded {
-                txn.put(Table::Params, k, v)?;
-            }
-            Ok(true)
-        })
-        .await
+        self.backend.set_params(name, encoded).await.map(|()| true)
     }
 
     /// One parameter's value.
-    pub fn get(&self, name: &str, param: &str) -> Result<Value, Fault> {
-        store::read(&*self.store, |txn| {
-            require(txn, name)?;
-            get(txn, name, param)?.ok_or_else(|| no_param(name, param))
-        })
+    pub async fn get(&self, name: String, param: String) -> Result<Value, Fault> {
+        match self.backend.get_param(name.clone(), param.clone()).await? {
+            Some(bytes) => decode(&bytes),
+            None => Err(no_param(&name, &param)),
+        }
     }
 
     /// Every parameter, in name order.
-    pub fn get_all(&self, name: &str) -> Result<Map, Fault> {
-        store::read(&*self.store, |txn| {
-            require(txn, name)?;
-            let entries = txn.scan(Table::Params, &prefix(name), usize::MAX)?;
-            let skip = prefix(name).len();
-            entries
-                .into_iter()
-                .map(|(k, v)| {
-                    let param =
-                        String::from_utf8_lossy(k.get(skip..).unwrap_or_default()).into_owned();
-                    Ok((param, decode(&v)?))
-                })
-                .collect()
-        })
+    pub async fn get_all(&self, name: String) -> Result<Map, Fault> {
+        let params = self.backend.params(name).await?;
+        params
+            .into_iter()
+            .map(|(param, bytes)| Ok((param, decode(&bytes)?)))
+            .collect()
     }
 
     /// Whether the parameter is set.
-    pub fn has(&self, name: &str, param: &str) -> Result<bool, Fault> {
-        store::read(&*self.store, |txn| {
-            require(txn, name)?;
-            Ok(txn.get(Table::Params, &param_key(name, param))?.is_some())
-        })
+    pub async fn has(&self, name: String, param: String) -> Result<bool, Fault> {
+        Ok(self.backend.get_param(name, param).await?.is_some())
     }
 
     /// Removes a parameter; false if it was not set.
     pub async fn remove_param(&self, name: String, param: String) -> Result<bool, Fault> {
-        store::write(&*self.store, move |txn| {
-            require(txn, &name)?;
-            Ok(txn.delete(Table::Params, &param_key(&name, &param))?)
-        })
-        .await
+        self.backend.remove_param(name, param).await
     }
 
     /// Whether a storage of that name exists.
-    pub fn exists(&self, name: &str) -> Result<bool, Fault> {
-        store::read(&*self.store, |txn| exists(txn, name))
+    pub async fn exists(&self, name: String) -> Result<bool, Fault> {
+        self.backend.storage_exists(name).await
     }
 
     /// Deletes a storage and its parameters.
     pub async fn remove(&self, name: String) -> Result<bool, Fault> {
-        store::write(&*self.store, move |txn| {
-            require(txn, &name)?;
-            txn.delete_prefix(Table::Params, &prefix(&name))?;
-            txn.delete(Table::Storages, name.as_bytes())?;
-            Ok(true)
-        })
-        .await
+        self.backend.remove_storage(name).await.map(|()| true)
     }
 
     /// Every storage name, sorted.
-    pub fn names(&self) -> Result<Vec<String>, Fault> {
-        store::read(&*self.store, |txn| {
-            let entries = txn.scan(Table::Storages, &[], usize::MAX)?;
-            Ok(entries
-                .into_iter()
-                .map(|(k, _)| String::from_utf8_lossy(&k).into_owned())
-                .collect())
-        })
+    pub async fn names(&self) -> Result<Vec<String>, Fault> {
+        self.backend.storage_names().await
     }
 
     /// Sets `param` to `new` only if its current value equals `expected` (nil
@@ -192,16 +117,9 @@ impl Storages {
     ) -> Result<bool, Fault> {
         self.check(&name, Some(&param))?;
         let encoded = self.limits.encode("value", &new)?;
-        store::write(&*self.store, move |txn| {
-            let current = get(txn, &name, &param)?.unwrap_or(Value::Nil);
-            if current != expected {
-                return Ok(false);
-            }
-            ensure(txn, &name)?;
-            txn.put(Table::Params, &param_key(&name, &param), &encoded)?;
-            Ok(true)
-        })
-        .await
+        self.backend
+            .compare_and_set(name, param, expected, encoded)
+            .await
     }
 
     /// Sets `param` only if it is unset; whether it was set (use it to claim work
@@ -214,47 +132,13 @@ impl Storages {
     ) -> Result<bool, Fault> {
         self.check(&name, Some(&param))?;
         let encoded = self.limits.encode("value", &value)?;
-        store::write(&*self.store, move |txn| {
-            let k = param_key(&name, &param);
-            if txn.get(Table::Params, &k)?.is_some() {
-                return Ok(false);
-            }
-            ensure(txn, &name)?;
-            txn.put(Table::Params, &k, &encoded)?;
-            Ok(true)
-        })
-        .await
+        self.backend.set_if_absent(name, param, encoded).await
     }
 
     /// Adds `delta` to an integer parameter (unset counts as 0); returns the new value.
     pub async fn increment(&self, name: String, param: String, delta: i64) -> Result<i64, Fault> {
         self.check(&name, Some(&param))?;
-        store::write(&*self.store, move |txn| {
-            let current = match get(txn, &name, &param)? {
-                None => 0,
-                Some(Value::Int(i)) => i,
-                Some(other) => {
-                    return Err(Fault::named(
-                        "TypeError",
-                        format!(
-                            "parameter {param:?} holds {}, not an integer",
-                            other.type_name()
-                        ),
-                    ))
-                }
-            };
-            let next = current
-                .checked_add(delta)
-                .ok_or_else(|| Fault::named("OverflowError", "counter out of 64-bit range"))?;
-            ensure(txn, &name)?;
-            txn.put(
-                Table::Params,
-                &param_key(&name, &param),
-                &rpcs_core::msgpack::encode(&Value::Int(next)),
-            )?;
-            Ok(next)
-        })
-        .await
+        self.backend.increment(name, param, delta).await
     }
 }
 
@@ -270,25 +154,25 @@ pub fn register(t: &mut MethodTable, svc: &Arc<Storages>) {
         |name: String, params: Map| s.set_many(name, params).await)
     .params(&["name", "params"]);
     method!(t, svc => s, "storage.getParameter", "A parameter's value; faults ParameterNotFoundError if unset.",
-        |name: String, param: String| s.get(&name, &param))
+        |name: String, param: String| s.get(name, param).await)
     .params(&["name", "param"]);
     method!(t, svc => s, "storage.getAllParameters", "All parameters of the storage as a struct.",
-        |name: String| s.get_all(&name))
+        |name: String| s.get_all(name).await)
     .params(&["name"]);
     method!(t, svc => s, "storage.hasParameter", "Whether the parameter is set.",
-        |name: String, param: String| s.has(&name, &param))
+        |name: String, param: String| s.has(name, param).await)
     .params(&["name", "param"]);
     method!(t, svc => s, "storage.removeParameter", "Remove a parameter; false if it was not set.",
         |name: String, param: String| s.remove_param(name, param).await)
     .params(&["name", "param"]);
     method!(t, svc => s, "storage.hasStorage", "Whether a storage of that name exists.",
-        |name: String| s.exists(&name))
+        |name: String| s.exists(name).await)
     .params(&["name"]);
     method!(t, svc => s, "storage.remove", "Delete the storage and all its parameters.",
         |name: String| s.remove(name).await)
     .params(&["name"]);
     method!(t, svc => s, "storage.getAllNames", "The names of all storages, sorted.",
-        | | s.names());
+        | | s.names().await);
     method!(t, svc => s, "storage.compareAndSet",
         "Set a parameter to new only if it currently equals expected (nil matches unset); true if set.",
         |name: String, param: String, expected: Value, new: Value| s.compare_and_set(name, param, expected, new).await)

@@ -8,8 +8,7 @@ mod storage;
 
 use rpcs_core::{json, Context, DateTime, Dispatcher, Fault, Map, Value};
 use rpcs_master::clock::{ManualClock, Timing};
-use rpcs_master::store::Store;
-use rpcs_master::{Backend, Durability, Limits, Master, MasterConfig};
+use rpcs_master::{BackendConfig, Durability, Limits, Master, MasterConfig};
 use rpcs_net::{Client, ClientError, Listener, Server, ServerConfig};
 use std::sync::Arc;
 use std::time::Duration;
@@ -113,12 +112,12 @@ pub fn config() -> MasterConfig {
 
 pub fn env_with(
     name: &'static str,
-    backend: Backend,
+    backend: BackendConfig,
     dir: Option<TempDir>,
     config: MasterConfig,
 ) -> Env {
-    let store: Arc<dyn Store> = backend.open().expect("store opens");
-    let master = Master::new(store, config);
+    let backend = backend.open(&config.timing).expect("backend opens");
+    let master = Master::new(backend, config);
     let dispatcher = Dispatcher::new(master.table());
     Env {
         name,
@@ -130,8 +129,8 @@ pub fn env_with(
 
 /// A master on the memory backend served on `listener`, reached at `url`.
 async fn remote(name: &'static str, config: MasterConfig, listener: Listener, url: String) -> Env {
-    let store: Arc<dyn Store> = Backend::Memory.open().expect("store opens");
-    let master = Master::new(store, config);
+    let backend = BackendConfig::Memory.open(&config.timing).unwrap();
+    let master = Master::new(backend, config);
     let server = Server::new(Dispatcher::new(master.table()), ServerConfig::default());
     let (stop, stopped) = oneshot::channel::<()>();
     tokio::spawn(async move {
@@ -192,7 +191,7 @@ pub async fn all_envs() -> Vec<Env> {
 pub fn all_backends_with(config: MasterConfig) -> Vec<Env> {
     let embedded = |durability| {
         let dir = tempfile::tempdir().unwrap();
-        let backend = Backend::Embedded {
+        let backend = BackendConfig::Embedded {
             dir: dir.path().to_owned(),
             durability,
         };
@@ -201,7 +200,7 @@ pub fn all_backends_with(config: MasterConfig) -> Vec<Env> {
     let (strict, strict_dir) = embedded(Durability::Strict);
     let (relaxed, relaxed_dir) = embedded(Durability::Relaxed);
     vec![
-        env_with("memory", Backend::Memory, None, config.clone()),
+        env_with("memory", BackendConfig::Memory, None, config.clone()),
         env_with("embedded-strict", strict, Some(strict_dir), config.clone()),
         env_with("embedded-relaxed", relaxed, Some(relaxed_dir), config),
     ]

@@ -1,12 +1,12 @@
 use crate::{config, env_with, i, s};
 use rpcs_core::Value;
-use rpcs_master::{Backend, Durability};
+use rpcs_master::{BackendConfig, Durability};
 
 #[tokio::test]
 async fn state_survives_a_restart() {
     for durability in [Durability::Strict, Durability::Relaxed] {
         let dir = tempfile::tempdir().unwrap();
-        let backend = Backend::Embedded {
+        let backend = BackendConfig::Embedded {
             dir: dir.path().to_owned(),
             durability,
         };
@@ -27,7 +27,7 @@ async fn state_survives_a_restart() {
             let taken = e
                 .ok("stack.take", vec![s("in"), Value::Double(600.0)])
                 .await;
-            e.master.store().sync().unwrap();
+            e.master.backend().flush().await.unwrap();
             taken.as_struct().unwrap()["id"].clone()
         };
         let e = env_with("second", backend, None, config());
@@ -50,11 +50,12 @@ async fn state_survives_a_restart() {
 #[tokio::test]
 async fn a_second_master_cannot_open_the_same_directory() {
     let dir = tempfile::tempdir().unwrap();
-    let backend = Backend::Embedded {
+    let backend = BackendConfig::Embedded {
         dir: dir.path().to_owned(),
         durability: Durability::Strict,
     };
-    let _first = backend.open().unwrap();
-    let second = backend.open();
-    assert!(second.is_err(), "two stores opened one database");
+    let timing = config().timing;
+    let _first = backend.open(&timing).unwrap();
+    let second = backend.open(&timing);
+    assert!(second.is_err(), "two backends opened one directory");
 }

@@ -1,10 +1,8 @@
 use crate::{all_envs, all_envs_with, config, config_on, i, map, s, until};
 use rpcs_core::{Dispatcher, Fault, Value};
 use rpcs_master::clock::ManualClock;
-use rpcs_master::store::Store;
-use rpcs_master::{Backend, Master};
+use rpcs_master::{BackendConfig, Limits, Master};
 use rpcs_net::{Client, Listener, Server, ServerConfig};
-use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::oneshot;
 
@@ -254,6 +252,33 @@ async fn leased_items_are_acked_released_or_expire() {
 }
 
 #[tokio::test]
+async fn a_take_refused_for_its_client_name_leaves_the_item_on_its_stack() {
+    for e in all_envs().await {
+        e.ok("stack.push", vec![s("jobs"), s("job")]).await;
+        let too_long = "c".repeat(Limits::default().max_name_bytes + 1);
+        let args = vec![
+            s("jobs"),
+            Value::Double(60.0),
+            Value::Double(0.0),
+            s(&too_long),
+        ];
+        e.fault("stack.take", args, "ValueError").await;
+        assert_eq!(
+            e.ok("stack.getSize", vec![s("jobs")]).await,
+            i(1),
+            "[{}]",
+            e.name
+        );
+        assert_eq!(
+            e.ok("stack.pop", vec![s("jobs")]).await,
+            s("job"),
+            "[{}]",
+            e.name
+        );
+    }
+}
+
+#[tokio::test]
 async fn take_waits_for_a_push() {
     for e in all_envs().await {
         let stacks = e.master.stacks().clone();
@@ -274,8 +299,9 @@ async fn take_waits_for_a_push() {
 
 /// One memory-backed master served over XML-RPC and MessagePack-RPC at once.
 async fn two_protocols() -> (Client, Client, oneshot::Sender<()>) {
-    let store: Arc<dyn Store> = Backend::Memory.open().unwrap();
-    let master = Master::new(store, config());
+    let cfg = config();
+    let backend = BackendConfig::Memory.open(&cfg.timing).unwrap();
+    let master = Master::new(backend, cfg);
     let xml = Listener::http("127.0.0.1:0").await.unwrap();
     let mp = Listener::msgpack_tcp("127.0.0.1:0").await.unwrap();
     let (xml_url, mp_url) = (xml.url().unwrap(), mp.url().unwrap());
@@ -410,7 +436,7 @@ async fn a_pop_cancelled_before_its_answer_puts_the_item_back() {
         for _ in 0..2 {
             e.ok("stack.push", vec![s("barrier"), i(0)]).await;
         }
-        assert_eq!(stacks.size("q").unwrap(), 1, "[{}]", e.name);
+        assert_eq!(stacks.size("q".into()).await.unwrap(), 1, "[{}]", e.name);
         assert_eq!(
             e.ok("stack.pop", vec![s("q")]).await,
             s("job"),
@@ -424,8 +450,8 @@ async fn a_pop_cancelled_before_its_answer_puts_the_item_back() {
 async fn a_wait_ends_when_its_caller_disconnects() {
     let mut cfg = config();
     cfg.timing.recheck = Duration::from_millis(20);
-    let store: Arc<dyn Store> = Backend::Memory.open().unwrap();
-    let master = Master::new(store, cfg);
+    let backend = BackendConfig::Memory.open(&cfg.timing).unwrap();
+    let master = Master::new(backend, cfg);
     let mp = Listener::msgpack_tcp("127.0.0.1:0").await.unwrap();
     let addr = mp.local_addr().unwrap().unwrap();
     let server_config = ServerConfig {
@@ -470,5 +496,5 @@ async fn a_wait_ends_when_its_caller_disconnects() {
     assert!(served, "the vanished waiter still holds the slot");
     // Nothing was taken on its behalf.
     master.stacks().push("q".into(), i(1)).await.unwrap();
-    assert_eq!(master.stacks().size("q").unwrap(), 1);
+    assert_eq!(master.stacks().size("q".into()).await.unwrap(), 1);
 }

@@ -40,7 +40,8 @@ async fn default_data_directory_and_graceful_stop() {
     assert!(status.success());
     let exit = master.child.wait().unwrap();
     assert!(exit.success(), "master exited with {exit}");
-    assert!(dir.path().join("rpcs-data").join("master.redb").exists());
+    let data = dir.path().join("rpcs-data");
+    assert!(data.join("journal-0000000000000000").exists());
     // A relaxed master flushes on a graceful stop: the push survives.
     let master = start_master(&[], dir.path());
     let client = Client::new(&master.url).unwrap();
