@@ -149,7 +149,10 @@ pub trait Backend: Send + Sync + 'static {
     fn client_waiters(&self) -> &Waiters;
     /// Background upkeep, run every second or so (compaction, for a journal).
     fn maintain(self: std::sync::Arc<Self>) -> Answer<'static, ()>;
-    /// Makes everything acknowledged so far durable (at shutdown, or before a
-    /// test reopens the files).
+    /// Makes everything acknowledged so far durable (before a test reopens the
+    /// files, say).
     fn flush(&self) -> Answer<'_, ()>;
+    /// At a graceful stop: makes everything durable and leaves the state
+    /// quick to load (a journal compacts into a snapshot).
+    fn shutdown(self: std::sync::Arc<Self>) -> Answer<'static, ()>;
 }

@@ -297,7 +297,7 @@ pub async fn master(args: MasterArgs) -> anyhow::Result<()> {
         info!(backend = ?settings.backend, "master serving one session on stdin/stdout");
         server.serve_stdio(shutdown).await?;
         maintenance.abort();
-        backend.flush().await.context("flushing the backend")?;
+        backend.shutdown().await.context("stopping the backend")?;
         return Ok(());
     }
     let mut listeners = Vec::new();
@@ -328,7 +328,7 @@ pub async fn master(args: MasterArgs) -> anyhow::Result<()> {
         server.run(listeners, shutdown).await?;
     }
     maintenance.abort();
-    backend.flush().await.context("flushing the backend")?;
+    backend.shutdown().await.context("stopping the backend")?;
     info!("master stopped");
     Ok(())
 }

@@ -6,8 +6,10 @@
 //! lock) and each gets a [`Receipt`] that resolves once its record is as
 //! durable as the journal's [`Durability`] promises: synced to stable storage
 //! (strict), or handed to the operating system (relaxed, which syncs at least
-//! every second). One writer thread takes everything appended since its last
-//! write and writes and syncs it at once, so concurrent callers share a sync.
+//! every second). In strict mode one writer thread takes everything appended
+//! since its last write and writes and syncs it at once, so concurrent callers
+//! share a sync. In relaxed mode the caller writes its record itself, as Redis
+//! writes its AOF before it answers, and the writer thread only syncs.
 //!
 //! A write or sync that fails fails every record it carried, and the journal
 //! cuts the file back to its last good length so that no torn or refused
@@ -85,12 +87,21 @@ pub struct Journal {
 
 struct Shared {
     pending: Mutex<Pending>,
+    /// The file, locked for each write, sync or cut (taken before `pending`
+    /// when both are).
+    disk: Mutex<Disk>,
     wake: Condvar,
     durability: Durability,
     /// Failed writes so far; counted once the file is cut back.
     failures: AtomicU64,
     /// The file's length up to the last acknowledged record.
     good_len: AtomicU64,
+}
+
+/// The file and how much of it holds acknowledged records.
+struct Disk {
+    file: Box<dyn JournalFile>,
+    good: u64,
 }
 
 #[derive(Default)]
@@ -104,9 +115,11 @@ struct Pending {
     /// Callers of [`Journal::settle`] waiting for what was appended before them.
     barriers: Vec<std::sync::mpsc::Sender<()>>,
     closing: bool,
+    /// Relaxed mode: records were written since the last sync.
+    dirty: bool,
 }
 
-fn lock(m: &Mutex<Pending>) -> MutexGuard<'_, Pending> {
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
@@ -139,6 +152,10 @@ impl Journal {
         }
         let shared = Arc::new(Shared {
             pending: Mutex::default(),
+            disk: Mutex::new(Disk {
+                file,
+                good: good as u64,
+            }),
             wake: Condvar::new(),
             durability,
             failures: AtomicU64::new(0),
@@ -146,9 +163,7 @@ impl Journal {
         });
         let writer = Writer {
             shared: shared.clone(),
-            file,
             retry,
-            good: good as u64,
             synced: good as u64,
             last_sync: Instant::now(),
         };
@@ -165,6 +180,9 @@ impl Journal {
     /// Appends a record; its receipt resolves once it is durable. Refused at
     /// once while the journal is broken or closed.
     pub fn append(&self, payload: &[u8]) -> Result<Receipt, JournalError> {
+        if self.shared.durability == Durability::Relaxed {
+            return self.write_now(payload);
+        }
         let (tx, rx) = oneshot::channel();
         let mut p = lock(&self.shared.pending);
         if let Some(why) = &p.broken {
@@ -177,6 +195,38 @@ impl Journal {
         p.receipts.push(tx);
         drop(p);
         self.shared.wake.notify_one();
+        Ok(rx)
+    }
+
+    /// Relaxed mode's append: the caller writes the record at once (no thread
+    /// to wake and wait for); the writer syncs it within the second.
+    fn write_now(&self, payload: &[u8]) -> Result<Receipt, JournalError> {
+        let mut framed = Vec::with_capacity(payload.len() + record::HEADER);
+        record::write(&mut framed, payload)?;
+        let mut disk = lock(&self.shared.disk);
+        {
+            let mut p = lock(&self.shared.pending);
+            if let Some(why) = &p.broken {
+                return Err(JournalError::Broken(why.clone()));
+            }
+            if p.closing {
+                return Err(JournalError::Closed);
+            }
+            if !std::mem::replace(&mut p.dirty, true) {
+                // The writer may sleep with nothing to sync: it is now due.
+                self.shared.wake.notify_one();
+            }
+        }
+        if let Err(e) = disk.file.append(&framed) {
+            let why = e.to_string();
+            error!(error = %why, "journal write failed; its operation is refused");
+            disk.break_off(&self.shared, &why);
+            return Err(JournalError::Io(why));
+        }
+        disk.good += framed.len() as u64;
+        self.shared.good_len.store(disk.good, Ordering::SeqCst);
+        let (tx, rx) = oneshot::channel();
+        let _ = tx.send(Ok(()));
         Ok(rx)
     }
 
@@ -236,14 +286,11 @@ impl Drop for Journal {
     }
 }
 
-/// The thread that writes: owns the file.
+/// The thread that writes (strict mode), syncs and probes.
 struct Writer {
     shared: Arc<Shared>,
-    file: Box<dyn JournalFile>,
     /// How long a broken journal waits before it looks at its file again.
     retry: Duration,
-    /// The file's length up to the last acknowledged record.
-    good: u64,
     /// The file's length up to the last synced record.
     synced: u64,
     last_sync: Instant,
@@ -260,14 +307,14 @@ impl Writer {
                 self.commit(&bytes, receipts);
             }
             // A barrier waits for the disk too, in relaxed mode as well.
-            if !barriers.is_empty() && self.good > self.synced {
+            if !barriers.is_empty() && self.unsynced() {
                 self.sync_relaxed();
             }
             for barrier in barriers {
                 let _ = barrier.send(());
             }
-            let unsynced = self.good > self.synced;
-            if unsynced && (closing || self.last_sync.elapsed() >= EVERY) {
+            let wanted = self.unsynced() || lock(&self.shared.pending).dirty;
+            if wanted && (closing || self.last_sync.elapsed() >= EVERY) {
                 self.sync_relaxed();
             }
             if closing {
@@ -290,7 +337,7 @@ impl Writer {
                     continue;
                 }
                 drop(p);
-                let writable = self.probe();
+                let writable = lock(&self.shared.disk).probe();
                 p = lock(&self.shared.pending);
                 if writable {
                     info!("journal writable again");
@@ -304,7 +351,7 @@ impl Writer {
                 let barriers = std::mem::take(&mut p.barriers);
                 return (bytes, receipts, barriers, p.closing);
             }
-            let unsynced = self.good > self.synced;
+            let unsynced = p.dirty || self.unsynced();
             if unsynced && self.last_sync.elapsed() >= EVERY {
                 return (Vec::new(), Vec::new(), Vec::new(), false);
             }
@@ -313,32 +360,32 @@ impl Writer {
         }
     }
 
-    /// Writes a batch (and syncs it, in strict mode), then tells its callers.
+    /// Whether records were written since the last sync (in relaxed mode, a
+    /// write may be under way too: see [`Pending::dirty`]).
+    fn unsynced(&self) -> bool {
+        self.shared.good_len.load(Ordering::SeqCst) > self.synced
+    }
+
+    /// Writes a batch and syncs it (strict mode), then tells its callers.
     fn commit(&mut self, bytes: &[u8], receipts: Receipts) {
-        let strict = self.shared.durability == Durability::Strict;
-        let result = self.file.append(bytes).and_then(|()| {
-            if strict {
-                self.file.sync()?;
-                self.last_sync = Instant::now();
-            }
-            Ok(())
-        });
+        let mut disk = lock(&self.shared.disk);
+        let result = disk.file.append(bytes).and_then(|()| disk.file.sync());
         let outcome = match result {
             Ok(()) => {
-                self.good += bytes.len() as u64;
-                self.shared.good_len.store(self.good, Ordering::SeqCst);
-                if strict {
-                    self.synced = self.good;
-                }
+                self.last_sync = Instant::now();
+                disk.good += bytes.len() as u64;
+                self.shared.good_len.store(disk.good, Ordering::SeqCst);
+                self.synced = disk.good;
                 Ok(())
             }
             Err(e) => {
                 let why = e.to_string();
                 error!(error = %why, "journal write failed; its operations are refused");
-                self.break_off(&why);
+                disk.break_off(&self.shared, &why);
                 Err(JournalError::Io(why))
             }
         };
+        drop(disk);
         for receipt in receipts {
             let _ = receipt.send(outcome.clone());
         }
@@ -349,26 +396,33 @@ impl Writer {
     /// bargain) and stays.
     fn sync_relaxed(&mut self) {
         self.last_sync = Instant::now();
-        match self.file.sync() {
-            Ok(()) => self.synced = self.good,
-            Err(e) => error!(error = %e, "journal sync failed; retrying in a second"),
+        lock(&self.shared.pending).dirty = false;
+        let mut disk = lock(&self.shared.disk);
+        match disk.file.sync() {
+            Ok(()) => self.synced = disk.good,
+            Err(e) => {
+                lock(&self.shared.pending).dirty = true;
+                error!(error = %e, "journal sync failed; retrying in a second");
+            }
         }
     }
+}
 
+impl Disk {
     /// After a failed write: cut the file back to its last acknowledged length,
     /// refuse appends until a probe succeeds, and fail whatever was appended
     /// meanwhile.
-    fn break_off(&mut self, why: &str) {
+    fn break_off(&mut self, shared: &Shared, why: &str) {
         if let Err(e) = self.file.truncate(self.good) {
             // The failed records may stay in the file past the good length;
             // rebuilds read only up to it, and the probe cuts them off.
             error!(error = %e, "cannot cut the journal back after a failed write");
         }
-        let mut p = lock(&self.shared.pending);
+        let mut p = lock(&shared.pending);
         p.broken = Some(why.to_owned());
         // Counted only now, with the file cut back and appends refused, so a
         // rebuild that sees the count reads a file without the failed records.
-        self.shared.failures.fetch_add(1, Ordering::SeqCst);
+        shared.failures.fetch_add(1, Ordering::SeqCst);
         p.bytes.clear();
         for receipt in p.receipts.drain(..) {
             let _ = receipt.send(Err(JournalError::Io(why.to_owned())));
@@ -384,13 +438,14 @@ impl Writer {
     /// record (its length is over the limit), should a crash leave it behind.
     fn probe(&mut self) -> bool {
         let padding = [0xffu8; 4096];
+        let good = self.good;
         let result = self
             .file
             .append(&padding)
             .and_then(|()| self.file.sync())
-            .and_then(|()| self.file.truncate(self.good));
+            .and_then(|()| self.file.truncate(good));
         if result.is_err() {
-            let _ = self.file.truncate(self.good);
+            let _ = self.file.truncate(good);
         }
         result.is_ok()
     }

@@ -237,13 +237,17 @@ impl Backend for LocalBackend {
             if !self.wants_compaction() {
                 return Ok(());
             }
-            // Writing a snapshot blocks on the disk: off the async threads.
-            let compacted = tokio::task::spawn_blocking(move || self.compact()).await;
-            match compacted {
-                Ok(Ok(())) => Ok(()),
-                Ok(Err(e)) => Err(super::storage_fault(format!("compaction failed: {e}"))),
-                Err(_) => Err(rpcs_core::Fault::internal("compaction panicked")),
+            compact_off_thread(self).await
+        })
+    }
+
+    fn shutdown(self: Arc<Self>) -> Answer<'static, ()> {
+        Box::pin(async move {
+            if !self.journal_is_empty() {
+                compact_off_thread(self.clone()).await?;
             }
+            self.close();
+            Ok(())
         })
     }
 
@@ -252,6 +256,15 @@ impl Backend for LocalBackend {
             self.settle();
             Ok(())
         })
+    }
+}
+
+/// Compacts on a blocking thread: a snapshot waits on the disk.
+async fn compact_off_thread(backend: Arc<LocalBackend>) -> Result<(), rpcs_core::Fault> {
+    match tokio::task::spawn_blocking(move || backend.compact()).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(super::storage_fault(format!("compaction failed: {e}"))),
+        Err(_) => Err(rpcs_core::Fault::internal("compaction panicked")),
     }
 }
 
