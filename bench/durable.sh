@@ -31,7 +31,8 @@ free_port() {
 
 # Starts `rpcs master` on the embedded backend in $1 durability; sets $url, $pid.
 start_master() {
-    local out="$work/master.$1.out"
+    local out
+    out=$(mktemp -p "$work" master.XXXXXX)
     "$bin/rpcs" master --durability "$1" --data-dir "$work/rpcs-$1" \
         --listen 127.0.0.1:0 --msgpack 127.0.0.1:0 >"$out" 2>/dev/null &
     pid=$!
