@@ -40,8 +40,10 @@ async fn default_data_directory_and_graceful_stop() {
     assert!(status.success());
     let exit = master.child.wait().unwrap();
     assert!(exit.success(), "master exited with {exit}");
+    // A graceful stop compacts the journal into the next generation's snapshot.
     let data = dir.path().join("rpcs-data");
-    assert!(data.join("journal-0000000000000000").exists());
+    assert!(data.join("snapshot-0000000000000001").exists());
+    assert!(!data.join("journal-0000000000000000").exists());
     // A relaxed master flushes on a graceful stop: the push survives.
     let master = start_master(&[], dir.path());
     let client = Client::new(&master.url).unwrap();
