@@ -24,6 +24,10 @@ pub trait PeerCall: Send + Sync {
     fn is_closed(&self) -> bool {
         false
     }
+    /// Resolves once the connection has ended (never, by default).
+    fn closed(&self) -> BoxFuture<()> {
+        Box::pin(std::future::pending())
+    }
 }
 
 /// A handle for calling the peer of a connection.
@@ -90,6 +94,17 @@ impl Context {
     /// Whether the caller's connection is gone (or never could be called back).
     pub fn peer_closed(&self) -> bool {
         self.peer_calls.as_ref().is_none_or(|p| p.0.is_closed())
+    }
+
+    /// Resolves once the caller's connection has ended; never for a caller that
+    /// cannot be watched (an HTTP caller that hangs up drops its call instead).
+    /// A call that waits (a blocking pop) selects on it, so a departed caller's
+    /// wait ends at once rather than at its timeout.
+    pub async fn caller_gone(&self) {
+        match &self.peer_calls {
+            Some(peer) => peer.0.closed().await,
+            None => std::future::pending().await,
+        }
     }
 
     /// Sends a notification to the caller's side of the connection.

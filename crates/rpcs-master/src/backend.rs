@@ -147,6 +147,9 @@ pub trait Backend: Send + Sync + 'static {
     fn stack_waiters(&self) -> &Waiters;
     /// The callers waiting for a client's messages, by its name.
     fn client_waiters(&self) -> &Waiters;
+    /// Whether every change reaches this process's waiters (no other process
+    /// shares the state): waits then need no periodic recheck.
+    fn sees_every_change(&self) -> bool;
     /// Background upkeep, run every second or so (compaction, for a journal).
     fn maintain(self: std::sync::Arc<Self>) -> Answer<'static, ()>;
     /// Makes everything acknowledged so far durable (before a test reopens the

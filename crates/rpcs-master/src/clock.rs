@@ -56,7 +56,8 @@ pub struct Timing {
     /// Where the current time comes from.
     pub clock: Arc<dyn Clock>,
     /// How often a blocked pop or a subscription looks again without a local
-    /// wake-up (another master may share the store and change it unseen).
+    /// wake-up, on a backend other processes share (and may change unseen);
+    /// on one that sees every change, waits rely on their wake-ups alone.
     pub recheck: Duration,
 }
 

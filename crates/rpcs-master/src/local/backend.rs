@@ -232,6 +232,10 @@ impl Backend for LocalBackend {
         &self.client_waiters
     }
 
+    fn sees_every_change(&self) -> bool {
+        true
+    }
+
     fn maintain(self: Arc<Self>) -> Answer<'static, ()> {
         Box::pin(async move {
             if !self.wants_compaction() {

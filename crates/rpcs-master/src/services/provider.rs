@@ -179,6 +179,7 @@ impl Provider {
         let sub = id.clone();
         tokio::spawn(async move {
             let waiting = svc.backend.client_waiters().wait_on(&name);
+            let recheck = (!svc.backend.sees_every_change()).then_some(svc.timing.recheck);
             loop {
                 let notified = waiting.notify.notified();
                 tokio::pin!(notified);
@@ -194,7 +195,8 @@ impl Provider {
                 }
                 tokio::select! {
                     _ = &mut notified => {}
-                    _ = tokio::time::sleep(svc.timing.recheck) => {}
+                    _ = nap(recheck) => {}
+                    _ = ctx.caller_gone() => {}
                     _ = &mut cancelled => break,
                 }
             }
@@ -296,7 +298,13 @@ impl Provider {
     }
 
     /// Ends every session idle longer than the session timeout; returns how many.
+    /// A session with a live subscription here is seen first: the subscription
+    /// keeps it alive.
     pub async fn clean_up(&self) -> Result<u64, Fault> {
+        let subscribed: Vec<String> = self.subscriptions().per_client.keys().cloned().collect();
+        for name in subscribed {
+            self.backend.seen(name).await?;
+        }
         let timeout_ms = i64::try_from(self.session_timeout.as_millis()).unwrap_or(i64::MAX);
         let ended = self.backend.end_idle(timeout_ms).await?;
         if ended > 0 {
@@ -331,6 +339,14 @@ impl Provider {
     /// Whether the client is logged in.
     pub async fn has(&self, name: String) -> Result<bool, Fault> {
         Ok(self.backend.session(name).await?.is_some())
+    }
+}
+
+/// Sleeps for `recheck`, or for ever when there is none.
+async fn nap(recheck: Option<Duration>) {
+    match recheck {
+        Some(r) => tokio::time::sleep(r).await,
+        None => std::future::pending().await,
     }
 }
 

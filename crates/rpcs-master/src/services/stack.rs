@@ -125,10 +125,10 @@ impl Stacks {
     }
 
     /// Runs `attempt` until it yields something or `wait` has passed, sleeping
-    /// between attempts until the backend wakes `name` (or a periodic recheck).
-    /// A wait whose caller's connection has closed ends there: nobody is left
-    /// to get the item, and the connection's slot must not stay taken until
-    /// `wait` ends.
+    /// between attempts until the backend wakes `name` (with a periodic recheck
+    /// only on a backend that does not see every change). A wait whose
+    /// caller's connection closes ends then: nobody is left to get the item,
+    /// and the connection's slot must not stay taken until `wait` ends.
     async fn wait_for<T, F, Fut>(
         &self,
         ctx: &Context,
@@ -141,6 +141,7 @@ impl Stacks {
         Fut: std::future::Future<Output = Result<Option<T>, Fault>>,
     {
         let deadline = tokio::time::Instant::now() + wait;
+        let recheck = (!self.backend.sees_every_change()).then_some(self.timing.recheck);
         let waiting = self.backend.stack_waiters().wait_on(name);
         // Only stream connections can tell that their caller has gone.
         let gone = || ctx.peer_calls.is_some() && ctx.peer_closed();
@@ -158,8 +159,13 @@ impl Stacks {
             if now >= deadline {
                 return Err(empty(name));
             }
-            let nap = (deadline - now).min(self.timing.recheck);
-            let _ = tokio::time::timeout(nap, notified).await;
+            let left = deadline - now;
+            let nap = recheck.map_or(left, |r| left.min(r));
+            tokio::select! {
+                _ = notified => {}
+                _ = tokio::time::sleep(nap) => {}
+                _ = ctx.caller_gone() => {}
+            }
         }
     }
 

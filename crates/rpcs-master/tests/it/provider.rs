@@ -245,3 +245,29 @@ async fn a_connection_holds_a_bounded_number_of_subscriptions() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_live_subscription_keeps_its_session_through_clean_ups() {
+    let clock = ManualClock::new();
+    for e in crate::all_protocols_with(config_on(clock.clone())).await {
+        let crate::Via::Remote { url, .. } = &e.via else {
+            unreachable!()
+        };
+        if !url.starts_with("msgpack") {
+            continue;
+        }
+        e.ok("provider.login", vec![s("subscribed")]).await;
+        e.ok("provider.login", vec![s("idle")]).await;
+        let listener = rpcs_net::Client::new(url).unwrap();
+        listener
+            .call("provider.subscribe", ("subscribed",))
+            .await
+            .unwrap();
+        clock.advance(Duration::from_secs(601));
+        assert_eq!(e.ok("provider.cleanUp", vec![]).await, i(1));
+        assert_eq!(
+            e.ok("provider.getAllClientNames", vec![]).await,
+            Value::Array(vec![s("subscribed")])
+        );
+    }
+}

@@ -103,6 +103,8 @@ pub(crate) struct Session {
     in_flight: Arc<Semaphore>,
     max_in_flight: usize,
     closed: AtomicBool,
+    /// Woken when the session is closed.
+    closing: tokio::sync::Notify,
 }
 
 /// The connection ended before the peer answered.
@@ -127,6 +129,7 @@ impl Session {
             in_flight: Arc::new(Semaphore::new(max_in_flight)),
             max_in_flight,
             closed: AtomicBool::new(false),
+            closing: tokio::sync::Notify::new(),
         });
         (session, writer)
     }
@@ -134,6 +137,23 @@ impl Session {
     /// Whether the connection has ended.
     pub(crate) fn is_closed(&self) -> bool {
         self.closed.load(Ordering::Acquire) || self.outbox.is_closed()
+    }
+
+    /// Resolves once the connection has ended: closed by its reader, or its
+    /// writer stopped.
+    pub(crate) async fn closed(&self) {
+        loop {
+            let closing = self.closing.notified();
+            tokio::pin!(closing);
+            closing.as_mut().enable();
+            if self.is_closed() {
+                return;
+            }
+            tokio::select! {
+                _ = closing => {}
+                _ = self.outbox.closed() => {}
+            }
+        }
     }
 
     /// Whether nothing holds the connection open: no call in flight, no call to
@@ -219,6 +239,7 @@ impl Session {
     /// Fails every call still waiting for the peer (the connection ended).
     pub(crate) fn close(&self) {
         self.closed.store(true, Ordering::Release);
+        self.closing.notify_waiters();
         self.pending().clear();
     }
 
@@ -266,6 +287,11 @@ struct Handle(Arc<Session>);
 impl PeerCall for Handle {
     fn is_closed(&self) -> bool {
         self.0.is_closed()
+    }
+
+    fn closed(&self) -> BoxFuture<()> {
+        let session = self.0.clone();
+        Box::pin(async move { session.closed().await })
     }
 
     fn call(&self, method: &str, params: Vec<Value>) -> BoxFuture<Result<Value, Fault>> {

@@ -88,6 +88,11 @@ impl Outbox {
         self.tx.is_closed()
     }
 
+    /// Resolves once the writer has stopped.
+    pub(crate) async fn closed(&self) {
+        self.tx.closed().await
+    }
+
     /// Waits for room for `len` bytes; a frame larger than the whole budget
     /// takes all of it, so it goes out alone.
     async fn room(&self, len: usize) -> Option<OwnedSemaphorePermit> {
