@@ -117,6 +117,14 @@ pub enum Message {
         /// Why it is invalid.
         fault: Fault,
     },
+    /// A notification that cannot be run (its parameters are nested too deep):
+    /// never answered, as no notification is.
+    RefusedNotification {
+        /// The method it named.
+        method: String,
+        /// Why it was refused.
+        fault: Fault,
+    },
 }
 
 /// A decoded document: one message, or a batch.
@@ -260,13 +268,15 @@ fn call(id: Option<Id>, method: Json, params: Option<Json>, v1: bool) -> Message
         return invalid(echo, "method must be a string");
     };
     if params.as_ref().is_some_and(|p| depth(p) > MAX_DEPTH) {
-        return Message::Invalid {
-            id: echo,
-            fault: Fault::new(
-                Fault::LIMIT_EXCEEDED,
-                format!("values are nested deeper than the limit of {MAX_DEPTH}"),
-            ),
-        };
+        let fault = Fault::new(
+            Fault::LIMIT_EXCEEDED,
+            format!("values are nested deeper than the limit of {MAX_DEPTH}"),
+        );
+        // A notification gets no answer, not even this one.
+        if is_notification(id.as_ref(), v1) {
+            return Message::RefusedNotification { method, fault };
+        }
+        return Message::Invalid { id: echo, fault };
     }
     let params = match params {
         None | Some(Json::Null) => Params::default(),
@@ -279,17 +289,19 @@ fn call(id: Option<Id>, method: Json, params: Option<Json>, v1: bool) -> Message
         ),
         Some(_) => return invalid(echo, "params must be an array or an object"),
     };
-    // In 1.0 a null id marked a notification; in 2.0 it is an id like any other.
-    let id = match id {
-        Some(id) if v1 && id.as_json() == "null" => None,
-        other => other,
-    };
+    let id = id.filter(|id| !is_notification(Some(id), v1));
     Message::Call(Call {
         id,
         method,
         params,
         v1,
     })
+}
+
+/// Whether a call with this id is a notification: no id, or in 1.0 a null one
+/// (in 2.0 null is an id like any other).
+fn is_notification(id: Option<&Id>, v1: bool) -> bool {
+    id.is_none_or(|id| v1 && id.as_json() == "null")
 }
 
 fn response(id: Id, result: Option<Json>, error: Option<Json>) -> Message {
@@ -554,6 +566,26 @@ mod tests {
         assert!(matches!(single(&doc(64)), Message::Call(_)));
         assert_eq!(code(&single(&doc(65))), Fault::LIMIT_EXCEEDED);
         assert_eq!(code(&single(&doc(100))), Fault::LIMIT_EXCEEDED);
+    }
+
+    #[test]
+    fn a_call_nested_too_deep_is_refused_with_its_id_and_a_notification_silently() {
+        let params = "[".repeat(100) + &"]".repeat(100);
+        let call = format!(r#"{{"jsonrpc":"2.0","method":"m","params":[{params}],"id":7}}"#);
+        let Message::Invalid { id, .. } = single(&call) else {
+            panic!("a too-deep call is refused")
+        };
+        assert_eq!(id.as_json(), "7");
+        for notification in [
+            format!(r#"{{"jsonrpc":"2.0","method":"m","params":[{params}]}}"#),
+            format!(r#"{{"method":"m","params":[{params}],"id":null}}"#),
+        ] {
+            let refused = single(&notification);
+            assert!(
+                matches!(refused, Message::RefusedNotification { ref method, .. } if method == "m"),
+                "{refused:?}"
+            );
+        }
     }
 
     #[test]

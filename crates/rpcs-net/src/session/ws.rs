@@ -228,9 +228,9 @@ impl Reader {
                 self.answer(&id, outcome);
             }
             jsonrpc::Incoming::Single(Message::Call(call)) => self.call(call).await,
-            jsonrpc::Incoming::Single(invalid @ Message::Invalid { .. }) => {
+            jsonrpc::Incoming::Single(other) => {
                 let ctx = self.context();
-                if let Some(answer) = answer_message(&self.calls, &ctx, invalid).await {
+                if let Some(answer) = answer_message(&self.calls, &ctx, other).await {
                     self.session.send(answer).await;
                 }
             }
@@ -313,6 +313,10 @@ pub(crate) async fn answer_message(calls: &Calls, ctx: &Context, m: Message) -> 
             Some(jsonrpc::encode_response(&id, &outcome, call.v1))
         }
         Message::Invalid { id, fault } => Some(jsonrpc::encode_response(&id, &Err(fault), false)),
+        Message::RefusedNotification { method, fault } => {
+            debug!(peer = ?ctx.peer, %method, error = %fault, "notification refused");
+            None
+        }
         Message::Response { id, .. } => Some(jsonrpc::encode_response(
             &id,
             &Err(Fault::invalid_request("a response is not a call")),
@@ -357,5 +361,6 @@ fn message_id(m: &Message) -> Option<Id> {
     match m {
         Message::Call(c) => c.id.clone(),
         Message::Invalid { id, .. } | Message::Response { id, .. } => Some(id.clone()),
+        Message::RefusedNotification { .. } => None,
     }
 }

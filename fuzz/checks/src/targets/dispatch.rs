@@ -289,7 +289,7 @@ fn answer_json(message: &Message) -> Option<Vec<u8>> {
             Some(jsonrpc::encode_response(id, &outcome, c.v1))
         }
         Message::Invalid { id, fault } => Some(jsonrpc::encode_response(id, &Err(fault.clone()), false)),
-        Message::Response { .. } => None,
+        Message::Response { .. } | Message::RefusedNotification { .. } => None,
     }
 }
 
@@ -379,7 +379,9 @@ fn run_batch(batch: &Batch) {
         .iter()
         .map(|a| {
             let doc: serde_json::Value = serde_json::from_slice(a).expect("answers are JSON");
-            doc["id"].as_u64().expect("answers carry the numeric id sent")
+            doc["id"]
+                .as_u64()
+                .unwrap_or_else(|| panic!("answers carry the numeric id sent: {doc}"))
         })
         .collect();
     let with_ids: Vec<u64> = batch.iter().filter_map(|(id, ..)| *id).collect();

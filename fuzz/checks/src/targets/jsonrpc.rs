@@ -75,6 +75,13 @@ fn ids_of(raw: &RawValue) -> Vec<String> {
 fn answer(message: &Message, ids: &[String]) -> Option<Vec<u8>> {
     let received = |id: &Id| ids.iter().any(|text| text == id.as_json());
     let (id, v1) = match message {
+        Message::RefusedNotification { .. } => {
+            assert!(
+                ids.is_empty() || ids.iter().all(|t| t == "null"),
+                "a call with id {ids:?} was refused as a notification"
+            );
+            return None;
+        }
         Message::Call(Call { id: None, v1, .. }) => {
             // A 1.0 notification may carry `"id": null`.
             assert!(
