@@ -16,6 +16,7 @@
 //!   embedded backend (decide, apply, journal; snapshots and compaction).
 //! - [`clock`]: the time the services stamp leases and sessions with
 //!   (injectable, for tests), and how often waits look again.
+//! - [`remote`]: the Redis backend, for masters that share their state.
 //! - [`waiters`]: the callers blocked on a stack or a client, woken by name.
 //! - [`master`]: [`Master`] ties the services to a backend, adds the original
 //!   underscore names, and runs lease expiry and session clean-up.
@@ -25,6 +26,7 @@ pub mod clock;
 pub mod journal;
 pub mod local;
 pub mod master;
+pub mod remote;
 pub mod services;
 pub mod state;
 pub mod waiters;

@@ -5,6 +5,7 @@ use crate::clock::Timing;
 use crate::journal::dir::DiskDir;
 use crate::journal::Durability;
 use crate::local::LocalBackend;
+use crate::remote::{RedisBackend, RedisConfig};
 use crate::services::{provider, stack, storage};
 use crate::services::{provider::Provider, stack::Stacks, storage::Storages, Limits};
 use rpcs_core::MethodTable;
@@ -28,15 +29,32 @@ pub enum BackendConfig {
         /// What an acknowledged write survives.
         durability: Durability,
     },
+    /// In a Redis server (or cluster) that several masters may share.
+    Redis(RedisConfig),
+}
+
+/// Why a backend did not open.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// The embedded backend's directory.
+    #[error(transparent)]
+    Files(#[from] io::Error),
+    /// The Redis backend's server.
+    #[error(transparent)]
+    Redis(#[from] crate::remote::RedisError),
 }
 
 impl BackendConfig {
-    /// Opens the backend, reading the time from `timing`'s clock.
-    pub fn open(&self, timing: &Timing) -> io::Result<Arc<dyn Backend>> {
+    /// Opens the backend; the local ones read the time from `timing`'s clock
+    /// (Redis uses its own).
+    pub async fn open(&self, timing: &Timing) -> Result<Arc<dyn Backend>, OpenError> {
         let local = match self {
             BackendConfig::Memory => LocalBackend::memory(),
             BackendConfig::Embedded { dir, durability } => {
                 LocalBackend::open(Arc::new(DiskDir::open(dir)?), *durability)?
+            }
+            BackendConfig::Redis(config) => {
+                return Ok(Arc::new(RedisBackend::connect(config).await?))
             }
         };
         Ok(Arc::new(local.with_clock(timing.clock.clone())))

@@ -287,7 +287,7 @@ fn flag_or_file<T>(flag: Vec<T>, file: Option<Vec<T>>) -> Vec<T> {
 pub async fn master(args: MasterArgs) -> anyhow::Result<()> {
     let settings = args.settings()?;
     let shutdown = rpcs_net::server::shutdown_signal().context("installing signal handlers")?;
-    let backend = (settings.backend.open(&settings.config.timing))
+    let backend = (settings.backend.open(&settings.config.timing).await)
         .with_context(|| format!("opening the {:?} backend", settings.backend))?;
     let master = Master::new(backend.clone(), settings.config.clone());
     let server_config = fit_open_files(settings.server);

@@ -3,6 +3,7 @@
 
 mod persistence;
 mod provider;
+mod redis_server;
 mod stack;
 mod storage;
 
@@ -35,6 +36,7 @@ pub struct Env {
     pub master: Master,
     pub via: Via,
     pub _dir: Option<TempDir>,
+    pub _redis: Option<redis_server::RedisServer>,
 }
 
 impl Env {
@@ -110,13 +112,13 @@ pub fn config() -> MasterConfig {
     config_on(ManualClock::new())
 }
 
-pub fn env_with(
+pub async fn env_with(
     name: &'static str,
     backend: BackendConfig,
     dir: Option<TempDir>,
     config: MasterConfig,
 ) -> Env {
-    let backend = backend.open(&config.timing).expect("backend opens");
+    let backend = backend.open(&config.timing).await.expect("backend opens");
     let master = Master::new(backend, config);
     let dispatcher = Dispatcher::new(master.table());
     Env {
@@ -124,12 +126,13 @@ pub fn env_with(
         master,
         via: Via::Direct(dispatcher),
         _dir: dir,
+        _redis: None,
     }
 }
 
 /// A master on the memory backend served on `listener`, reached at `url`.
 async fn remote(name: &'static str, config: MasterConfig, listener: Listener, url: String) -> Env {
-    let backend = BackendConfig::Memory.open(&config.timing).unwrap();
+    let backend = BackendConfig::Memory.open(&config.timing).await.unwrap();
     let master = Master::new(backend, config);
     let server = Server::new(Dispatcher::new(master.table()), ServerConfig::default());
     let (stop, stopped) = oneshot::channel::<()>();
@@ -151,6 +154,7 @@ async fn remote(name: &'static str, config: MasterConfig, listener: Listener, ur
             _stop: stop,
         },
         _dir: None,
+        _redis: None,
     }
 }
 
@@ -177,7 +181,7 @@ pub async fn all_protocols_with(config: MasterConfig) -> Vec<Env> {
 
 /// Every backend called directly, and the memory backend over every protocol.
 pub async fn all_envs_with(config: MasterConfig) -> Vec<Env> {
-    let mut envs = all_backends_with(config.clone());
+    let mut envs = all_backends_with(config.clone()).await;
     envs.extend(all_protocols_with(config).await);
     envs
 }
@@ -187,8 +191,18 @@ pub async fn all_envs() -> Vec<Env> {
     all_envs_with(config()).await
 }
 
-/// A fresh master on each backend: memory, embedded strict, embedded relaxed.
-pub fn all_backends_with(config: MasterConfig) -> Vec<Env> {
+/// A master on the Redis backend, over a redis-server of its own.
+pub async fn redis_env(config: MasterConfig) -> Env {
+    let server = redis_server::RedisServer::start();
+    let backend = server.backend(&config);
+    let mut env = env_with("redis", backend, None, config).await;
+    env._redis = Some(server);
+    env
+}
+
+/// A fresh master on each backend: memory, embedded strict, embedded relaxed,
+/// Redis.
+pub async fn all_backends_with(config: MasterConfig) -> Vec<Env> {
     let embedded = |durability| {
         let dir = tempfile::tempdir().unwrap();
         let backend = BackendConfig::Embedded {
@@ -200,9 +214,16 @@ pub fn all_backends_with(config: MasterConfig) -> Vec<Env> {
     let (strict, strict_dir) = embedded(Durability::Strict);
     let (relaxed, relaxed_dir) = embedded(Durability::Relaxed);
     vec![
-        env_with("memory", BackendConfig::Memory, None, config.clone()),
-        env_with("embedded-strict", strict, Some(strict_dir), config.clone()),
-        env_with("embedded-relaxed", relaxed, Some(relaxed_dir), config),
+        env_with("memory", BackendConfig::Memory, None, config.clone()).await,
+        env_with("embedded-strict", strict, Some(strict_dir), config.clone()).await,
+        env_with(
+            "embedded-relaxed",
+            relaxed,
+            Some(relaxed_dir),
+            config.clone(),
+        )
+        .await,
+        redis_env(config).await,
     ]
 }
 

@@ -11,7 +11,7 @@ async fn state_survives_a_restart() {
             durability,
         };
         let lease_id = {
-            let e = env_with("first", backend.clone(), None, config());
+            let e = env_with("first", backend.clone(), None, config()).await;
             e.ok(
                 "stack.pushMany",
                 vec![s("in"), Value::Array((0..100).map(i).collect())],
@@ -30,7 +30,7 @@ async fn state_survives_a_restart() {
             e.master.backend().flush().await.unwrap();
             taken.as_struct().unwrap()["id"].clone()
         };
-        let e = env_with("second", backend, None, config());
+        let e = env_with("second", backend, None, config()).await;
         assert_eq!(e.ok("stack.getSize", vec![s("in")]).await, i(99));
         assert_eq!(e.ok("stack.pop", vec![s("in")]).await, i(98));
         assert_eq!(
@@ -55,7 +55,7 @@ async fn a_second_master_cannot_open_the_same_directory() {
         durability: Durability::Strict,
     };
     let timing = config().timing;
-    let _first = backend.open(&timing).unwrap();
-    let second = backend.open(&timing);
+    let _first = backend.open(&timing).await.unwrap();
+    let second = backend.open(&timing).await;
     assert!(second.is_err(), "two backends opened one directory");
 }

@@ -300,7 +300,7 @@ async fn take_waits_for_a_push() {
 /// One memory-backed master served over XML-RPC and MessagePack-RPC at once.
 async fn two_protocols() -> (Client, Client, oneshot::Sender<()>) {
     let cfg = config();
-    let backend = BackendConfig::Memory.open(&cfg.timing).unwrap();
+    let backend = BackendConfig::Memory.open(&cfg.timing).await.unwrap();
     let master = Master::new(backend, cfg);
     let xml = Listener::http("127.0.0.1:0").await.unwrap();
     let mp = Listener::msgpack_tcp("127.0.0.1:0").await.unwrap();
@@ -401,7 +401,7 @@ async fn pop_many_stops_at_the_answer_budget() {
 
 #[tokio::test]
 async fn a_pop_cancelled_before_its_answer_puts_the_item_back() {
-    for e in crate::all_backends_with(config()) {
+    for e in crate::all_backends_with(config()).await {
         if e.name == "memory" {
             // Its writes run at once, inside the first poll: nothing to cancel.
             continue;
@@ -450,7 +450,7 @@ async fn a_pop_cancelled_before_its_answer_puts_the_item_back() {
 async fn a_wait_ends_when_its_caller_disconnects() {
     // Waits look again only once an hour here: the connection's end wakes it.
     let cfg = config();
-    let backend = BackendConfig::Memory.open(&cfg.timing).unwrap();
+    let backend = BackendConfig::Memory.open(&cfg.timing).await.unwrap();
     let master = Master::new(backend, cfg);
     let mp = Listener::msgpack_tcp("127.0.0.1:0").await.unwrap();
     let addr = mp.local_addr().unwrap().unwrap();
