@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the whole test suite: Rust unit and integration tests, then the interop
 # tests against real Python peers. Installs what it needs on the way: system
-# packages through apt when missing, and a Python virtualenv (.venv) with the
+# packages through apt when missing (redis-server for the Redis backend's
+# tests, Python's venv), and a Python virtualenv (.venv) with the
 # interop peers from tests/interop/requirements.txt.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,6 +22,9 @@ apt_install() {
     $sudo apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
 }
+
+# The Redis backend's tests run against a real redis-server.
+command -v redis-server >/dev/null || apt_install redis-server
 
 python=${PYTHON:-python3}
 if ! "$python" -c 'import venv, ensurepip' >/dev/null 2>&1; then

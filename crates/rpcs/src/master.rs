@@ -3,6 +3,7 @@
 use anyhow::Context as _;
 use clap::{Args, ValueEnum};
 use rpcs_core::Dispatcher;
+use rpcs_master::remote::RedisConfig;
 use rpcs_master::{BackendConfig, Durability, Limits, Master, MasterConfig};
 use rpcs_net::{Listener, Server, ServerConfig};
 use serde::Deserialize;
@@ -19,6 +20,8 @@ pub enum BackendKind {
     Embedded,
     /// Memory only; everything is lost when the master stops.
     Memory,
+    /// A Redis server that several masters may share (--redis).
+    Redis,
 }
 
 /// What an acknowledged write survives.
@@ -67,6 +70,14 @@ pub struct MasterArgs {
     /// What an acknowledged write survives [default: strict].
     #[arg(long, value_enum)]
     durability: Option<DurabilityKind>,
+    /// The Redis server of the redis backend: redis://HOST:PORT/DB or
+    /// unix:///PATH [default: redis://127.0.0.1:6379].
+    #[arg(long, value_name = "URL")]
+    redis: Option<String>,
+    /// The hash tag the redis backend keeps its keys under; masters sharing
+    /// state use the same [default: rpcs].
+    #[arg(long, value_name = "NAME")]
+    redis_namespace: Option<String>,
     /// Seconds a client may go without visiting before clean-up ends its session [default: 600].
     #[arg(long, value_name = "SECS")]
     session_timeout: Option<f64>,
@@ -115,6 +126,8 @@ struct FileConfig {
     data_dir: Option<PathBuf>,
     backend: Option<BackendKind>,
     durability: Option<DurabilityKind>,
+    redis: Option<String>,
+    redis_namespace: Option<String>,
     session_timeout: Option<f64>,
     max_item_bytes: Option<usize>,
     max_connections: Option<usize>,
@@ -174,6 +187,12 @@ impl MasterArgs {
             .unwrap_or(BackendKind::Embedded)
         {
             BackendKind::Memory => BackendConfig::Memory,
+            BackendKind::Redis => BackendConfig::Redis(RedisConfig {
+                url: (self.redis.or(file.redis)).unwrap_or_else(|| "redis://127.0.0.1:6379".into()),
+                namespace: (self.redis_namespace.or(file.redis_namespace))
+                    .unwrap_or_else(|| "rpcs".into()),
+                clock: None,
+            }),
             BackendKind::Embedded => BackendConfig::Embedded {
                 dir: data_dir,
                 durability,

@@ -37,7 +37,7 @@ const SWEEP: usize = 500;
 const ENCODED: u8 = 0xc1;
 
 /// How to reach Redis.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct RedisConfig {
     /// `redis://host:port/db` or `unix:///path/to/socket`.
     pub url: String,
@@ -46,6 +46,27 @@ pub struct RedisConfig {
     /// The time to stamp leases and visits with instead of Redis's own (for
     /// tests that move time on their own); `None` in service.
     pub clock: Option<Arc<dyn Clock>>,
+}
+
+impl std::fmt::Debug for RedisConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisConfig")
+            .field("url", &redacted(&self.url))
+            .field("namespace", &self.namespace)
+            .finish()
+    }
+}
+
+/// `url` without the password it may carry (`redis://user:secret@host`), for
+/// logs and messages.
+pub fn redacted(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    match rest.split_once('@') {
+        Some((_, host)) => format!("{scheme}://***@{host}"),
+        None => url.to_owned(),
+    }
 }
 
 /// Why the backend could not start.
@@ -93,7 +114,7 @@ impl RedisBackend {
     /// Connects to Redis and starts listening for wake-ups.
     pub async fn connect(config: &RedisConfig) -> Result<RedisBackend, RedisError> {
         let connect = |source| RedisError::Connect {
-            url: config.url.clone(),
+            url: redacted(&config.url),
             source,
         };
         let client = redis::Client::open(config.url.as_str()).map_err(connect)?;
@@ -907,5 +928,34 @@ impl Backend for RedisBackend {
 
     fn shutdown(self: Arc<Self>) -> Answer<'static, ()> {
         Box::pin(async { Ok(()) })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_stay_out_of_urls_shown() {
+        assert_eq!(
+            redacted("redis://:s3cret@db:6379/0"),
+            "redis://***@db:6379/0"
+        );
+        assert_eq!(redacted("redis://db:6379"), "redis://db:6379");
+        let config = RedisConfig {
+            url: "redis://u:s3cret@db".into(),
+            namespace: "rpcs".into(),
+            clock: None,
+        };
+        assert!(!format!("{config:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn integers_are_stored_in_decimal_and_everything_else_encoded() {
+        let five = msgpack::encode(&Value::Int(5));
+        assert_eq!(stored(&five), b"5");
+        assert_eq!(unstored(b"5").unwrap(), five);
+        let text = msgpack::encode(&Value::String("5".into()));
+        assert_eq!(unstored(&stored(&text)).unwrap(), text);
     }
 }
