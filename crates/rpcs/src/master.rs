@@ -78,6 +78,9 @@ pub struct MasterArgs {
     /// state use the same [default: rpcs].
     #[arg(long, value_name = "NAME")]
     redis_namespace: Option<String>,
+    /// --redis names nodes of a Redis Cluster (several, separated by commas).
+    #[arg(long)]
+    redis_cluster: bool,
     /// Seconds a client may go without visiting before clean-up ends its session [default: 600].
     #[arg(long, value_name = "SECS")]
     session_timeout: Option<f64>,
@@ -128,6 +131,7 @@ struct FileConfig {
     durability: Option<DurabilityKind>,
     redis: Option<String>,
     redis_namespace: Option<String>,
+    redis_cluster: Option<bool>,
     session_timeout: Option<f64>,
     max_item_bytes: Option<usize>,
     max_connections: Option<usize>,
@@ -191,6 +195,7 @@ impl MasterArgs {
                 url: (self.redis.or(file.redis)).unwrap_or_else(|| "redis://127.0.0.1:6379".into()),
                 namespace: (self.redis_namespace.or(file.redis_namespace))
                     .unwrap_or_else(|| "rpcs".into()),
+                cluster: self.redis_cluster || file.redis_cluster.unwrap_or(false),
                 clock: None,
             }),
             BackendKind::Embedded => BackendConfig::Embedded {

@@ -39,8 +39,11 @@ const ENCODED: u8 = 0xc1;
 /// How to reach Redis.
 #[derive(Clone)]
 pub struct RedisConfig {
-    /// `redis://host:port/db` or `unix:///path/to/socket`.
+    /// `redis://host:port/db` or `unix:///path/to/socket`; for a cluster, one
+    /// or more of its nodes, separated by commas.
     pub url: String,
+    /// Whether `url` names nodes of a Redis Cluster.
+    pub cluster: bool,
     /// The hash tag every key lies under; masters sharing state use the same.
     pub namespace: String,
     /// The time to stamp leases and visits with instead of Redis's own (for
@@ -53,6 +56,7 @@ impl std::fmt::Debug for RedisConfig {
         f.debug_struct("RedisConfig")
             .field("url", &redacted(&self.url))
             .field("namespace", &self.namespace)
+            .field("cluster", &self.cluster)
             .finish()
     }
 }
@@ -91,7 +95,7 @@ pub struct RedisBackend {
 }
 
 struct Inner {
-    con: ConnectionManager,
+    con: Con,
     /// `{namespace}:`.
     prefix: String,
     clock: Option<Arc<dyn Clock>>,
@@ -117,21 +121,14 @@ impl RedisBackend {
             url: redacted(&config.url),
             source,
         };
-        let client = redis::Client::open(config.url.as_str()).map_err(connect)?;
-        // Scripts wait for fsync under `appendfsync always`: more than the
-        // half second redis-rs allows by default.
-        let settings = ConnectionManagerConfig::new()
-            .set_response_timeout(Some(Duration::from_secs(10)))
-            .set_connection_timeout(Some(Duration::from_secs(5)));
-        let con = client
-            .get_connection_manager_with_config(settings)
-            .await
-            .map_err(connect)?;
+        let con = Con::open(config).await.map_err(connect)?;
+        let first = config.url.split(',').next().unwrap_or_default();
         let prefix = format!("{{{}}}:", config.namespace);
         let stack_waiters = Arc::new(Waiters::default());
         let client_waiters = Arc::new(Waiters::default());
+        // Pub/sub messages reach every node of a cluster: one node will do.
         let listener = wake::Listener::start(
-            &config.url,
+            first,
             &prefix,
             stack_waiters.clone(),
             client_waiters.clone(),
@@ -148,6 +145,66 @@ impl RedisBackend {
             client_waiters,
             _listener: listener,
         })
+    }
+}
+
+/// The connection to Redis: one server, or a cluster (which routes each
+/// script by its key, the prefix).
+#[derive(Clone)]
+enum Con {
+    Single(ConnectionManager),
+    Cluster(redis::cluster_async::ClusterConnection),
+}
+
+/// Scripts wait for fsync under `appendfsync always`: more than the half
+/// second redis-rs allows by default.
+const RESPONSE_TIMEOUT: Duration = Duration::from_secs(10);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+impl Con {
+    async fn open(config: &RedisConfig) -> Result<Con, redis::RedisError> {
+        if config.cluster {
+            let client = redis::cluster::ClusterClient::builder(config.url.split(','))
+                .response_timeout(RESPONSE_TIMEOUT)
+                .connection_timeout(CONNECT_TIMEOUT)
+                .build()?;
+            return Ok(Con::Cluster(client.get_async_connection().await?));
+        }
+        let client = redis::Client::open(config.url.as_str())?;
+        let settings = ConnectionManagerConfig::new()
+            .set_response_timeout(Some(RESPONSE_TIMEOUT))
+            .set_connection_timeout(Some(CONNECT_TIMEOUT));
+        Ok(Con::Single(
+            client.get_connection_manager_with_config(settings).await?,
+        ))
+    }
+}
+
+impl redis::aio::ConnectionLike for Con {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a redis::Cmd) -> redis::RedisFuture<'a, Reply> {
+        match self {
+            Con::Single(c) => c.req_packed_command(cmd),
+            Con::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a redis::Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> redis::RedisFuture<'a, Vec<Reply>> {
+        match self {
+            Con::Single(c) => c.req_packed_commands(pipeline, offset, count),
+            Con::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Con::Single(c) => c.get_db(),
+            Con::Cluster(c) => c.get_db(),
+        }
     }
 }
 
@@ -945,6 +1002,7 @@ mod tests {
         let config = RedisConfig {
             url: "redis://u:s3cret@db".into(),
             namespace: "rpcs".into(),
+            cluster: false,
             clock: None,
         };
         assert!(!format!("{config:?}").contains("s3cret"));

@@ -1,38 +1,64 @@
-//! Two masters on one Redis: what one does reaches callers blocked on the
-//! other. Waits look again only once an hour in these tests, so a wake-up can
-//! only have come through Redis's pub/sub.
+//! Two masters on one Redis, and on a three-node Redis Cluster: what one does
+//! reaches callers blocked on the other. Waits look again only once an hour
+//! in these tests, so a wake-up can only have come through Redis's pub/sub.
 
-use crate::redis_server::RedisServer;
+use crate::redis_server::{RedisCluster, RedisServer};
 use crate::{config_on, i, s, until};
 use rpcs_core::{Context, Dispatcher, MethodTable, Value};
 use rpcs_master::clock::ManualClock;
-use rpcs_master::{Master, MasterConfig};
+use rpcs_master::{BackendConfig, Master, MasterConfig};
 use rpcs_net::{Client, ClientConfig, Listener, Server, ServerConfig};
 use std::time::Duration;
 use tokio::sync::oneshot;
 
 struct Two {
+    name: &'static str,
     a: Master,
     b: Master,
     clock: std::sync::Arc<ManualClock>,
-    _redis: RedisServer,
+    _redis: Box<dyn std::any::Any + Send>,
 }
 
-async fn master_on(redis: &RedisServer, config: &MasterConfig) -> Master {
-    let backend = redis.backend(config).open(&config.timing).await.unwrap();
-    Master::new(backend, config.clone())
+/// A Redis the masters can share.
+trait Shared: Send + 'static {
+    fn backend(&self, config: &MasterConfig) -> BackendConfig;
 }
 
-async fn two_masters() -> Two {
-    let redis = RedisServer::start();
+impl Shared for RedisServer {
+    fn backend(&self, config: &MasterConfig) -> BackendConfig {
+        RedisServer::backend(self, config)
+    }
+}
+
+impl Shared for RedisCluster {
+    fn backend(&self, config: &MasterConfig) -> BackendConfig {
+        RedisCluster::backend(self, config)
+    }
+}
+
+async fn pair(name: &'static str, redis: impl Shared) -> Two {
     let clock = ManualClock::new();
     let config = config_on(clock.clone());
+    let open = || async {
+        let backend = redis.backend(&config).open(&config.timing).await.unwrap();
+        Master::new(backend, config.clone())
+    };
+    let (a, b) = (open().await, open().await);
     Two {
-        a: master_on(&redis, &config).await,
-        b: master_on(&redis, &config).await,
+        name,
+        a,
+        b,
         clock,
-        _redis: redis,
+        _redis: Box::new(redis),
     }
+}
+
+/// Two masters on one redis-server, and two on a three-node cluster.
+async fn two_masters_each() -> Vec<Two> {
+    vec![
+        pair("one server", RedisServer::start()).await,
+        pair("cluster", RedisCluster::start()).await,
+    ]
 }
 
 async fn call(master: &Master, method: &str, params: Vec<Value>) -> Value {
@@ -61,7 +87,12 @@ async fn serve(master: &Master) -> (String, oneshot::Sender<()>) {
 
 #[tokio::test]
 async fn a_push_through_one_master_wakes_a_pop_blocked_on_the_other() {
-    let two = two_masters().await;
+    for two in two_masters_each().await {
+        push_wakes_a_pop_on_the_other(two).await;
+    }
+}
+
+async fn push_wakes_a_pop_on_the_other(two: Two) {
     let b = two.b.clone();
     let waiter =
         tokio::spawn(
@@ -70,12 +101,17 @@ async fn a_push_through_one_master_wakes_a_pop_blocked_on_the_other() {
     let stacks = two.b.stacks().clone();
     until(|| stacks.waiting("q") == 1).await;
     call(&two.a, "stack.push", vec![s("q"), s("job")]).await;
-    assert_eq!(waiter.await.unwrap(), s("job"));
+    assert_eq!(waiter.await.unwrap(), s("job"), "{}", two.name);
 }
 
 #[tokio::test]
 async fn a_message_sent_through_one_master_reaches_a_subscription_on_the_other() {
-    let two = two_masters().await;
+    for two in two_masters_each().await {
+        message_reaches_a_subscription_on_the_other(two).await;
+    }
+}
+
+async fn message_reaches_a_subscription_on_the_other(two: Two) {
     call(&two.a, "provider.login", vec![s("w")]).await;
     let (url, _stop) = serve(&two.b).await;
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Value>();
@@ -94,12 +130,17 @@ async fn a_message_sent_through_one_master_reaches_a_subscription_on_the_other()
         .await
         .expect("the message arrives")
         .unwrap();
-    assert_eq!(got, s("hello"));
+    assert_eq!(got, s("hello"), "{}", two.name);
 }
 
 #[tokio::test]
 async fn leases_expire_and_sessions_end_for_every_master() {
-    let two = two_masters().await;
+    for two in two_masters_each().await {
+        leases_and_sessions_end_for_both(two).await;
+    }
+}
+
+async fn leases_and_sessions_end_for_both(two: Two) {
     call(
         &two.a,
         "stack.pushMany",
