@@ -19,27 +19,26 @@ impl RedisServer {
     pub fn start() -> RedisServer {
         let dir = tempfile::tempdir().unwrap();
         let socket = dir.path().join("redis.sock");
-        let child = Command::new("redis-server")
-            .args(["--port", "0", "--save", "", "--appendonly", "no"])
-            .arg("--unixsocket")
-            .arg(&socket)
-            .arg("--dir")
-            .arg(dir.path())
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("redis-server runs (scripts/test.sh installs it)");
+        let child = spawn(&socket, dir.path());
         let server = RedisServer {
             child,
             socket,
             _dir: dir,
         };
-        for _ in 0..500 {
-            if std::os::unix::net::UnixStream::connect(&server.socket).is_ok() {
-                return server;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        panic!("redis-server did not start");
+        wait_for(|| std::os::unix::net::UnixStream::connect(&server.socket).is_ok());
+        server
+    }
+
+    /// Kills the server (SIGKILL), for as long as `down` runs, then starts it
+    /// again on the same socket, with the append-only file it kept.
+    pub async fn outage<F: std::future::Future>(&mut self, down: F) -> F::Output {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.socket);
+        let out = down.await;
+        self.child = spawn(&self.socket, self._dir.path());
+        wait_for(|| std::os::unix::net::UnixStream::connect(&self.socket).is_ok());
+        out
     }
 
     /// Where it listens.
@@ -56,6 +55,21 @@ impl RedisServer {
             clock: Some(config.timing.clock.clone()),
         })
     }
+}
+
+/// redis-server on `socket`, appending every write to its file (fsynced
+/// always), as a deployment that must not lose acknowledged writes runs it.
+fn spawn(socket: &std::path::Path, dir: &std::path::Path) -> Child {
+    Command::new("redis-server")
+        .args(["--port", "0", "--save", ""])
+        .args(["--appendonly", "yes", "--appendfsync", "always"])
+        .arg("--unixsocket")
+        .arg(socket)
+        .arg("--dir")
+        .arg(dir)
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("redis-server runs (scripts/test.sh installs it)")
 }
 
 impl Drop for RedisServer {

@@ -166,3 +166,30 @@ async fn leases_and_sessions_end_for_both(two: Two) {
     assert_eq!(two.b.stacks().expire_leases().await.unwrap(), 1);
     assert_eq!(call(&two.a, "stack.pop", vec![s("jobs")]).await, i(1));
 }
+
+#[tokio::test]
+async fn a_lost_redis_faults_clearly_and_the_master_reconnects_with_nothing_lost() {
+    let mut redis = RedisServer::start();
+    let config = config_on(ManualClock::new());
+    let backend = redis.backend(&config).open(&config.timing).await.unwrap();
+    let master = Master::new(backend, config);
+    let dispatcher = Dispatcher::new(master.table());
+    let ctx = Context::new("test", None, 1);
+    let push = |n: i64| dispatcher.call(&ctx, "stack.push", vec![s("q"), i(n)]);
+    push(1).await.unwrap();
+    let refused = redis.outage(push(2)).await.unwrap_err();
+    assert_eq!(refused.name(), Some("StorageError"), "{refused}");
+    // The connection comes back by itself; the acknowledged push survived
+    // the kill (append-only file, fsynced always).
+    let mut tries = 0;
+    while push(3).await.is_err() {
+        tries += 1;
+        assert!(tries < 500, "the master never reconnected");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let popped = dispatcher
+        .call(&ctx, "stack.popMany", vec![s("q"), i(10)])
+        .await
+        .unwrap();
+    assert_eq!(popped, Value::Array(vec![i(3), i(1)]));
+}
