@@ -7,7 +7,7 @@
 //! died while it was in flight): an unknown operation may or may not have
 //! happened, and the checks allow exactly that much.
 
-use crate::start_master;
+use crate::{start_master, MasterProcess};
 use rpcs_core::Value;
 use rpcs_net::{Client, ClientError};
 use std::collections::{HashMap, HashSet};
@@ -27,6 +27,9 @@ const LEASE_SECS: f64 = 3600.0;
 /// What the clients saw.
 #[derive(Default)]
 struct History {
+    /// Set once the cycle's master is dead: the clients of a master that
+    /// lives on stop too (their next call counts as unknown).
+    stopped: bool,
     pushed: HashSet<String>,
     pushed_maybe: HashSet<String>,
     /// Taken and not (known to be) acked or released.
@@ -54,6 +57,9 @@ enum Outcome {
 }
 
 async fn call(client: &Client, history: &Shared, method: &str, params: Vec<Value>) -> Outcome {
+    if history.lock().unwrap().stopped {
+        return Outcome::Unknown;
+    }
     let outcome = match client.call(method, params).await {
         Ok(v) => Outcome::Answer(v),
         Err(ClientError::Fault(f)) => Outcome::Fault(f.name().unwrap_or("").to_owned()),
@@ -177,50 +183,45 @@ async fn claimer(client: Client, history: Shared, cycle: usize, me: String) {
     }
 }
 
-/// One cycle: clients against a fresh master process until it is killed after
-/// `kill_after` answered calls.
+/// One cycle: clients against `master` (and, when given, half of them
+/// against another master that stays up) until `master` is killed after a
+/// random number of answered calls.
 async fn run_cycle(
-    dir: &std::path::Path,
-    data: &str,
+    mut master: MasterProcess,
+    other: Option<&str>,
     cycle: usize,
     rng: &mut fastrand::Rng,
     history: &Shared,
 ) {
-    let durability = if cycle.is_multiple_of(2) {
-        "strict"
-    } else {
-        "relaxed"
-    };
-    let mut master = start_master(&["--data-dir", data, "--durability", durability], dir);
-    history.lock().unwrap().answered = 0;
+    {
+        let mut h = history.lock().unwrap();
+        h.answered = 0;
+        h.stopped = false;
+    }
     let mut tasks = Vec::new();
-    let client = || Client::new(&master.url).unwrap();
+    let mut n = 0;
+    let mut client = || {
+        n += 1;
+        let url = match other {
+            Some(url) if n % 2 == 0 => url,
+            _ => &master.url,
+        };
+        Client::new(url).unwrap()
+    };
     for p in 0..PUSHERS {
-        tasks.push(tokio::spawn(pusher(
-            client(),
-            history.clone(),
-            format!("c{cycle}p{p}"),
-        )));
+        let tag = format!("c{cycle}p{p}");
+        tasks.push(tokio::spawn(pusher(client(), history.clone(), tag)));
     }
     for t in 0..TAKERS {
-        let seed = rng.u64(..);
-        tasks.push(tokio::spawn(taker(
-            client(),
-            history.clone(),
-            format!("taker{t}"),
-            seed,
-        )));
+        let (name, seed) = (format!("taker{t}"), rng.u64(..));
+        tasks.push(tokio::spawn(taker(client(), history.clone(), name, seed)));
     }
     for _ in 0..COUNTERS {
         tasks.push(tokio::spawn(counter(client(), history.clone())));
     }
     for c in 0..CLAIMERS {
-        tasks.push(tokio::spawn(claimer(
-            client(),
-            history.clone(),
-            cycle,
-            format!("w{c}"),
-        )));
+        let me = format!("w{c}");
+        tasks.push(tokio::spawn(claimer(client(), history.clone(), cycle, me)));
     }
     let kill_after = rng.usize(20..400);
     while history.lock().unwrap().answered < kill_after {
@@ -228,6 +229,7 @@ async fn run_cycle(
     }
     master.child.kill().unwrap();
     master.child.wait().unwrap();
+    history.lock().unwrap().stopped = true;
     for t in tasks {
         t.await.unwrap();
     }
@@ -259,7 +261,16 @@ async fn nothing_acknowledged_is_lost_across_kill_9_cycles() {
     // held by their takers' sessions, and must not be delivered again.
     let history: Shared = Arc::default();
     for cycle in 0..CYCLES {
-        run_cycle(dir.path(), data, cycle, &mut rng, &history).await;
+        let durability = if cycle.is_multiple_of(2) {
+            "strict"
+        } else {
+            "relaxed"
+        };
+        let master = start_master(
+            &["--data-dir", data, "--durability", durability],
+            dir.path(),
+        );
+        run_cycle(master, None, cycle, &mut rng, &history).await;
         if rng.u8(..4) == 0 {
             kill_during_recovery(dir.path(), data, &mut rng);
         }
@@ -270,13 +281,74 @@ async fn nothing_acknowledged_is_lost_across_kill_9_cycles() {
         "seed {seed:#x}: {:?}",
         &all.violations[..all.violations.len().min(10)]
     );
-    check_final_state(dir.path(), data, &all).await;
+    check_final_state(start_master(&["--data-dir", data], dir.path()), &all).await;
 }
 
-/// Restarts the master, ends the takers' sessions (their items go back), and
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nothing_acknowledged_is_lost_when_one_of_two_masters_on_redis_is_killed() {
+    let seed = 0x2ed1_5eed;
+    let mut rng = fastrand::Rng::with_seed(seed);
+    let dir = tempfile::tempdir().unwrap();
+    let redis = Redis::start(dir.path());
+    let on_redis = ["--backend", "redis", "--redis", &redis.url];
+    let survivor = start_master(&on_redis, dir.path());
+    let history: Shared = Arc::default();
+    for cycle in 0..CYCLES {
+        let victim = start_master(&on_redis, dir.path());
+        run_cycle(victim, Some(&survivor.url), cycle, &mut rng, &history).await;
+    }
+    let all = Arc::try_unwrap(history).ok().unwrap().into_inner().unwrap();
+    assert!(
+        all.violations.is_empty(),
+        "seed {seed:#x}: {:?}",
+        &all.violations[..all.violations.len().min(10)]
+    );
+    check_final_state(survivor, &all).await;
+}
+
+/// A redis-server that fsyncs every write to its append-only file, on a Unix
+/// socket under `dir`; killed when dropped.
+struct Redis {
+    child: std::process::Child,
+    url: String,
+}
+
+impl Redis {
+    fn start(dir: &std::path::Path) -> Redis {
+        let socket = dir.join("redis.sock");
+        let mut child = Command::new("redis-server")
+            .args(["--port", "0", "--save", "", "--appendonly", "yes"])
+            .args(["--appendfsync", "always"])
+            .arg("--unixsocket")
+            .arg(&socket)
+            .arg("--dir")
+            .arg(dir)
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("redis-server runs (scripts/test.sh installs it)");
+        for _ in 0..500 {
+            if std::os::unix::net::UnixStream::connect(&socket).is_ok() {
+                let url = format!("unix://{}", socket.display());
+                return Redis { child, url };
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("redis-server did not start");
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Ends the takers' sessions through `master` (their items go back), and
 /// checks what is stored against the history.
-async fn check_final_state(dir: &std::path::Path, data: &str, all: &History) {
-    let master = start_master(&["--data-dir", data], dir);
+async fn check_final_state(master: MasterProcess, all: &History) {
     let client = Client::new(&master.url).unwrap();
     for t in 0..TAKERS {
         let _ = client.call("provider.logout", (format!("taker{t}"),)).await;
