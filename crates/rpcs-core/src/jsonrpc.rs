@@ -140,21 +140,45 @@ pub enum Incoming {
 /// for the other codecs (the params array itself is the first level).
 pub const MAX_DEPTH: usize = 65;
 
-/// How deeply arrays and objects nest in `json` (a scalar is 0), counted without
-/// recursion.
-fn depth(json: &Json) -> usize {
-    let mut deepest = 0;
-    let mut stack = vec![(json, 1usize)];
-    while let Some((value, level)) = stack.pop() {
-        let children: Box<dyn Iterator<Item = &Json>> = match value {
-            Json::Array(items) => Box::new(items.iter()),
-            Json::Object(members) => Box::new(members.values()),
-            _ => continue,
-        };
-        deepest = deepest.max(level);
-        stack.extend(children.map(|c| (c, level + 1)));
+/// How deep arrays and objects nest in a JSON text (already known to be
+/// valid), read without building anything: 0 for a scalar.
+fn raw_depth(text: &str) -> usize {
+    let (mut depth, mut deepest) = (0usize, 0usize);
+    let (mut in_string, mut escaped) = (false, false);
+    for b in text.bytes() {
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
     }
     deepest
+}
+
+/// A member's value, unless it nests deeper than [`MAX_DEPTH`] (members are
+/// read as raw text first, so a deep one never reaches the parser's own
+/// recursion limit and the message's id can still be answered).
+fn shallow(raw: &RawValue) -> Result<Json, Fault> {
+    if raw_depth(raw.get()) > MAX_DEPTH {
+        return Err(Fault::new(
+            Fault::LIMIT_EXCEEDED,
+            format!("values are nested deeper than the limit of {MAX_DEPTH}"),
+        ));
+    }
+    serde_json::from_str(raw.get()).map_err(|e| Fault::parse_error(format!("invalid JSON: {e}")))
 }
 
 /// The most calls one batch may carry.
@@ -206,16 +230,16 @@ fn invalid(id: Id, why: &str) -> Message {
 struct Members<'a> {
     #[serde(default, borrow, deserialize_with = "present")]
     id: Option<&'a RawValue>,
-    #[serde(default, deserialize_with = "present")]
-    jsonrpc: Option<Json>,
-    #[serde(default, deserialize_with = "present")]
-    method: Option<Json>,
-    #[serde(default, deserialize_with = "present")]
-    params: Option<Json>,
-    #[serde(default, deserialize_with = "present")]
-    result: Option<Json>,
-    #[serde(default, deserialize_with = "present")]
-    error: Option<Json>,
+    #[serde(default, borrow, deserialize_with = "present")]
+    jsonrpc: Option<&'a RawValue>,
+    #[serde(default, borrow, deserialize_with = "present")]
+    method: Option<&'a RawValue>,
+    #[serde(default, borrow, deserialize_with = "present")]
+    params: Option<&'a RawValue>,
+    #[serde(default, borrow, deserialize_with = "present")]
+    result: Option<&'a RawValue>,
+    #[serde(default, borrow, deserialize_with = "present")]
+    error: Option<&'a RawValue>,
 }
 
 fn present<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
@@ -248,9 +272,9 @@ pub fn message(raw: &RawValue) -> Message {
         Some(None) => return invalid(Id::null(), "id must be a number, a string or null"),
     };
     let echo = id.clone().unwrap_or_else(Id::null);
-    let v1 = match m.jsonrpc {
+    let v1 = match m.jsonrpc.map(shallow) {
         None => true,
-        Some(Json::String(v)) if v == "2.0" => false,
+        Some(Ok(Json::String(v))) if v == "2.0" => false,
         Some(_) => return invalid(echo, "jsonrpc must be \"2.0\""),
     };
     if let Some(method) = m.method {
@@ -262,22 +286,19 @@ pub fn message(raw: &RawValue) -> Message {
     invalid(echo, "neither a call nor a response")
 }
 
-fn call(id: Option<Id>, method: Json, params: Option<Json>, v1: bool) -> Message {
+fn call(id: Option<Id>, method: &RawValue, params: Option<&RawValue>, v1: bool) -> Message {
     let echo = id.clone().unwrap_or_else(Id::null);
-    let Json::String(method) = method else {
+    let Ok(Json::String(method)) = shallow(method) else {
         return invalid(echo, "method must be a string");
     };
-    if params.as_ref().is_some_and(|p| depth(p) > MAX_DEPTH) {
-        let fault = Fault::new(
-            Fault::LIMIT_EXCEEDED,
-            format!("values are nested deeper than the limit of {MAX_DEPTH}"),
-        );
+    let params = match params.map(shallow).transpose() {
+        Ok(params) => params,
         // A notification gets no answer, not even this one.
-        if is_notification(id.as_ref(), v1) {
-            return Message::RefusedNotification { method, fault };
+        Err(fault) if is_notification(id.as_ref(), v1) => {
+            return Message::RefusedNotification { method, fault }
         }
-        return Message::Invalid { id: echo, fault };
-    }
+        Err(fault) => return Message::Invalid { id: echo, fault },
+    };
     let params = match params {
         None | Some(Json::Null) => Params::default(),
         Some(Json::Array(items)) => Params::Positional(items.into_iter().map(from_json).collect()),
@@ -304,10 +325,14 @@ fn is_notification(id: Option<&Id>, v1: bool) -> bool {
     id.is_none_or(|id| v1 && id.as_json() == "null")
 }
 
-fn response(id: Id, result: Option<Json>, error: Option<Json>) -> Message {
-    let outcome = match error {
-        Some(Json::Null) | None => Ok(from_json(result.unwrap_or_default())),
-        Some(error) => Err(fault_from_error(error)),
+fn response(id: Id, result: Option<&RawValue>, error: Option<&RawValue>) -> Message {
+    let outcome = match error.map(shallow).transpose() {
+        Ok(Some(Json::Null) | None) => match result.map(shallow).transpose() {
+            Ok(result) => Ok(from_json(result.unwrap_or_default())),
+            Err(fault) => Err(fault),
+        },
+        Ok(Some(error)) => Err(fault_from_error(error)),
+        Err(fault) => Err(fault),
     };
     Message::Response { id, outcome }
 }
@@ -511,8 +536,9 @@ mod tests {
             panic!()
         };
         assert_eq!(code(&items[0]), Fault::INVALID_REQUEST);
+        // Nesting past every limit is refused as such, with the call's id.
         let deep_params = format!(r#"{{"method":"m","params":{deep},"id":1}}"#);
-        assert_eq!(code(&single(&deep_params)), Fault::PARSE_ERROR);
+        assert_eq!(code(&single(&deep_params)), Fault::LIMIT_EXCEEDED);
         let Incoming::Batch(items) = decode(b"[1, {\"jsonrpc\":\"2.0\",\"method\":\"m\"}]") else {
             panic!()
         };
@@ -566,6 +592,16 @@ mod tests {
         assert!(matches!(single(&doc(64)), Message::Call(_)));
         assert_eq!(code(&single(&doc(65))), Fault::LIMIT_EXCEEDED);
         assert_eq!(code(&single(&doc(100))), Fault::LIMIT_EXCEEDED);
+        // Past serde_json's own recursion limit (128) too, the id comes back.
+        let Message::Invalid { id, .. } = single(&doc(500)) else {
+            panic!("a call nested 500 deep is refused");
+        };
+        assert_eq!(id.as_json(), "1");
+        // Brackets inside strings do not count.
+        assert!(matches!(
+            single(r#"{"jsonrpc":"2.0","method":"m","params":["[[[[\"]]"],"id":1}"#),
+            Message::Call(_)
+        ));
     }
 
     #[test]
@@ -576,8 +612,10 @@ mod tests {
             panic!("a too-deep call is refused")
         };
         assert_eq!(id.as_json(), "7");
+        let past_serde = "[".repeat(500) + &"]".repeat(500);
         for notification in [
             format!(r#"{{"jsonrpc":"2.0","method":"m","params":[{params}]}}"#),
+            format!(r#"{{"jsonrpc":"2.0","method":"m","params":[{past_serde}]}}"#),
             format!(r#"{{"method":"m","params":[{params}],"id":null}}"#),
         ] {
             let refused = single(&notification);
