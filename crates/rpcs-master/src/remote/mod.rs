@@ -229,6 +229,20 @@ impl Inner {
         int(&self.run(script, args).await?)
     }
 
+    /// Adds `name` to an index of names (creating it); false if it was there.
+    async fn add_name(&self, index: &str, name: String) -> Result<bool, Fault> {
+        let key = format!("{}{index}", self.prefix);
+        let added: i64 = redis::cmd("ZADD")
+            .arg(key)
+            .arg("NX")
+            .arg(0)
+            .arg(&name)
+            .query_async(&mut self.con.clone())
+            .await
+            .map_err(|e| unavailable(&e))?;
+        Ok(added == 1)
+    }
+
     async fn names(&self, index: &str) -> Result<Vec<String>, Fault> {
         let key = format!("{}{index}", self.prefix);
         let names: Vec<String> = redis::cmd("ZRANGE")
@@ -509,18 +523,7 @@ fn session(row: Reply) -> Result<Option<Session>, Fault> {
 
 impl Backend for RedisBackend {
     fn create_stack(&self, name: String) -> Answer<'_, bool> {
-        Box::pin(async move {
-            let key = format!("{}stacks", self.inner.prefix);
-            let added: i64 = redis::cmd("ZADD")
-                .arg(key)
-                .arg("NX")
-                .arg(0)
-                .arg(&name)
-                .query_async(&mut self.inner.con.clone())
-                .await
-                .map_err(|e| unavailable(&e))?;
-            Ok(added == 1)
-        })
+        Box::pin(self.inner.add_name("stacks", name))
     }
 
     fn push(&self, name: String, items: Vec<Vec<u8>>) -> Answer<'_, u64> {
@@ -655,18 +658,7 @@ impl Backend for RedisBackend {
     }
 
     fn create_storage(&self, name: String) -> Answer<'_, bool> {
-        Box::pin(async move {
-            let key = format!("{}storages", self.inner.prefix);
-            let added: i64 = redis::cmd("ZADD")
-                .arg(key)
-                .arg("NX")
-                .arg(0)
-                .arg(&name)
-                .query_async(&mut self.inner.con.clone())
-                .await
-                .map_err(|e| unavailable(&e))?;
-            Ok(added == 1)
-        })
+        Box::pin(self.inner.add_name("storages", name))
     }
 
     fn set_params(&self, name: String, params: Vec<(String, Vec<u8>)>) -> Answer<'_, ()> {
