@@ -74,8 +74,8 @@ pub struct MasterArgs {
     /// unix:///PATH [default: redis://127.0.0.1:6379].
     #[arg(long, value_name = "URL")]
     redis: Option<String>,
-    /// The hash tag the redis backend keeps its keys under; masters sharing
-    /// state use the same [default: rpcs].
+    /// What every key of the redis backend starts with (letters, digits,
+    /// '_', '-', '.'); masters sharing state use the same [default: rpcs].
     #[arg(long, value_name = "NAME")]
     redis_namespace: Option<String>,
     /// --redis names nodes of a Redis Cluster (several, separated by commas).

@@ -1,14 +1,24 @@
 //! The Redis backend: the state in a Redis server that several masters share,
-//! each operation one Lua script ([`scripts`]), so it is atomic there whatever
-//! happens to the master that sent it.
+//! each operation on a stack, storage or client one Lua script ([`scripts`]),
+//! so it is atomic there whatever happens to the master that sent it.
 //!
-//! Every key lies under one hash tag (`{NAMESPACE}:`), so the scripts may
-//! touch any of them, also on a Redis Cluster (where the state then lives on
-//! one shard). Scripts publish what they free on `{NAMESPACE}:wake:s:STACK`
-//! and `{NAMESPACE}:wake:c:CLIENT`; every master listens on a connection of
-//! its own and wakes its blocked pops and subscriptions, and looks again
-//! every recheck interval in case a message was missed (pub/sub is not
-//! stored).
+//! Each stack, storage and client has its keys under a hash tag of its own
+//! (`{NAMESPACE:s:NAME}:`, `p` for a storage, `c` for a client), so a Redis
+//! Cluster spreads them across its shards. What spans several of them is a
+//! sequence of such scripts, each atomic, ordered so that a master dying
+//! between two of them leaves nothing wrong, at worst late: a logout gives
+//! back the leases of each stack its client took from, one stack at a time
+//! (a lease a master could not yet note with its owner still expires by its
+//! deadline); a broadcast queues its message client by client. Listings scan
+//! the keys. The namespace's own keys (`{NAMESPACE}:`) only index what the
+//! sweeps need (stacks that may hold leases, clients with a time they were
+//! seen); each sweep checks against the thing itself, and a repair pass
+//! every minute re-indexes anything a dying master left out.
+//!
+//! Scripts publish what they free on the thing's channel (`…}:wake`); every
+//! master listens on a connection of its own and wakes its blocked pops and
+//! subscriptions, and looks again every recheck interval in case a message
+//! was missed (pub/sub is not stored).
 //!
 //! An item a protocol cannot carry is given back at once, on top of its
 //! stack (the check runs here, after the script). A pop, take or visit whose
@@ -22,10 +32,12 @@ mod wake;
 
 use crate::backend::{Answer, Backend, Carry, PopLimit, Session, Taken, Waiters};
 use crate::clock::Clock;
+use futures_util::stream::{self, StreamExt};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Script, Value as Reply};
 use rpcs_core::{msgpack, Fault, Value};
 use std::future::Future;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -44,7 +56,8 @@ pub struct RedisConfig {
     pub url: String,
     /// Whether `url` names nodes of a Redis Cluster.
     pub cluster: bool,
-    /// The hash tag every key lies under; masters sharing state use the same.
+    /// What every key starts with (letters, digits, `_`, `-`, `.`); masters
+    /// sharing state use the same.
     pub namespace: String,
     /// The time to stamp leases and visits with instead of Redis's own (for
     /// tests that move time on their own); `None` in service.
@@ -84,6 +97,9 @@ pub enum RedisError {
         /// Why.
         source: redis::RedisError,
     },
+    /// The namespace has a character keys cannot carry safely.
+    #[error("a Redis namespace is letters, digits, '_', '-' and '.': {0:?}")]
+    Namespace(String),
 }
 
 /// The state in Redis; see the module documentation.
@@ -92,12 +108,15 @@ pub struct RedisBackend {
     stack_waiters: Arc<Waiters>,
     client_waiters: Arc<Waiters>,
     _listener: wake::Listener,
+    /// When the last repair pass ran (milliseconds by the process's clock).
+    repaired_ms: AtomicI64,
 }
 
 struct Inner {
     con: Con,
-    /// `{namespace}:`.
-    prefix: String,
+    namespace: String,
+    /// `{NAMESPACE}:`, the namespace's own keys.
+    global: String,
     clock: Option<Arc<dyn Clock>>,
 }
 
@@ -121,29 +140,31 @@ impl RedisBackend {
             url: redacted(&config.url),
             source,
         };
+        let ns = &config.namespace;
+        let plain = |c: char| c.is_ascii_alphanumeric() || "_-.".contains(c);
+        if ns.is_empty() || !ns.chars().all(plain) {
+            return Err(RedisError::Namespace(ns.clone()));
+        }
         let con = Con::open(config).await.map_err(connect)?;
         let first = config.url.split(',').next().unwrap_or_default();
-        let prefix = format!("{{{}}}:", config.namespace);
         let stack_waiters = Arc::new(Waiters::default());
         let client_waiters = Arc::new(Waiters::default());
         // Pub/sub messages reach every node of a cluster: one node will do.
-        let listener = wake::Listener::start(
-            first,
-            &prefix,
-            stack_waiters.clone(),
-            client_waiters.clone(),
-        )
-        .await
-        .map_err(connect)?;
+        let listener =
+            wake::Listener::start(first, ns, stack_waiters.clone(), client_waiters.clone())
+                .await
+                .map_err(connect)?;
         Ok(RedisBackend {
             inner: Arc::new(Inner {
                 con,
-                prefix,
+                namespace: ns.clone(),
+                global: format!("{{{ns}}}:"),
                 clock: config.clock.clone(),
             }),
             stack_waiters,
             client_waiters,
             _listener: listener,
+            repaired_ms: AtomicI64::new(i64::MIN),
         })
     }
 }
@@ -180,6 +201,24 @@ impl Con {
     }
 }
 
+impl Con {
+    /// Sends a command to one node of a cluster (`None`: where it routes).
+    async fn on(&mut self, node: Option<&(String, u16)>, cmd: redis::Cmd) -> Result<Reply, Fault> {
+        let sent = match (self, node) {
+            (Con::Cluster(c), Some((host, port))) => {
+                use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
+                let to = SingleNodeRoutingInfo::ByAddress {
+                    host: host.clone(),
+                    port: *port,
+                };
+                c.route_command(cmd, RoutingInfo::SingleNode(to)).await
+            }
+            (con, _) => cmd.query_async(con).await,
+        };
+        sent.map_err(|e| unavailable(&e))
+    }
+}
+
 impl redis::aio::ConnectionLike for Con {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a redis::Cmd) -> redis::RedisFuture<'a, Reply> {
         match self {
@@ -208,14 +247,54 @@ impl redis::aio::ConnectionLike for Con {
     }
 }
 
+/// How many scripts a sweep runs at once.
+const PARALLEL: usize = 32;
+
+/// How often the repair pass re-indexes every stack and client.
+const REPAIR_EVERY_MS: i64 = 60_000;
+
+/// The kinds of things, each with its keys under a tag of its own: the
+/// letter in the tag, the key whose existence makes one, and its type.
+#[derive(Clone, Copy)]
+enum Kind {
+    Stack,
+    Storage,
+    Client,
+}
+
+impl Kind {
+    fn letter(self) -> char {
+        match self {
+            Kind::Stack => 's',
+            Kind::Storage => 'p',
+            Kind::Client => 'c',
+        }
+    }
+
+    /// The key that exists as long as the thing does, and its Redis type (no
+    /// other key of the thing has that type, so a scan by type finds only
+    /// these).
+    fn marker(self) -> (&'static str, &'static str) {
+        match self {
+            Kind::Stack | Kind::Storage => ("on", "string"),
+            Kind::Client => ("session", "hash"),
+        }
+    }
+}
+
 impl Inner {
-    /// Runs a script with the prefix, the time override and `args` as its
-    /// arguments.
-    async fn run(&self, script: &Script, args: &[&[u8]]) -> Result<Reply, Fault> {
+    /// The key prefix of a thing: its hash tag.
+    fn key(&self, kind: Kind, name: &str) -> String {
+        format!("{{{}:{}:{name}}}:", self.namespace, kind.letter())
+    }
+
+    /// Runs a script on the keys under `key`, with the time override and
+    /// `args` as its arguments.
+    async fn run(&self, script: &Script, key: &str, args: &[&[u8]]) -> Result<Reply, Fault> {
         let now = self.clock.as_ref().map(|c| c.now_ms().to_string());
         let mut call = script.prepare_invoke();
-        call.key(self.prefix.as_bytes());
-        call.arg(self.prefix.as_bytes());
+        call.key(key.as_bytes());
+        call.arg(key.as_bytes());
         call.arg(now.unwrap_or_default().as_bytes());
         for a in args {
             call.arg(*a);
@@ -225,44 +304,227 @@ impl Inner {
             .map_err(|e| unavailable(&e))
     }
 
-    async fn run_int(&self, script: &Script, args: &[&[u8]]) -> Result<i64, Fault> {
-        int(&self.run(script, args).await?)
+    async fn run_int(&self, script: &Script, key: &str, args: &[&[u8]]) -> Result<i64, Fault> {
+        int(&self.run(script, key, args).await?)
     }
 
-    /// Adds `name` to an index of names (creating it); false if it was there.
-    async fn add_name(&self, index: &str, name: String) -> Result<bool, Fault> {
-        let key = format!("{}{index}", self.prefix);
-        let added: i64 = redis::cmd("ZADD")
-            .arg(key)
-            .arg("NX")
-            .arg(0)
-            .arg(&name)
-            .query_async(&mut self.con.clone())
+    async fn query<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T, Fault> {
+        cmd.query_async(&mut self.con.clone())
             .await
-            .map_err(|e| unavailable(&e))?;
-        Ok(added == 1)
+            .map_err(|e| unavailable(&e))
     }
 
-    async fn names(&self, index: &str) -> Result<Vec<String>, Fault> {
-        let key = format!("{}{index}", self.prefix);
-        let names: Vec<String> = redis::cmd("ZRANGE")
-            .arg(key)
-            .arg(0)
-            .arg(-1)
-            .query_async(&mut self.con.clone())
-            .await
-            .map_err(|e| unavailable(&e))?;
+    /// Creates a thing by its marker; false if it existed.
+    async fn create(&self, kind: Kind, name: &str) -> Result<bool, Fault> {
+        let key = format!("{}{}", self.key(kind, name), kind.marker().0);
+        let set: Option<String> = self
+            .query(redis::cmd("SET").arg(key).arg(1).arg("NX"))
+            .await?;
+        Ok(set.is_some())
+    }
+
+    /// Every name of a kind, sorted: the markers found by scanning.
+    async fn names(&self, kind: Kind) -> Result<Vec<String>, Fault> {
+        let (marker, type_) = kind.marker();
+        let head = format!("{{{}:{}:", self.namespace, kind.letter());
+        let tail = format!("}}:{marker}");
+        let keys = self.scan(&format!("{head}*{tail}"), type_).await?;
+        let mut names: Vec<String> = keys
+            .iter()
+            .filter_map(|k| std::str::from_utf8(k).ok())
+            .filter_map(|k| k.strip_prefix(&head)?.strip_suffix(&tail))
+            .map(str::to_owned)
+            .collect();
+        names.sort();
+        names.dedup();
         Ok(names)
+    }
+
+    /// The keys matching `pattern` of one type, from every primary.
+    async fn scan(&self, pattern: &str, type_: &str) -> Result<Vec<Vec<u8>>, Fault> {
+        let mut keys = Vec::new();
+        for node in self.primaries().await? {
+            let mut cursor = 0u64;
+            loop {
+                let mut cmd = redis::cmd("SCAN");
+                cmd.arg(cursor)
+                    .arg("MATCH")
+                    .arg(pattern)
+                    .arg("COUNT")
+                    .arg(1000)
+                    .arg("TYPE")
+                    .arg(type_);
+                let reply = self.con.clone().on(node.as_ref(), cmd).await?;
+                let (next, page): (u64, Vec<Vec<u8>>) =
+                    redis::from_redis_value(reply).map_err(|_| damaged("a SCAN page"))?;
+                keys.extend(page);
+                cursor = next;
+                if cursor == 0 {
+                    break;
+                }
+            }
+        }
+        Ok(keys)
+    }
+
+    /// The primaries to scan: `None` for the one server.
+    async fn primaries(&self) -> Result<Vec<Option<(String, u16)>>, Fault> {
+        if let Con::Single(_) = self.con {
+            return Ok(vec![None]);
+        }
+        let nodes: String = self.query(redis::cmd("CLUSTER").arg("NODES")).await?;
+        Ok(cluster_primaries(&nodes).into_iter().map(Some).collect())
     }
 
     /// Pushes items back on top, in their order (bottom first).
     async fn put_back(&self, name: &str, bottom_first: Vec<Vec<u8>>) {
-        let mut args: Vec<&[u8]> = vec![name.as_bytes()];
-        args.extend(bottom_first.iter().map(Vec::as_slice));
-        if let Err(e) = self.run(&scripts::PUSH, &args).await {
+        let args: Vec<&[u8]> = bottom_first.iter().map(Vec::as_slice).collect();
+        let key = self.key(Kind::Stack, name);
+        if let Err(e) = self.run(&scripts::PUSH, &key, &args).await {
             tracing::error!(stack = %name, error = %e, "could not give items back");
         }
     }
+
+    /// Notes a new lease where the sweeps and its owner's logout find it.
+    async fn note_lease(&self, stack: &str, owner: &str, first: bool, mine: bool) {
+        let leased = async {
+            if first {
+                let cmd = redis::cmd("SADD")
+                    .arg(format!("{}leased", self.global))
+                    .arg(stack)
+                    .clone();
+                self.query::<i64>(&cmd).await?;
+            }
+            Ok::<_, Fault>(())
+        };
+        let owned = async {
+            if mine {
+                let key = format!("{}stacks", self.key(Kind::Client, owner));
+                let cmd = redis::cmd("SADD").arg(key).arg(stack).clone();
+                self.query::<i64>(&cmd).await?;
+            }
+            Ok::<_, Fault>(())
+        };
+        let (a, b) = tokio::join!(leased, owned);
+        if let Err(e) = a.and(b) {
+            // The lease still expires by its deadline; the repair pass
+            // indexes its stack again.
+            tracing::warn!(stack = %stack, error = %e, "could not index a new lease");
+        }
+    }
+
+    /// Records in the namespace's index when a client was seen (it only ever
+    /// moves forward).
+    async fn index_client(&self, name: &str, time_ms: i64) -> Result<(), Fault> {
+        let cmd = redis::cmd("ZADD")
+            .arg(format!("{}clients", self.global))
+            .arg("GT")
+            .arg(time_ms)
+            .arg(name)
+            .clone();
+        self.query::<i64>(&cmd).await.map(|_| ())
+    }
+
+    /// Gives back the leases `owner` holds on each of `stacks`; the stacks
+    /// that got items back.
+    async fn release_owned(&self, owner: &str, stacks: Vec<String>) -> Vec<String> {
+        let each = stacks.into_iter().map(|stack| async move {
+            let key = self.key(Kind::Stack, &stack);
+            match self
+                .run_int(&scripts::RELEASE_OWNED, &key, &[owner.as_bytes()])
+                .await
+            {
+                Ok(n) => (n > 0).then_some(stack),
+                Err(e) => {
+                    tracing::warn!(stack = %stack, client = %owner, error = %e,
+                        "could not give a client's leases back; they expire by their deadlines");
+                    None
+                }
+            }
+        });
+        let freed = stream::iter(each).buffer_unordered(PARALLEL);
+        freed.filter_map(|s| async { s }).collect().await
+    }
+
+    /// Expires the due leases of one stack; how many leases it has left.
+    async fn expire_stack(&self, stack: &str) -> Result<(bool, i64), Fault> {
+        let key = self.key(Kind::Stack, stack);
+        let limit = SWEEP.to_string();
+        let mut freed = false;
+        loop {
+            let reply = self
+                .run(&scripts::EXPIRE, &key, &[limit.as_bytes()])
+                .await?;
+            let mut rest = array(reply)?.into_iter();
+            let looked = int(&next(&mut rest)?)? as usize;
+            let left = int(&next(&mut rest)?)?;
+            freed |= looked > 0;
+            if looked < SWEEP {
+                return Ok((freed, left));
+            }
+        }
+    }
+
+    /// Expires the due leases of a stack the index names and keeps the index
+    /// right: a stack with no lease left leaves it, and is looked at once more
+    /// after, in case a lease was taken meanwhile (whose taker's note may have
+    /// come before the removal). Whether items went back.
+    async fn sweep_stack(&self, stack: String) -> Result<bool, Fault> {
+        let leased = format!("{}leased", self.global);
+        let (freed, left) = self.expire_stack(&stack).await?;
+        if left > 0 {
+            return Ok(freed);
+        }
+        let srem = redis::cmd("SREM").arg(&leased).arg(&stack).clone();
+        self.query::<i64>(&srem).await?;
+        let (again, left) = self.expire_stack(&stack).await?;
+        if left > 0 {
+            let sadd = redis::cmd("SADD").arg(&leased).arg(&stack).clone();
+            self.query::<i64>(&sadd).await?;
+        }
+        Ok(freed || again)
+    }
+
+    /// Indexes every stack that holds leases and every logged-in client, in
+    /// case a master died between a script and its note in the index.
+    async fn repair(&self) -> Result<(), Fault> {
+        for stack in self.names(Kind::Stack).await? {
+            if self.expire_stack(&stack).await?.1 > 0 {
+                let leased = format!("{}leased", self.global);
+                let sadd = redis::cmd("SADD").arg(leased).arg(&stack).clone();
+                self.query::<i64>(&sadd).await?;
+            }
+        }
+        for client in self.names(Kind::Client).await? {
+            // Time 0 puts it first in line for the idle sweep, which reads
+            // the session's own last visit.
+            let cmd = redis::cmd("ZADD")
+                .arg(format!("{}clients", self.global))
+                .arg("NX")
+                .arg(0)
+                .arg(&client)
+                .clone();
+            self.query::<i64>(&cmd).await?;
+        }
+        Ok(())
+    }
+}
+
+/// The primaries in a `CLUSTER NODES` answer, as host and port.
+fn cluster_primaries(nodes: &str) -> Vec<(String, u16)> {
+    nodes
+        .lines()
+        .filter_map(|line| {
+            let mut fields = line.split(' ');
+            let address = fields.nth(1)?;
+            let flags = fields.next()?;
+            if !flags.split(',').any(|f| f == "master") || flags.contains("fail") {
+                return None;
+            }
+            let (host, port) = address.split('@').next()?.rsplit_once(':')?;
+            Some((host.to_owned(), port.parse().ok()?))
+        })
+        .collect()
 }
 
 /// Runs `op` on a task of its own, so that it finishes even if the caller goes
@@ -387,6 +649,18 @@ impl RedisBackend {
         }
     }
 
+    fn stack_key(&self, name: &str) -> String {
+        self.inner.key(Kind::Stack, name)
+    }
+
+    fn storage_key(&self, name: &str) -> String {
+        self.inner.key(Kind::Storage, name)
+    }
+
+    fn client_key(&self, name: &str) -> String {
+        self.inner.key(Kind::Client, name)
+    }
+
     async fn pop_items(
         &self,
         name: String,
@@ -395,11 +669,11 @@ impl RedisBackend {
         let inner = self.inner.clone();
         let back = self.inner.clone();
         let (count, budget) = (limit.count.to_string(), limit.budget.to_string());
-        let undo_name = name.clone();
+        let key = self.stack_key(&name);
         handing_over(
             async move {
-                let args: [&[u8]; 3] = [name.as_bytes(), count.as_bytes(), budget.as_bytes()];
-                let (tag, mut rest) = tagged(inner.run(&scripts::POP, &args).await?)?;
+                let args: [&[u8]; 2] = [count.as_bytes(), budget.as_bytes()];
+                let (tag, mut rest) = tagged(inner.run(&scripts::POP, &key, &args).await?)?;
                 if tag == 0 {
                     return Ok(None);
                 }
@@ -413,7 +687,7 @@ impl RedisBackend {
             move |taken: Option<Vec<Vec<u8>>>| async move {
                 let mut items = taken.unwrap_or_default();
                 items.reverse();
-                back.put_back(&undo_name, items).await;
+                back.put_back(&name, items).await;
             },
         )
         .await
@@ -427,25 +701,24 @@ impl RedisBackend {
     ) -> Result<Option<Taken>, Fault> {
         let inner = self.inner.clone();
         let back = self.inner.clone();
-        let undo_name = name.clone();
+        let key = self.stack_key(&name);
+        let undo_key = key.clone();
         handing_over(
             async move {
                 loop {
                     let id = format!("{:016x}", fastrand::u64(..));
                     let lease = lease_ms.to_string();
-                    let args: [&[u8]; 4] = [
-                        name.as_bytes(),
-                        id.as_bytes(),
-                        lease.as_bytes(),
-                        owner.as_bytes(),
-                    ];
-                    let (tag, mut rest) = tagged(inner.run(&scripts::TAKE, &args).await?)?;
+                    let args: [&[u8]; 3] = [id.as_bytes(), lease.as_bytes(), owner.as_bytes()];
+                    let (tag, mut rest) = tagged(inner.run(&scripts::TAKE, &key, &args).await?)?;
                     match tag {
                         0 => return Ok(None),
                         -1 => continue,
                         _ => {
                             let deadline_ms = int(&next(&mut rest)?)?;
                             let item = bytes(next(&mut rest)?)?;
+                            let first = int(&next(&mut rest)?)? == 1;
+                            let mine = int(&next(&mut rest)?)? == 1;
+                            inner.note_lease(&name, &owner, first, mine).await;
                             return Ok(Some(Taken {
                                 id,
                                 item,
@@ -457,8 +730,8 @@ impl RedisBackend {
             },
             move |taken: Option<Taken>| async move {
                 if let Some(t) = taken {
-                    let args: [&[u8]; 3] = [undo_name.as_bytes(), t.id.as_bytes(), b"1"];
-                    let _ = back.run(&scripts::FINISH, &args).await;
+                    let args: [&[u8]; 2] = [t.id.as_bytes(), b"1"];
+                    let _ = back.run(&scripts::FINISH, &undo_key, &args).await;
                 }
             },
         )
@@ -472,36 +745,102 @@ impl RedisBackend {
     ) -> Result<Option<(u64, Vec<u8>)>, Fault> {
         let inner = self.inner.clone();
         let back = self.inner.clone();
-        let undo_name = name.clone();
+        let key = self.client_key(&name);
+        let undo_key = key.clone();
         handing_over(
             async move {
                 let status = status.unwrap_or_default();
-                let args: [&[u8]; 2] = [name.as_bytes(), &status];
-                let (tag, mut rest) = tagged(inner.run(&scripts::VISIT, &args).await?)?;
-                match tag {
-                    -1 => Err(client_not_found(&name)),
-                    0 => Ok(None),
-                    _ => {
-                        let seq = int(&next(&mut rest)?)? as u64;
-                        Ok(Some((seq, bytes(next(&mut rest)?)?)))
-                    }
+                let reply = inner.run(&scripts::VISIT, &key, &[&status]).await?;
+                let (tag, mut rest) = tagged(reply)?;
+                if tag == -1 {
+                    return Err(client_not_found(&name));
                 }
+                let index = int(&next(&mut rest)?)?;
+                if index > 0 {
+                    inner.index_client(&name, index).await?;
+                }
+                if tag == 0 {
+                    return Ok(None);
+                }
+                let seq = int(&next(&mut rest)?)? as u64;
+                Ok(Some((seq, bytes(next(&mut rest)?)?)))
             },
             move |taken: Option<(u64, Vec<u8>)>| async move {
                 if let Some((seq, m)) = taken {
-                    give_back(&back, &undo_name, seq, &m).await;
+                    give_back(&back, &undo_key, seq, &m).await;
                 }
             },
         )
         .await
     }
+
+    /// Ends a client's session by `script` (a logout, or only if idle) and
+    /// gives its leases back; whether it ended, or the last visit of a client
+    /// still live.
+    async fn end_session(
+        &self,
+        name: &str,
+        script: &Script,
+        args: &[&[u8]],
+    ) -> Result<Ended, Fault> {
+        let key = self.client_key(name);
+        let (tag, mut rest) = tagged(self.inner.run(script, &key, args).await?)?;
+        match tag {
+            0 => Ok(Ended::NotLoggedIn),
+            2 => Ok(Ended::Live(int(&next(&mut rest)?)?)),
+            _ => {
+                let stacks = strings(next(&mut rest)?)?;
+                self.client_waiters.wake(name);
+                let freed = self.inner.release_owned(name, stacks).await;
+                self.wake_stacks(&freed);
+                Ok(Ended::Now)
+            }
+        }
+    }
+
+    /// One idle candidate from the index: ended if its session really was
+    /// idle, else its index entry is brought up to date; whether it ended.
+    async fn end_if_idle(&self, name: String, time: String, idle: &str) -> Result<bool, Fault> {
+        let ended = self
+            .end_session(&name, &scripts::END_IF_IDLE, &[idle.as_bytes()])
+            .await?;
+        if let Ended::Live(visit) = ended {
+            self.inner.index_client(&name, visit).await?;
+            return Ok(false);
+        }
+        let args: [&[u8]; 2] = [name.as_bytes(), time.as_bytes()];
+        let global = self.inner.global.clone();
+        self.inner
+            .run(&scripts::UNINDEX_CLIENT, &global, &args)
+            .await?;
+        Ok(matches!(ended, Ended::Now))
+    }
+
+    /// The repair pass, once a minute by this process's clock.
+    async fn repair_if_due(&self) -> Result<(), Fault> {
+        let now = crate::clock::SystemClock.now_ms();
+        let last = self.repaired_ms.load(Ordering::Relaxed);
+        if now.saturating_sub(last) < REPAIR_EVERY_MS {
+            return Ok(());
+        }
+        self.repaired_ms.store(now, Ordering::Relaxed);
+        self.inner.repair().await
+    }
 }
 
-async fn give_back(inner: &Inner, name: &str, seq: u64, message: &[u8]) {
+/// How an attempt to end a session came out.
+enum Ended {
+    NotLoggedIn,
+    Now,
+    /// Still live: seen last at this time.
+    Live(i64),
+}
+
+async fn give_back(inner: &Inner, key: &str, seq: u64, message: &[u8]) {
     let seq = seq.to_string();
-    let args: [&[u8]; 3] = [name.as_bytes(), seq.as_bytes(), message];
-    if let Err(e) = inner.run(&scripts::GIVE_BACK, &args).await {
-        tracing::error!(client = %name, error = %e, "could not give a message back");
+    let args: [&[u8]; 2] = [seq.as_bytes(), message];
+    if let Err(e) = inner.run(&scripts::GIVE_BACK, key, &args).await {
+        tracing::error!(client = %key, error = %e, "could not give a message back");
     }
 }
 
@@ -523,14 +862,14 @@ fn session(row: Reply) -> Result<Option<Session>, Fault> {
 
 impl Backend for RedisBackend {
     fn create_stack(&self, name: String) -> Answer<'_, bool> {
-        Box::pin(self.inner.add_name("stacks", name))
+        Box::pin(async move { self.inner.create(Kind::Stack, &name).await })
     }
 
     fn push(&self, name: String, items: Vec<Vec<u8>>) -> Answer<'_, u64> {
         Box::pin(async move {
-            let mut args: Vec<&[u8]> = vec![name.as_bytes()];
-            args.extend(items.iter().map(Vec::as_slice));
-            let size = self.inner.run_int(&scripts::PUSH, &args).await?;
+            let args: Vec<&[u8]> = items.iter().map(Vec::as_slice).collect();
+            let key = self.stack_key(&name);
+            let size = self.inner.run_int(&scripts::PUSH, &key, &args).await?;
             self.stack_waiters.wake(&name);
             Ok(size as u64)
         })
@@ -578,15 +917,17 @@ impl Backend for RedisBackend {
 
     fn ack(&self, name: String, id: String) -> Answer<'_, bool> {
         Box::pin(async move {
-            let args: [&[u8]; 3] = [name.as_bytes(), id.as_bytes(), b"0"];
-            Ok(self.inner.run_int(&scripts::FINISH, &args).await? == 1)
+            let args: [&[u8]; 2] = [id.as_bytes(), b"0"];
+            let key = self.stack_key(&name);
+            Ok(self.inner.run_int(&scripts::FINISH, &key, &args).await? == 1)
         })
     }
 
     fn release(&self, name: String, id: String) -> Answer<'_, bool> {
         Box::pin(async move {
-            let args: [&[u8]; 3] = [name.as_bytes(), id.as_bytes(), b"1"];
-            let released = self.inner.run_int(&scripts::FINISH, &args).await? == 1;
+            let args: [&[u8]; 2] = [id.as_bytes(), b"1"];
+            let key = self.stack_key(&name);
+            let released = self.inner.run_int(&scripts::FINISH, &key, &args).await? == 1;
             if released {
                 self.stack_waiters.wake(&name);
             }
@@ -596,22 +937,22 @@ impl Backend for RedisBackend {
 
     fn expire(&self) -> Answer<'_, usize> {
         Box::pin(async move {
-            let limit = SWEEP.to_string();
+            let cmd = redis::cmd("SMEMBERS")
+                .arg(format!("{}leased", self.inner.global))
+                .clone();
+            let leased: Vec<String> = self.inner.query(&cmd).await?;
+            let each = leased.into_iter().map(|stack| async move {
+                let freed = self.inner.sweep_stack(stack.clone()).await?;
+                Ok::<_, Fault>(freed.then_some(stack))
+            });
+            let swept: Vec<_> = stream::iter(each)
+                .buffer_unordered(PARALLEL)
+                .collect()
+                .await;
             let mut stacks = Vec::new();
-            loop {
-                let reply = self
-                    .inner
-                    .run(&scripts::EXPIRE, &[limit.as_bytes()])
-                    .await?;
-                let mut rest = array(reply)?.into_iter();
-                let looked = int(&next(&mut rest)?)? as usize;
-                stacks.extend(strings(next(&mut rest)?)?);
-                if looked < SWEEP {
-                    break;
-                }
+            for s in swept {
+                stacks.extend(s?);
             }
-            stacks.sort();
-            stacks.dedup();
             self.wake_stacks(&stacks);
             Ok(stacks.len())
         })
@@ -619,11 +960,8 @@ impl Backend for RedisBackend {
 
     fn truncate(&self, name: String) -> Answer<'_, u64> {
         Box::pin(async move {
-            match self
-                .inner
-                .run_int(&scripts::TRUNCATE, &[name.as_bytes()])
-                .await?
-            {
+            let key = self.stack_key(&name);
+            match self.inner.run_int(&scripts::TRUNCATE, &key, &[]).await? {
                 -1 => Err(stack_not_found(&name)),
                 n => Ok(n as u64),
             }
@@ -632,9 +970,10 @@ impl Backend for RedisBackend {
 
     fn remove_stack(&self, name: String) -> Answer<'_, ()> {
         Box::pin(async move {
+            let key = self.stack_key(&name);
             match self
                 .inner
-                .run_int(&scripts::REMOVE_STACK, &[name.as_bytes()])
+                .run_int(&scripts::REMOVE_STACK, &key, &[])
                 .await?
             {
                 0 => Err(stack_not_found(&name)),
@@ -645,32 +984,31 @@ impl Backend for RedisBackend {
 
     fn stack_size(&self, name: String) -> Answer<'_, Option<u64>> {
         Box::pin(async move {
-            let n = self
-                .inner
-                .run_int(&scripts::SIZE, &[name.as_bytes()])
-                .await?;
+            let key = self.stack_key(&name);
+            let n = self.inner.run_int(&scripts::SIZE, &key, &[]).await?;
             Ok(u64::try_from(n).ok())
         })
     }
 
     fn stack_names(&self) -> Answer<'_, Vec<String>> {
-        Box::pin(self.inner.names("stacks"))
+        Box::pin(self.inner.names(Kind::Stack))
     }
 
     fn create_storage(&self, name: String) -> Answer<'_, bool> {
-        Box::pin(self.inner.add_name("storages", name))
+        Box::pin(async move { self.inner.create(Kind::Storage, &name).await })
     }
 
     fn set_params(&self, name: String, params: Vec<(String, Vec<u8>)>) -> Answer<'_, ()> {
         Box::pin(async move {
             let values: Vec<Vec<u8>> = params.iter().map(|(_, v)| stored(v)).collect();
-            let mut args: Vec<&[u8]> = vec![name.as_bytes()];
+            let mut args: Vec<&[u8]> = Vec::with_capacity(params.len() * 2);
             for ((param, _), value) in params.iter().zip(&values) {
                 args.push(param.as_bytes());
                 args.push(value);
             }
+            let key = self.storage_key(&name);
             self.inner
-                .run(&scripts::SET_PARAMS, &args)
+                .run(&scripts::SET_PARAMS, &key, &args)
                 .await
                 .map(|_| ())
         })
@@ -678,8 +1016,12 @@ impl Backend for RedisBackend {
 
     fn get_param(&self, name: String, param: String) -> Answer<'_, Option<Vec<u8>>> {
         Box::pin(async move {
-            let args: [&[u8]; 2] = [name.as_bytes(), param.as_bytes()];
-            let (tag, mut rest) = tagged(self.inner.run(&scripts::GET_PARAM, &args).await?)?;
+            let key = self.storage_key(&name);
+            let reply = self
+                .inner
+                .run(&scripts::GET_PARAM, &key, &[param.as_bytes()])
+                .await?;
+            let (tag, mut rest) = tagged(reply)?;
             match tag {
                 -1 => Err(storage_not_found(&name)),
                 0 => Ok(None),
@@ -690,8 +1032,8 @@ impl Backend for RedisBackend {
 
     fn params(&self, name: String) -> Answer<'_, Vec<(String, Vec<u8>)>> {
         Box::pin(async move {
-            let (tag, mut rest) =
-                tagged(self.inner.run(&scripts::PARAMS, &[name.as_bytes()]).await?)?;
+            let key = self.storage_key(&name);
+            let (tag, mut rest) = tagged(self.inner.run(&scripts::PARAMS, &key, &[]).await?)?;
             if tag == -1 {
                 return Err(storage_not_found(&name));
             }
@@ -708,8 +1050,13 @@ impl Backend for RedisBackend {
 
     fn remove_param(&self, name: String, param: String) -> Answer<'_, bool> {
         Box::pin(async move {
-            let args: [&[u8]; 2] = [name.as_bytes(), param.as_bytes()];
-            match self.inner.run_int(&scripts::REMOVE_PARAM, &args).await? {
+            let key = self.storage_key(&name);
+            let args: [&[u8]; 1] = [param.as_bytes()];
+            match self
+                .inner
+                .run_int(&scripts::REMOVE_PARAM, &key, &args)
+                .await?
+            {
                 -1 => Err(storage_not_found(&name)),
                 n => Ok(n == 1),
             }
@@ -718,22 +1065,18 @@ impl Backend for RedisBackend {
 
     fn storage_exists(&self, name: String) -> Answer<'_, bool> {
         Box::pin(async move {
-            let key = format!("{}storages", self.inner.prefix);
-            let score: Option<f64> = redis::cmd("ZSCORE")
-                .arg(key)
-                .arg(&name)
-                .query_async(&mut self.inner.con.clone())
-                .await
-                .map_err(|e| unavailable(&e))?;
-            Ok(score.is_some())
+            let key = format!("{}on", self.storage_key(&name));
+            let n: i64 = self.inner.query(redis::cmd("EXISTS").arg(key)).await?;
+            Ok(n == 1)
         })
     }
 
     fn remove_storage(&self, name: String) -> Answer<'_, ()> {
         Box::pin(async move {
+            let key = self.storage_key(&name);
             match self
                 .inner
-                .run_int(&scripts::REMOVE_STORAGE, &[name.as_bytes()])
+                .run_int(&scripts::REMOVE_STORAGE, &key, &[])
                 .await?
             {
                 0 => Err(storage_not_found(&name)),
@@ -743,7 +1086,7 @@ impl Backend for RedisBackend {
     }
 
     fn storage_names(&self) -> Answer<'_, Vec<String>> {
-        Box::pin(self.inner.names("storages"))
+        Box::pin(self.inner.names(Kind::Storage))
     }
 
     fn compare_and_set(
@@ -754,18 +1097,17 @@ impl Backend for RedisBackend {
         new: Vec<u8>,
     ) -> Answer<'_, bool> {
         Box::pin(async move {
-            let key = format!("{}params:{name}", self.inner.prefix);
+            let key = self.storage_key(&name);
+            let params = format!("{key}params");
             let new = stored(&new);
             // Values compare decoded (a struct's keys in any order), which no
             // script can do: read, compare here, then swap only if the bytes
             // are still the ones compared, else look again.
             for _ in 0..16 {
-                let seen: Option<Vec<u8>> = redis::cmd("HGET")
-                    .arg(&key)
-                    .arg(&param)
-                    .query_async(&mut self.inner.con.clone())
-                    .await
-                    .map_err(|e| unavailable(&e))?;
+                let seen: Option<Vec<u8>> = self
+                    .inner
+                    .query(redis::cmd("HGET").arg(&params).arg(&param))
+                    .await?;
                 let current = match &seen {
                     Some(raw) => crate::services::decode(&unstored(raw)?)?,
                     None => Value::Nil,
@@ -774,8 +1116,13 @@ impl Backend for RedisBackend {
                     return Ok(false);
                 }
                 let seen = seen.unwrap_or_default();
-                let args: [&[u8]; 4] = [name.as_bytes(), param.as_bytes(), &seen, &new];
-                if self.inner.run_int(&scripts::SWAP_PARAM, &args).await? == 1 {
+                let args: [&[u8]; 3] = [param.as_bytes(), &seen, &new];
+                if self
+                    .inner
+                    .run_int(&scripts::SWAP_PARAM, &key, &args)
+                    .await?
+                    == 1
+                {
                     return Ok(true);
                 }
             }
@@ -789,17 +1136,23 @@ impl Backend for RedisBackend {
     fn set_if_absent(&self, name: String, param: String, value: Vec<u8>) -> Answer<'_, bool> {
         Box::pin(async move {
             let value = stored(&value);
-            let args: [&[u8]; 3] = [name.as_bytes(), param.as_bytes(), &value];
-            Ok(self.inner.run_int(&scripts::SET_IF_ABSENT, &args).await? == 1)
+            let args: [&[u8]; 2] = [param.as_bytes(), &value];
+            let key = self.storage_key(&name);
+            Ok(self
+                .inner
+                .run_int(&scripts::SET_IF_ABSENT, &key, &args)
+                .await?
+                == 1)
         })
     }
 
     fn increment(&self, name: String, param: String, delta: i64) -> Answer<'_, i64> {
         Box::pin(async move {
             let delta = delta.to_string();
-            let args: [&[u8]; 3] = [name.as_bytes(), param.as_bytes(), delta.as_bytes()];
+            let args: [&[u8]; 2] = [param.as_bytes(), delta.as_bytes()];
+            let key = self.storage_key(&name);
             self.inner
-                .run_int(&scripts::INCREMENT, &args)
+                .run_int(&scripts::INCREMENT, &key, &args)
                 .await
                 .map_err(|e| increment_fault(&e, &param))
         })
@@ -808,42 +1161,57 @@ impl Backend for RedisBackend {
     fn login(&self, name: String, host: String, info: Vec<u8>) -> Answer<'_, ()> {
         Box::pin(async move {
             let nil = [0xc0u8];
-            let args: [&[u8]; 4] = [name.as_bytes(), host.as_bytes(), &info, &nil];
-            self.inner.run(&scripts::LOGIN, &args).await.map(|_| ())
+            let args: [&[u8]; 3] = [host.as_bytes(), &info, &nil];
+            let key = self.client_key(&name);
+            let now = self.inner.run_int(&scripts::LOGIN, &key, &args).await?;
+            self.inner.index_client(&name, now).await
         })
     }
 
     fn logout(&self, name: String) -> Answer<'_, ()> {
         Box::pin(async move {
-            let (tag, mut rest) =
-                tagged(self.inner.run(&scripts::LOGOUT, &[name.as_bytes()]).await?)?;
-            if tag == 0 {
-                return Err(client_not_found(&name));
+            match self.end_session(&name, &scripts::LOGOUT, &[]).await? {
+                Ended::NotLoggedIn => Err(client_not_found(&name)),
+                _ => Ok(()),
             }
-            self.wake_stacks(&strings(next(&mut rest)?)?);
-            self.client_waiters.wake(&name);
-            Ok(())
         })
     }
 
     fn end_idle(&self, idle_ms: i64) -> Answer<'_, usize> {
         Box::pin(async move {
             let (idle, limit) = (idle_ms.to_string(), SWEEP.to_string());
+            let global = self.inner.global.clone();
             let mut ended = 0;
-            loop {
+            // Each round ends or re-indexes every candidate it saw; a bound
+            // keeps clients logging in all the while from holding it here.
+            for _ in 0..64 {
                 let args: [&[u8]; 2] = [idle.as_bytes(), limit.as_bytes()];
-                let mut rest = array(self.inner.run(&scripts::END_IDLE, &args).await?)?.into_iter();
-                let looked = int(&next(&mut rest)?)? as usize;
-                let names = strings(next(&mut rest)?)?;
-                self.wake_stacks(&strings(next(&mut rest)?)?);
-                for name in &names {
-                    self.client_waiters.wake(name);
+                let reply = self
+                    .inner
+                    .run(&scripts::IDLE_CANDIDATES, &global, &args)
+                    .await?;
+                let flat = strings(reply)?;
+                let looked = flat.len() / 2;
+                let mut it = flat.into_iter();
+                let mut pairs = Vec::with_capacity(looked);
+                while let (Some(name), Some(time)) = (it.next(), it.next()) {
+                    pairs.push((name, time));
                 }
-                ended += names.len();
+                let each = pairs
+                    .into_iter()
+                    .map(|(name, time)| self.end_if_idle(name, time, &idle));
+                let results: Vec<_> = stream::iter(each)
+                    .buffer_unordered(PARALLEL)
+                    .collect()
+                    .await;
+                for r in results {
+                    ended += usize::from(r?);
+                }
                 if looked < SWEEP {
-                    return Ok(ended);
+                    break;
                 }
             }
+            Ok(ended)
         })
     }
 
@@ -858,7 +1226,7 @@ impl Backend for RedisBackend {
                 return Ok(None);
             };
             if let Err(refused) = carry(&message) {
-                give_back(&self.inner, &name, seq, &message).await;
+                give_back(&self.inner, &self.client_key(&name), seq, &message).await;
                 return Err(refused);
             }
             Ok(Some(message))
@@ -867,19 +1235,21 @@ impl Backend for RedisBackend {
 
     fn seen(&self, name: String) -> Answer<'_, bool> {
         Box::pin(async move {
-            Ok(self
-                .inner
-                .run_int(&scripts::SEEN, &[name.as_bytes()])
-                .await?
-                == 1)
+            let key = self.client_key(&name);
+            match self.inner.run_int(&scripts::SEEN, &key, &[]).await? {
+                -1 => Ok(false),
+                0 => Ok(true),
+                index => self.inner.index_client(&name, index).await.map(|_| true),
+            }
         })
     }
 
     fn send(&self, name: String, message: Vec<u8>, max_queue: usize) -> Answer<'_, ()> {
         Box::pin(async move {
             let max = max_queue.to_string();
-            let args: [&[u8]; 3] = [name.as_bytes(), &message, max.as_bytes()];
-            match self.inner.run_int(&scripts::SEND, &args).await? {
+            let args: [&[u8]; 2] = [&message, max.as_bytes()];
+            let key = self.client_key(&name);
+            match self.inner.run_int(&scripts::SEND, &key, &args).await? {
                 -1 => Err(client_not_found(&name)),
                 -2 => Err(Fault::named(
                     "QueueFullError",
@@ -896,19 +1266,33 @@ impl Backend for RedisBackend {
     fn broadcast(&self, message: Vec<u8>, max_queue: usize) -> Answer<'_, u64> {
         Box::pin(async move {
             let max = max_queue.to_string();
-            let args: [&[u8]; 2] = [&message, max.as_bytes()];
-            let got = strings(self.inner.run(&scripts::BROADCAST, &args).await?)?;
-            for name in &got {
-                self.client_waiters.wake(name);
+            let clients = self.inner.names(Kind::Client).await?;
+            let (message, max) = (&message, &max);
+            let each = clients.into_iter().map(|name| async move {
+                let args: [&[u8]; 2] = [message, max.as_bytes()];
+                let key = self.client_key(&name);
+                let queued = self.inner.run_int(&scripts::SEND, &key, &args).await? == 1;
+                if queued {
+                    self.client_waiters.wake(&name);
+                }
+                Ok::<_, Fault>(queued)
+            });
+            let sent: Vec<_> = stream::iter(each)
+                .buffer_unordered(PARALLEL)
+                .collect()
+                .await;
+            let mut got = 0;
+            for queued in sent {
+                got += u64::from(queued?);
             }
-            Ok(got.len() as u64)
+            Ok(got)
         })
     }
 
     fn peek_message(&self, name: String) -> Answer<'_, Option<(u64, Vec<u8>)>> {
         Box::pin(async move {
-            let (tag, mut rest) =
-                tagged(self.inner.run(&scripts::PEEK, &[name.as_bytes()]).await?)?;
+            let key = self.client_key(&name);
+            let (tag, mut rest) = tagged(self.inner.run(&scripts::PEEK, &key, &[]).await?)?;
             if tag == 0 {
                 return Ok(None);
             }
@@ -920,36 +1304,31 @@ impl Backend for RedisBackend {
     fn delivered(&self, name: String, seq: u64) -> Answer<'_, bool> {
         Box::pin(async move {
             let seq = seq.to_string();
-            let args: [&[u8]; 2] = [name.as_bytes(), seq.as_bytes()];
-            Ok(self.inner.run_int(&scripts::DELIVERED, &args).await? == 1)
+            let key = self.client_key(&name);
+            let args: [&[u8]; 1] = [seq.as_bytes()];
+            Ok(self.inner.run_int(&scripts::DELIVERED, &key, &args).await? == 1)
         })
     }
 
     fn session(&self, name: String) -> Answer<'_, Option<Session>> {
         Box::pin(async move {
-            let rows = array(
-                self.inner
-                    .run(&scripts::SESSIONS, &[name.as_bytes()])
-                    .await?,
-            )?;
-            match rows.into_iter().next() {
-                Some(row) => session(row),
-                None => Ok(None),
-            }
+            let key = self.client_key(&name);
+            session(self.inner.run(&scripts::SESSION, &key, &[]).await?)
         })
     }
 
     fn sessions(&self) -> Answer<'_, Vec<(String, Session)>> {
         Box::pin(async move {
-            let mut names = self.inner.names("clients").await?;
-            names.sort();
-            let args: Vec<&[u8]> = names.iter().map(|n| n.as_bytes()).collect();
-            let rows = array(self.inner.run(&scripts::SESSIONS, &args).await?)?;
-            let mut out = Vec::with_capacity(names.len());
-            for (name, row) in names.into_iter().zip(rows) {
-                if let Some(s) = session(row)? {
-                    out.push((name, s));
-                }
+            let names = self.inner.names(Kind::Client).await?;
+            let each = names.into_iter().map(|name| async move {
+                let key = self.client_key(&name);
+                let row = session(self.inner.run(&scripts::SESSION, &key, &[]).await?)?;
+                Ok::<_, Fault>(row.map(|s| (name, s)))
+            });
+            let rows: Vec<_> = stream::iter(each).buffered(PARALLEL).collect().await;
+            let mut out = Vec::with_capacity(rows.len());
+            for row in rows {
+                out.extend(row?);
             }
             Ok(out)
         })
@@ -968,7 +1347,7 @@ impl Backend for RedisBackend {
     }
 
     fn maintain(self: Arc<Self>) -> Answer<'static, ()> {
-        Box::pin(async { Ok(()) })
+        Box::pin(async move { self.repair_if_due().await })
     }
 
     fn flush(&self) -> Answer<'_, ()> {

@@ -1,6 +1,8 @@
 //! The wake-ups other masters publish: one RESP3 connection per master,
-//! subscribed to `{NAMESPACE}:wake:*`, that wakes the local waiters of the
-//! stack or client each message names; a lost connection (messages may have
+//! subscribed to every stack's and client's channel (`{NAMESPACE:s:NAME}:wake`,
+//! `{NAMESPACE:c:NAME}:wake`), that wakes the local waiters of the stack or
+//! client each message names (classic pub/sub reaches every node of a
+//! cluster, so one node will do); a lost connection (messages may have
 //! been missed meanwhile) wakes everyone.
 
 use crate::waiters::Waiters;
@@ -25,7 +27,7 @@ impl Listener {
     /// Connects and subscribes; returns once Redis has confirmed.
     pub async fn start(
         url: &str,
-        prefix: &str,
+        namespace: &str,
         stacks: Arc<Waiters>,
         clients: Arc<Waiters>,
     ) -> Result<Listener, redis::RedisError> {
@@ -40,9 +42,14 @@ impl Listener {
             .set_push_sender(tx)
             .set_automatic_resubscription();
         let mut con = client.get_connection_manager_with_config(config).await?;
-        con.psubscribe(format!("{prefix}wake:*")).await?;
-        let stack_channel = format!("{prefix}wake:s:");
-        let client_channel = format!("{prefix}wake:c:");
+        let stack_channel = format!("{{{namespace}:s:");
+        let client_channel = format!("{{{namespace}:c:");
+        const TAIL: &str = "}:wake";
+        con.psubscribe(&[
+            format!("{stack_channel}*{TAIL}"),
+            format!("{client_channel}*{TAIL}"),
+        ])
+        .await?;
         let task = tokio::spawn(async move {
             // The connection lives as long as the task.
             let _con = con;
@@ -53,9 +60,10 @@ impl Listener {
                             continue;
                         };
                         let channel = String::from_utf8_lossy(channel);
-                        if let Some(name) = channel.strip_prefix(&stack_channel) {
+                        let named = |head: &str| channel.strip_prefix(head)?.strip_suffix(TAIL);
+                        if let Some(name) = named(&stack_channel) {
                             stacks.wake(name);
-                        } else if let Some(name) = channel.strip_prefix(&client_channel) {
+                        } else if let Some(name) = named(&client_channel) {
                             clients.wake(name);
                         }
                     }

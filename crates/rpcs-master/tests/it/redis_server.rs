@@ -41,6 +41,17 @@ impl RedisServer {
         out
     }
 
+    /// Runs one command through redis-cli; its answer.
+    pub fn cli(&self, args: &[&str]) -> String {
+        let out = Command::new("redis-cli")
+            .arg("-s")
+            .arg(&self.socket)
+            .args(args)
+            .output()
+            .expect("redis-cli runs");
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+
     /// Where it listens.
     pub fn url(&self) -> String {
         format!("unix://{}", self.socket.display())
@@ -164,6 +175,22 @@ impl RedisCluster {
             cluster: true,
             clock: Some(config.timing.clock.clone()),
         })
+    }
+}
+
+impl RedisCluster {
+    /// How many keys each node holds.
+    pub fn keys_per_node(&self) -> Vec<u64> {
+        self.ports
+            .iter()
+            .map(|p| {
+                let out = Command::new("redis-cli")
+                    .args(["-p", &p.to_string(), "dbsize"])
+                    .output()
+                    .expect("redis-cli runs");
+                String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+            })
+            .collect()
     }
 }
 

@@ -168,6 +168,63 @@ async fn leases_and_sessions_end_for_both(two: Two) {
 }
 
 #[tokio::test]
+async fn a_cluster_spreads_stacks_storages_and_clients_across_its_shards() {
+    let cluster = RedisCluster::start();
+    let config = config_on(ManualClock::new());
+    let open = || async {
+        let backend = cluster.backend(&config).open(&config.timing).await.unwrap();
+        Master::new(backend, config.clone())
+    };
+    let (a, b) = (open().await, open().await);
+    let names: Vec<String> = (0..24).map(|n| format!("n{n}")).collect();
+    for name in &names {
+        call(&a, "stack.push", vec![s(name), i(1)]).await;
+        call(&a, "storage.setParameter", vec![s(name), s("p"), i(1)]).await;
+        call(&a, "provider.login", vec![s(name)]).await;
+    }
+    let counts = cluster.keys_per_node();
+    assert!(counts.iter().all(|&n| n > 0), "keys per node: {counts:?}");
+    // Listings through the other master scan every shard.
+    let mut sorted = names.clone();
+    sorted.sort();
+    let sorted = Value::Array(sorted.iter().map(|n| s(n)).collect());
+    assert_eq!(call(&b, "stack.getAllNames", vec![]).await, sorted);
+    assert_eq!(call(&b, "storage.getAllNames", vec![]).await, sorted);
+    assert_eq!(call(&b, "provider.getAllClientNames", vec![]).await, sorted);
+}
+
+#[tokio::test]
+async fn what_a_master_dying_between_scripts_left_unindexed_is_found_by_the_repair_pass() {
+    let redis = RedisServer::start();
+    let clock = ManualClock::new();
+    let config = config_on(clock.clone());
+    let backend = redis.backend(&config).open(&config.timing).await.unwrap();
+    let master = Master::new(backend, config);
+    call(&master, "stack.push", vec![s("jobs"), i(1)]).await;
+    call(&master, "provider.login", vec![s("w")]).await;
+    let lease = vec![s("jobs"), Value::Double(30.0), Value::Double(0.0), s("w")];
+    call(&master, "stack.take", lease).await;
+    // As if the master had died right after the scripts, before noting the
+    // lease and the session in the namespace's indexes.
+    redis.cli(&[
+        "del",
+        "{rpcs}:leased",
+        "{rpcs}:clients",
+        "{rpcs:c:w}:stacks",
+    ]);
+    clock.advance(Duration::from_secs(3600));
+    assert_eq!(master.stacks().expire_leases().await.unwrap(), 0);
+    assert_eq!(master.provider().clean_up().await.unwrap(), 0);
+    assert_eq!(
+        master.backend().stack_size("jobs".into()).await.unwrap(),
+        Some(0)
+    );
+    master.backend().clone().maintain().await.unwrap();
+    assert_eq!(master.provider().clean_up().await.unwrap(), 1);
+    assert_eq!(call(&master, "stack.pop", vec![s("jobs")]).await, i(1));
+}
+
+#[tokio::test]
 async fn a_lost_redis_faults_clearly_and_the_master_reconnects_with_nothing_lost() {
     let mut redis = RedisServer::start();
     let config = config_on(ManualClock::new());
