@@ -13,21 +13,10 @@ cd "$(dirname "$0")/.."
 secs=${1:-5}
 rounds=${ROUNDS:-3}
 
-if ! command -v redis-server >/dev/null || ! command -v redis-benchmark >/dev/null; then
-    sudo=""; [ "$(id -u)" -ne 0 ] && sudo="sudo"
-    $sudo apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq redis-server >/dev/null
-fi
-cargo build --release --quiet -p rpcs
-bin=target/release
-work=$(mktemp -d "${TMPDIR:-/tmp}/rpcs-durable.XXXXXX")
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
-trap cleanup EXIT
-
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
+. bench/common.sh
+need_redis
+build_release
+scratch durable
 
 # Starts `rpcs master` on the embedded backend in $1 durability; sets $url, $pid.
 start_master() {
@@ -47,20 +36,7 @@ start_master() {
 }
 
 # Starts redis-server with its append-only file fsynced as $1; sets $port, $pid.
-start_redis() {
-    port=$(free_port)
-    mkdir -p "$work/redis-$1"
-    redis-server --port "$port" --bind 127.0.0.1 --dir "$work/redis-$1" --save "" \
-        --appendonly yes --appendfsync "$1" >/dev/null 2>&1 &
-    pid=$!
-    pids+=("$pid")
-    for _ in $(seq 200); do
-        redis-cli -p "$port" ping >/dev/null 2>&1 && return 0
-        sleep 0.05
-    done
-    echo "redis-server did not start" >&2
-    exit 1
-}
+start_redis() { start_redis_aof "$1" "$work/redis-$1"; }
 
 # One round of each: `rpcs bench` and redis-benchmark, JSON lines out.
 ours() {

@@ -5,10 +5,7 @@
 # Usage: bench/footprint.sh [RESTART_ITEMS]   (default 10000000)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if ! command -v redis-server >/dev/null; then
-    sudo=""; [ "$(id -u)" -ne 0 ] && sudo="sudo"
-    $sudo apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq redis-server >/dev/null
-fi
-cargo build --release --quiet -p rpcs
-python3 bench/footprint.py target/release/rpcs "${1:-10000000}"
+. bench/common.sh
+need_redis
+build_release
+python3 bench/footprint.py "$bin/rpcs" "${1:-10000000}"

@@ -11,21 +11,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-5}
 
-if ! command -v redis-server >/dev/null || ! command -v redis-benchmark >/dev/null; then
-    sudo=""; [ "$(id -u)" -ne 0 ] && sudo="sudo"
-    $sudo apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq redis-server >/dev/null
-fi
-cargo build --release --quiet -p rpcs
-bin=target/release
-work=$(mktemp -d)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
-trap cleanup EXIT
+. bench/common.sh
+need_redis
+build_release
+scratch redis
 
 "$bin/rpcs" master --backend memory --listen 127.0.0.1:0 --msgpack 127.0.0.1:0 >"$work/master.out" 2>/dev/null &
 pids+=($!)
-redis_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+redis_port=$(free_port)
 redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no >/dev/null 2>&1 &
 pids+=($!)
 for _ in $(seq 100); do

@@ -6,9 +6,12 @@
 //! lock) and each gets a [`Receipt`] that resolves once its record is as
 //! durable as the journal's [`Durability`] promises: synced to stable storage
 //! (strict), or handed to the operating system (relaxed, which syncs at least
-//! every second). In strict mode one writer thread takes everything appended
-//! since its last write and writes and syncs it at once, so concurrent callers
-//! share a sync. In relaxed mode the caller writes its record itself, as Redis
+//! every second). In strict mode a caller that finds the file idle writes and
+//! syncs what is pending itself ([`Receipt::commit`]), as Redis does before it
+//! answers, with no thread to wake and wait for; while a write is under way,
+//! callers hand their records to one writer thread, which takes everything
+//! appended since and writes and syncs it at once, so concurrent callers share
+//! a sync. In relaxed mode the caller writes its record itself, as Redis
 //! writes its AOF before it answers, and the writer thread only syncs.
 //!
 //! A write or sync that fails fails every record it carried, and the journal
@@ -76,8 +79,62 @@ pub enum JournalError {
     Record(#[from] record::RecordError),
 }
 
-/// Resolves once a record is durable (or failed).
-pub type Receipt = oneshot::Receiver<Result<(), JournalError>>;
+/// A record on its way: [`Receipt::commit`] sends it off, [`Receipt::durable`]
+/// waits until it is durable (or failed).
+pub struct Receipt {
+    rx: oneshot::Receiver<Result<(), JournalError>>,
+    /// Strict mode's journal, for the caller to commit with.
+    journal: Option<Arc<Shared>>,
+}
+
+impl Receipt {
+    /// Sends the record off, without waiting: in strict mode, writes and syncs
+    /// everything pending right here if the file is idle (blocking this thread
+    /// for one write and sync, as Redis blocks its own), else wakes the writer
+    /// thread, which takes it with the rest after the write under way. Called
+    /// outside the caller's lock, right after the append.
+    pub fn commit(&self) {
+        let Some(shared) = &self.journal else {
+            return;
+        };
+        let mut disk = match shared.disk.try_lock() {
+            Ok(disk) if shared.inline.load(Ordering::Relaxed) => disk,
+            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+            _ => {
+                shared.wake.notify_one();
+                return;
+            }
+        };
+        let (bytes, receipts) = {
+            let mut p = lock(&shared.pending);
+            if p.receipts.len() > 1 {
+                // Others are waiting too: the writer commits them all at once,
+                // and this thread stays free to serve.
+                drop(p);
+                shared.wake.notify_one();
+                return;
+            }
+            (
+                std::mem::take(&mut p.bytes),
+                std::mem::take(&mut p.receipts),
+            )
+        };
+        if !bytes.is_empty() {
+            disk.commit(shared, &bytes, receipts);
+        }
+    }
+
+    /// Waits until the record is durable, or failed.
+    pub async fn durable(self) -> Result<(), JournalError> {
+        self.rx.await.unwrap_or(Err(JournalError::Closed))
+    }
+
+    fn done(result: Result<(), JournalError>) -> Receipt {
+        let (tx, rx) = oneshot::channel();
+        let _ = tx.send(result);
+        Receipt { rx, journal: None }
+    }
+}
 
 /// An append-only journal; see the module documentation.
 pub struct Journal {
@@ -96,6 +153,11 @@ struct Shared {
     failures: AtomicU64,
     /// The file's length up to the last acknowledged record.
     good_len: AtomicU64,
+    /// The file's length up to the last synced record.
+    synced: AtomicU64,
+    /// Whether a caller that finds the file idle commits itself (tests that
+    /// hold syncs turn it off, to cut a call short while it waits).
+    inline: std::sync::atomic::AtomicBool,
 }
 
 /// The file and how much of it holds acknowledged records.
@@ -117,6 +179,18 @@ struct Pending {
     closing: bool,
     /// Relaxed mode: records were written since the last sync.
     dirty: bool,
+}
+
+impl Shared {
+    /// Strict mode's pending records and their receipts, taken (with the file
+    /// locked, so that they are written in order).
+    fn take_pending(&self) -> (Vec<u8>, Receipts) {
+        let mut p = lock(&self.pending);
+        (
+            std::mem::take(&mut p.bytes),
+            std::mem::take(&mut p.receipts),
+        )
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -160,11 +234,12 @@ impl Journal {
             durability,
             failures: AtomicU64::new(0),
             good_len: AtomicU64::new(good as u64),
+            synced: AtomicU64::new(good as u64),
+            inline: std::sync::atomic::AtomicBool::new(true),
         });
         let writer = Writer {
             shared: shared.clone(),
             retry,
-            synced: good as u64,
             last_sync: Instant::now(),
         };
         let thread = std::thread::Builder::new()
@@ -177,8 +252,9 @@ impl Journal {
         Ok((journal, records))
     }
 
-    /// Appends a record; its receipt resolves once it is durable. Refused at
-    /// once while the journal is broken or closed.
+    /// Appends a record; its receipt, once [committed](Receipt::commit),
+    /// resolves when it is durable. Refused at once while the journal is broken
+    /// or closed.
     pub fn append(&self, payload: &[u8]) -> Result<Receipt, JournalError> {
         if self.shared.durability == Durability::Relaxed {
             return self.write_now(payload);
@@ -193,9 +269,10 @@ impl Journal {
         }
         record::write(&mut p.bytes, payload)?;
         p.receipts.push(tx);
-        drop(p);
-        self.shared.wake.notify_one();
-        Ok(rx)
+        Ok(Receipt {
+            rx,
+            journal: Some(self.shared.clone()),
+        })
     }
 
     /// Relaxed mode's append: the caller writes the record at once (no thread
@@ -225,9 +302,13 @@ impl Journal {
         }
         disk.good += framed.len() as u64;
         self.shared.good_len.store(disk.good, Ordering::SeqCst);
-        let (tx, rx) = oneshot::channel();
-        let _ = tx.send(Ok(()));
-        Ok(rx)
+        Ok(Receipt::done(Ok(())))
+    }
+
+    /// Makes every strict commit go through the writer thread, so that a
+    /// caller always waits for its record with nothing blocked.
+    pub fn commit_on_the_writer_only(&self) {
+        self.shared.inline.store(false, Ordering::Relaxed);
     }
 
     /// Whether appends are refused since a failure.
@@ -291,8 +372,6 @@ struct Writer {
     shared: Arc<Shared>,
     /// How long a broken journal waits before it looks at its file again.
     retry: Duration,
-    /// The file's length up to the last synced record.
-    synced: u64,
     last_sync: Instant,
 }
 
@@ -302,10 +381,17 @@ type Barriers = Vec<std::sync::mpsc::Sender<()>>;
 impl Writer {
     fn run(mut self) {
         loop {
-            let (bytes, receipts, barriers, closing) = self.next_batch();
+            let (barriers, closing) = self.next_batch();
+            // Pending records are taken with the file locked, so they follow
+            // whatever a caller is committing itself, and a barrier waits for
+            // that commit too.
+            let mut disk = lock(&self.shared.disk);
+            let (bytes, receipts) = self.shared.take_pending();
             if !bytes.is_empty() {
-                self.commit(&bytes, receipts);
+                disk.commit(&self.shared, &bytes, receipts);
+                self.last_sync = Instant::now();
             }
+            drop(disk);
             // A barrier waits for the disk too, in relaxed mode as well.
             if !barriers.is_empty() && self.unsynced() {
                 self.sync_relaxed();
@@ -323,9 +409,9 @@ impl Writer {
         }
     }
 
-    /// Waits for appended records (or the moment to sync, probe or stop) and
-    /// takes them all.
-    fn next_batch(&mut self) -> (Vec<u8>, Receipts, Barriers, bool) {
+    /// Waits for appended records (or the moment to sync, probe or stop); the
+    /// barriers to release and whether the journal is closing.
+    fn next_batch(&mut self) -> (Barriers, bool) {
         let mut p = lock(&self.shared.pending);
         loop {
             if p.broken.is_some() && !p.closing {
@@ -346,14 +432,11 @@ impl Writer {
                 continue;
             }
             if !p.bytes.is_empty() || !p.barriers.is_empty() || p.closing {
-                let bytes = std::mem::take(&mut p.bytes);
-                let receipts = std::mem::take(&mut p.receipts);
-                let barriers = std::mem::take(&mut p.barriers);
-                return (bytes, receipts, barriers, p.closing);
+                return (std::mem::take(&mut p.barriers), p.closing);
             }
             let unsynced = p.dirty || self.unsynced();
             if unsynced && self.last_sync.elapsed() >= EVERY {
-                return (Vec::new(), Vec::new(), Vec::new(), false);
+                return (Vec::new(), false);
             }
             let left = unsynced.then(|| EVERY.saturating_sub(self.last_sync.elapsed()));
             p = wait(&self.shared.wake, p, left);
@@ -363,32 +446,7 @@ impl Writer {
     /// Whether records were written since the last sync (in relaxed mode, a
     /// write may be under way too: see [`Pending::dirty`]).
     fn unsynced(&self) -> bool {
-        self.shared.good_len.load(Ordering::SeqCst) > self.synced
-    }
-
-    /// Writes a batch and syncs it (strict mode), then tells its callers.
-    fn commit(&mut self, bytes: &[u8], receipts: Receipts) {
-        let mut disk = lock(&self.shared.disk);
-        let result = disk.file.append(bytes).and_then(|()| disk.file.sync());
-        let outcome = match result {
-            Ok(()) => {
-                self.last_sync = Instant::now();
-                disk.good += bytes.len() as u64;
-                self.shared.good_len.store(disk.good, Ordering::SeqCst);
-                self.synced = disk.good;
-                Ok(())
-            }
-            Err(e) => {
-                let why = e.to_string();
-                error!(error = %why, "journal write failed; its operations are refused");
-                disk.break_off(&self.shared, &why);
-                Err(JournalError::Io(why))
-            }
-        };
-        drop(disk);
-        for receipt in receipts {
-            let _ = receipt.send(outcome.clone());
-        }
+        self.shared.good_len.load(Ordering::SeqCst) > self.shared.synced.load(Ordering::SeqCst)
     }
 
     /// Relaxed mode's periodic sync. A failure is logged and retried at the next
@@ -399,7 +457,7 @@ impl Writer {
         lock(&self.shared.pending).dirty = false;
         let mut disk = lock(&self.shared.disk);
         match disk.file.sync() {
-            Ok(()) => self.synced = disk.good,
+            Ok(()) => self.shared.synced.store(disk.good, Ordering::SeqCst),
             Err(e) => {
                 lock(&self.shared.pending).dirty = true;
                 error!(error = %e, "journal sync failed; retrying in a second");
@@ -409,6 +467,28 @@ impl Writer {
 }
 
 impl Disk {
+    /// Writes a batch and syncs it (strict mode), then tells its callers.
+    fn commit(&mut self, shared: &Shared, bytes: &[u8], receipts: Receipts) {
+        let result = self.file.append(bytes).and_then(|()| self.file.sync());
+        let outcome = match result {
+            Ok(()) => {
+                self.good += bytes.len() as u64;
+                shared.good_len.store(self.good, Ordering::SeqCst);
+                shared.synced.store(self.good, Ordering::SeqCst);
+                Ok(())
+            }
+            Err(e) => {
+                let why = e.to_string();
+                error!(error = %why, "journal write failed; its operations are refused");
+                self.break_off(shared, &why);
+                Err(JournalError::Io(why))
+            }
+        };
+        for receipt in receipts {
+            let _ = receipt.send(outcome.clone());
+        }
+    }
+
     /// After a failed write: cut the file back to its last acknowledged length,
     /// refuse appends until a probe succeeds, and fail whatever was appended
     /// meanwhile.
@@ -430,6 +510,10 @@ impl Disk {
         for barrier in p.barriers.drain(..) {
             let _ = barrier.send(());
         }
+        drop(p);
+        // The writer probes the file from now on (the failure may have been
+        // met by a caller committing itself, while the writer slept).
+        shared.wake.notify_one();
     }
 
     /// Whether the file takes writes again: a block of padding must write and
@@ -473,10 +557,9 @@ mod tests {
     use super::*;
 
     async fn append(journal: &Journal, payload: &[u8]) -> Result<(), JournalError> {
-        journal
-            .append(payload)?
-            .await
-            .unwrap_or(Err(JournalError::Closed))
+        let receipt = journal.append(payload)?;
+        receipt.commit();
+        receipt.durable().await
     }
 
     fn open(disk: &SimDisk, durability: Durability) -> (Journal, Vec<Vec<u8>>) {
@@ -507,6 +590,46 @@ mod tests {
             );
             for (i, r) in records.iter().take(n).enumerate() {
                 assert_eq!(r, format!("record {i}").as_bytes());
+            }
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_strict_records_survive_in_order_whoever_commits_them() {
+        // Callers that find the file idle commit themselves, the others hand
+        // over to the writer: every acknowledged record survives, each caller's
+        // in its order.
+        let mut rng = fastrand::Rng::with_seed(3);
+        for round in 0..10 {
+            let disk = SimDisk::new();
+            let (journal, _) = open(&disk, Durability::Strict);
+            let journal = Arc::new(journal);
+            let tasks: Vec<_> = (0..8)
+                .map(|t| {
+                    let journal = journal.clone();
+                    tokio::spawn(async move {
+                        for i in 0..40 {
+                            append(&journal, format!("{t} {i}").as_bytes())
+                                .await
+                                .unwrap();
+                        }
+                    })
+                })
+                .collect();
+            for task in tasks {
+                task.await.unwrap();
+            }
+            disk.power_loss(&mut rng);
+            drop(journal);
+            let (_, records) = open(&disk, Durability::Strict);
+            assert_eq!(records.len(), 8 * 40, "round {round}");
+            let mut next = [0; 8];
+            for r in &records {
+                let text = String::from_utf8(r.clone()).unwrap();
+                let (t, i) = text.split_once(' ').unwrap();
+                let t: usize = t.parse().unwrap();
+                assert_eq!(i.parse::<usize>().unwrap(), next[t], "round {round}: order");
+                next[t] += 1;
             }
         }
     }

@@ -148,6 +148,15 @@ impl LocalBackend {
         inner
     }
 
+    /// Sends every commit through the journal's writer thread, so that a test
+    /// can cut a call short while its sync is held.
+    #[cfg(test)]
+    pub(crate) fn commit_on_the_writer_only(&self) {
+        if let Some(d) = &self.lock().durable {
+            d.journal.commit_on_the_writer_only();
+        }
+    }
+
     /// Reads the state.
     pub fn read<R>(&self, f: impl FnOnce(&State) -> R) -> R {
         f(&self.lock().state)
@@ -195,8 +204,22 @@ impl LocalBackend {
         }
     }
 
-    /// Decides, applies and journals an operation, under the lock.
+    /// Decides, applies and journals an operation, and sends its record off
+    /// (once the lock is released: a strict commit may write and sync here).
     fn apply_and_journal<R>(
+        &self,
+        decide: impl FnOnce(&State) -> Result<(R, Vec<Change>), Fault>,
+    ) -> Result<Applied<R>, Fault> {
+        let applied = self.apply_and_append(decide)?;
+        if let Applied::Journaled(_, receipt) = &applied {
+            receipt.commit();
+        }
+        Ok(applied)
+    }
+
+    /// Decides, applies and appends an operation to the journal, under the
+    /// lock.
+    fn apply_and_append<R>(
         &self,
         decide: impl FnOnce(&State) -> Result<(R, Vec<Change>), Fault>,
     ) -> Result<Applied<R>, Fault> {
@@ -245,14 +268,13 @@ impl LocalBackend {
 
     /// Waits for a journal receipt; a failed write rebuilds the state.
     async fn durable(&self, receipt: crate::journal::Receipt) -> Result<(), Fault> {
-        match receipt.await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => {
+        match receipt.durable().await {
+            Ok(()) => Ok(()),
+            Err(e) => {
                 // Taking the lock rebuilds the state without the failed changes.
                 drop(self.lock());
                 Err(storage_fault(e))
             }
-            Err(_) => Err(storage_fault(JournalError::Closed)),
         }
     }
 

@@ -282,6 +282,7 @@ mod tests {
     #[tokio::test]
     async fn a_pop_cancelled_before_it_is_durable_puts_its_items_back() {
         let (dir, b) = journaled_with_123().await;
+        b.commit_on_the_writer_only();
         let journal = dir.disk("journal-0000000000000000");
         journal.hold_syncs(true);
         let two = PopLimit {
