@@ -9,7 +9,7 @@
 //! the callers waiting on a stack or a client when it changes them, however
 //! the change reached it.
 
-pub use crate::local::{Carry, Taken};
+pub use crate::local::{Carry, Claims, Taken};
 pub use crate::state::PopLimit;
 pub use crate::waiters::Waiters;
 
@@ -44,6 +44,11 @@ pub trait Backend: Send + Sync + 'static {
     /// Pushes encoded items in order (the last on top), creating the stack;
     /// the new size. Wakes the stack's waiters.
     fn push(&self, name: String, items: Vec<Vec<u8>>) -> Answer<'_, u64>;
+    /// Marks each key seen on the stack (creating it), and pushes the item
+    /// that goes with it, if any, when the key is new to the stack (not seen
+    /// before, nor earlier in `entries`), in order; whether each was new.
+    /// Wakes the stack's waiters. A stack forgets its keys only when removed.
+    fn claim(&self, name: String, entries: Claims) -> Answer<'_, Vec<bool>>;
     /// Pops up to `limit` items, top first, none unless `carry` takes each;
     /// `None` if there is no such stack. Items a cancelled call would lose go
     /// back.

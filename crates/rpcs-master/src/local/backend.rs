@@ -2,7 +2,7 @@
 //! clock, and the wake-ups after each change that frees what someone waits for.
 
 use super::LocalBackend;
-use crate::backend::{Answer, Backend, Carry, PopLimit, Session, Taken, Waiters};
+use crate::backend::{Answer, Backend, Carry, Claims, PopLimit, Session, Taken, Waiters};
 use crate::state::Client;
 use rpcs_core::Value;
 use std::sync::Arc;
@@ -28,6 +28,17 @@ impl Backend for LocalBackend {
             let size = LocalBackend::push(self, name.clone(), items).await?;
             self.stack_waiters.wake(&name);
             Ok(size)
+        })
+    }
+
+    fn claim(&self, name: String, entries: Claims) -> Answer<'_, Vec<bool>> {
+        Box::pin(async move {
+            let pushing = entries.iter().any(|(_, item)| item.is_some());
+            let new = LocalBackend::claim(self, name.clone(), entries).await?;
+            if pushing {
+                self.stack_waiters.wake(&name);
+            }
+            Ok(new)
         })
     }
 

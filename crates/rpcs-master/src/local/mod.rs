@@ -25,7 +25,7 @@ pub mod stacks;
 pub mod storages;
 
 pub use clients::Ended;
-pub use stacks::{Carry, Taken};
+pub use stacks::{Carry, Claims, Taken};
 
 use crate::clock::{Clock, SystemClock};
 use crate::journal::dir::Dir;

@@ -8,6 +8,10 @@ use rpcs_core::Fault;
 /// Checks that an encoded item can go to the caller (its protocol can carry it).
 pub type Carry<'a> = &'a (dyn Fn(&[u8]) -> Result<(), Fault> + Send + Sync);
 
+/// Keys to mark seen on a stack, each with the encoded item to push if the key
+/// is new (`None` to push nothing).
+pub type Claims = Vec<(Vec<u8>, Option<Vec<u8>>)>;
+
 /// An item taken under a lease.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Taken {
@@ -41,6 +45,35 @@ impl LocalBackend {
         self.write(move |state| {
             let size = state.stacks.size(&name).unwrap_or(0) + items.len() as u64;
             Ok((size, vec![Change::Push { name, items }]))
+        })
+        .await
+    }
+
+    /// Marks each key seen on the stack (creating it), pushing the item that
+    /// goes with it, if any, when the key is new; whether each was new.
+    pub async fn claim(&self, name: String, entries: Claims) -> Result<Vec<bool>, Fault> {
+        self.write(move |state| {
+            let keys: Vec<Vec<u8>> = entries.iter().map(|(k, _)| k.clone()).collect();
+            let new = state.stacks.unseen(&name, &keys);
+            let mut fresh = Vec::new();
+            let mut items = Vec::new();
+            for ((key, item), &is_new) in entries.into_iter().zip(&new) {
+                if is_new {
+                    fresh.push(key);
+                    items.extend(item);
+                }
+            }
+            let mut changes = Vec::new();
+            if !fresh.is_empty() || state.stacks.size(&name).is_none() {
+                changes.push(Change::MarkSeen {
+                    name: name.clone(),
+                    keys: fresh,
+                });
+            }
+            if !items.is_empty() {
+                changes.push(Change::Push { name, items });
+            }
+            Ok((new, changes))
         })
         .await
     }

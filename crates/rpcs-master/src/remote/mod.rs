@@ -30,7 +30,7 @@
 pub mod scripts;
 mod wake;
 
-use crate::backend::{Answer, Backend, Carry, PopLimit, Session, Taken, Waiters};
+use crate::backend::{Answer, Backend, Carry, Claims, PopLimit, Session, Taken, Waiters};
 use crate::clock::Clock;
 use futures_util::stream::{self, StreamExt};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -872,6 +872,30 @@ impl Backend for RedisBackend {
             let size = self.inner.run_int(&scripts::PUSH, &key, &args).await?;
             self.stack_waiters.wake(&name);
             Ok(size as u64)
+        })
+    }
+
+    fn claim(&self, name: String, entries: Claims) -> Answer<'_, Vec<bool>> {
+        Box::pin(async move {
+            let mut args: Vec<&[u8]> = Vec::with_capacity(entries.len() * 2);
+            for (key, item) in &entries {
+                args.push(key);
+                args.push(item.as_deref().unwrap_or_default());
+            }
+            let key = self.stack_key(&name);
+            let reply = self.inner.run(&scripts::CLAIM, &key, &args).await?;
+            let new = array(reply)?
+                .iter()
+                .map(|v| int(v).map(|n| n == 1))
+                .collect::<Result<Vec<_>, _>>()?;
+            if entries
+                .iter()
+                .zip(&new)
+                .any(|((_, item), &n)| n && item.is_some())
+            {
+                self.stack_waiters.wake(&name);
+            }
+            Ok(new)
         })
     }
 

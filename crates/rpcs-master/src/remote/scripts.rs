@@ -13,7 +13,8 @@
 //!
 //! A stack's keys: `on` (it exists: Redis drops an empty list), `items` (LIST,
 //! right end on top), `leases` (HASH id → lease), `due` (ZSET id → deadline),
-//! `owned:C` (SET of the lease ids client C holds). A lease is packed as
+//! `owned:C` (SET of the lease ids client C holds), `seen` (SET of the keys it
+//! has claimed). A lease is packed as
 //! `struct.pack('>i8I4', deadline, #owner) .. owner .. item`. A storage's:
 //! `on`, `params` (HASH). A client's: `session` (HASH), `msgs` (LIST, left end
 //! oldest), `stacks` (SET of the stacks it took leases on). Wake-ups go to the
@@ -103,6 +104,23 @@ end
 if #ARGV > 2 then redis.call('PUBLISH', K .. 'wake', #ARGV - 2) end
 return len
 "];
+    /// Stack. ARGV: K, now, key, item ('' for none), ... → per key 1 if it was
+    /// new (and its item is pushed), else 0. Creates the stack.
+    CLAIM = ["
+local K = ARGV[1]
+redis.call('SET', K .. 'on', 1)
+local seen, items, out, pushed = K .. 'seen', K .. 'items', {}, 0
+for i = 3, #ARGV, 2 do
+  local new = redis.call('SADD', seen, ARGV[i])
+  out[#out + 1] = new
+  if new == 1 and ARGV[i + 1] ~= '' then
+    redis.call('RPUSH', items, ARGV[i + 1])
+    pushed = pushed + 1
+  end
+end
+if pushed > 0 then redis.call('PUBLISH', K .. 'wake', pushed) end
+return out
+"];
     /// Stack. ARGV: K, now, count, budget → {0} for no stack, {1, items top first}.
     POP = ["
 local K = ARGV[1]
@@ -183,7 +201,7 @@ for _, rec in ipairs(redis.call('HVALS', K .. 'leases')) do
   local _, olen, pos = struct.unpack('>i8I4', rec)
   if olen > 0 then redis.call('DEL', K .. 'owned:' .. string.sub(rec, pos, pos + olen - 1)) end
 end
-redis.call('DEL', K .. 'items', K .. 'leases', K .. 'due')
+redis.call('DEL', K .. 'items', K .. 'leases', K .. 'due', K .. 'seen')
 return 1
 "];
 

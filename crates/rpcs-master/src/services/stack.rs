@@ -71,6 +71,47 @@ impl Stacks {
         self.backend.push(name, encoded).await
     }
 
+    /// Pushes each item whose key the stack has not seen, in order, marking
+    /// the keys seen; whether each item was pushed. Without keys, an item is
+    /// its own key.
+    pub async fn push_new(
+        &self,
+        name: String,
+        items: Vec<Value>,
+        keys: Option<Vec<Value>>,
+    ) -> Result<Vec<bool>, Fault> {
+        self.limits.check_name("stack", &name)?;
+        self.limits.check_batch(items.len())?;
+        if keys.as_ref().is_some_and(|k| k.len() != items.len()) {
+            return Err(Fault::named(
+                "ValueError",
+                "keys must be as many as items, one for each",
+            ));
+        }
+        let mut entries = Vec::with_capacity(items.len());
+        for (n, item) in items.iter().enumerate() {
+            let item = self.limits.encode("item", item)?;
+            let key = match &keys {
+                Some(keys) => self.limits.encode("key", &keys[n])?,
+                None => item.clone(),
+            };
+            entries.push((key, Some(item)));
+        }
+        self.backend.claim(name, entries).await
+    }
+
+    /// Marks keys seen on the stack without pushing anything; whether each
+    /// was new.
+    pub async fn mark_seen(&self, name: String, keys: Vec<Value>) -> Result<Vec<bool>, Fault> {
+        self.limits.check_name("stack", &name)?;
+        self.limits.check_batch(keys.len())?;
+        let entries = keys
+            .iter()
+            .map(|k| Ok((self.limits.encode("key", k)?, None)))
+            .collect::<Result<Vec<_>, Fault>>()?;
+        self.backend.claim(name, entries).await
+    }
+
     /// Pops the top item for the caller of `ctx`.
     pub async fn pop(&self, ctx: &Context, name: String) -> Result<Value, Fault> {
         let mut items = self.pop_upto(ctx, name.clone(), 1, true).await?;
@@ -264,6 +305,17 @@ pub fn register(t: &mut MethodTable, svc: &Arc<Stacks>) {
     method!(t, svc => s, "stack.pushMany", "Push several items in order, the last on top; returns the new size.",
         |name: String, items: Vec<Value>| s.push_many(name, items).await)
     .params(&["name", "items"]);
+    method!(t, svc => s, "stack.pushNew",
+        "Push, in order, each item whose key (the item itself unless keys are given, one per item) the \
+         stack has never seen, marking it seen, all at once; returns for each item whether it was pushed. \
+         A stack forgets its keys only when it is removed.",
+        |name: String, items: Vec<Value>, keys: Option<Vec<Value>>| s.push_new(name, items, keys).await)
+    .params(&["name", "items", "keys"]);
+    method!(t, svc => s, "stack.markSeen",
+        "Mark keys seen on the stack without pushing anything (so stack.pushNew skips them); returns for \
+         each key whether it was new.",
+        |name: String, keys: Vec<Value>| s.mark_seen(name, keys).await)
+    .params(&["name", "keys"]);
     method!(t, svc => s, "stack.pop", "Pop the top item; faults StackIndexError when the stack is empty.",
         |ctx: Context, name: String| s.pop(&ctx, name).await)
     .params(&["name"]);

@@ -78,6 +78,8 @@ pub enum Change {
         seq: u64,
         message: Vec<u8>,
     },
+    /// Keys were marked seen on a stack (which exists from then on).
+    MarkSeen { name: String, keys: Vec<Vec<u8>> },
 }
 
 fn accept_all(_: &[u8]) -> Result<(), rpcs_core::Fault> {
@@ -174,6 +176,7 @@ impl Change {
             Change::GiveBack { name, seq, message } => {
                 clients.give_back(name, *seq, message.clone());
             }
+            Change::MarkSeen { name, keys } => stacks.mark_seen(name, keys),
         }
     }
 
@@ -230,6 +233,9 @@ impl Change {
             Change::Delivered { name, seq } => vec![i(20), s(name), i(*seq as i64)],
             Change::GiveBack { name, seq, message } => {
                 vec![i(21), s(name), i(*seq as i64), b(message)]
+            }
+            Change::MarkSeen { name, keys } => {
+                vec![i(22), s(name), Value::Array(keys.iter().map(b).collect())]
             }
         };
         msgpack::encode(&Value::Array(fields))
@@ -288,7 +294,7 @@ impl Change {
         };
         Some(match tag {
             1 => Change::CreateStack { name: s(next())? },
-            2 => {
+            2 | 22 => {
                 let name = s(next())?;
                 let Value::Array(list) = next()? else {
                     return None;
@@ -297,7 +303,11 @@ impl Change {
                     .into_iter()
                     .map(|v| b(Some(v)))
                     .collect::<Option<_>>()?;
-                Change::Push { name, items }
+                if tag == 2 {
+                    Change::Push { name, items }
+                } else {
+                    Change::MarkSeen { name, keys: items }
+                }
             }
             3 => Change::Pop {
                 name: s(next())?,
@@ -388,8 +398,12 @@ mod tests {
         let client = format!("c{}", rng.u8(..3));
         let id = format!("l{}", rng.u8(..6));
         let bytes = |rng: &mut fastrand::Rng| vec![rng.u8(..); rng.usize(..4)];
-        match rng.u8(..21) {
+        match rng.u8(..22) {
             0 => Change::CreateStack { name: stack },
+            21 => Change::MarkSeen {
+                name: stack,
+                keys: (0..rng.usize(..3)).map(|_| bytes(rng)).collect(),
+            },
             1 | 2 => Change::Push {
                 name: stack,
                 items: (0..rng.usize(..4)).map(|_| bytes(rng)).collect(),

@@ -19,6 +19,10 @@ const STORAGE: i64 = 3;
 const PARAM: i64 = 4;
 const CLIENT: i64 = 5;
 const MESSAGE: i64 = 6;
+const SEEN: i64 = 7;
+
+/// The most seen keys one record carries.
+const SEEN_CHUNK: usize = 4096;
 
 /// A snapshot that cannot be read.
 #[derive(Debug, thiserror::Error)]
@@ -52,6 +56,15 @@ pub fn write(state: &State, out: &mut Vec<u8>) -> Result<(), record::RecordError
                 name.clone().into(),
                 Value::Bytes(part.to_vec()),
             ]);
+        }
+    }
+    for (name, keys) in state.stacks.seen() {
+        // Sorted, so that equal states make equal snapshots.
+        let mut keys: Vec<&Vec<u8>> = keys.iter().collect();
+        keys.sort();
+        for part in keys.chunks(SEEN_CHUNK) {
+            let keys = part.iter().map(|k| Value::Bytes(k.to_vec())).collect();
+            put(vec![SEEN.into(), name.clone().into(), Value::Array(keys)]);
         }
     }
     // In id order, so that equal states make equal snapshots.
@@ -163,6 +176,11 @@ pub fn read(bytes: &[u8]) -> Result<State, SnapshotError> {
                     return Err(bad(format!("a message for {name:?}, who is not logged in")));
                 }
             }
+            SEEN => {
+                let name = f.string()?;
+                let keys = f.bytes_list()?;
+                state.stacks.mark_seen(&name, &keys);
+            }
             kind => return Err(bad(format!("unknown record kind {kind}"))),
         }
     }
@@ -206,6 +224,17 @@ impl Fields {
             Value::Bytes(b) => Ok(b),
             _ => Err(bad("a bytes field is not bytes")),
         }
+    }
+    fn bytes_list(&mut self) -> Result<Vec<Vec<u8>>, SnapshotError> {
+        let Value::Array(list) = self.next()? else {
+            return Err(bad("a list field is not a list"));
+        };
+        list.into_iter()
+            .map(|v| match v {
+                Value::Bytes(b) => Ok(b),
+                _ => Err(bad("a bytes field is not bytes")),
+            })
+            .collect()
     }
 }
 

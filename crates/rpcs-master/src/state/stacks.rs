@@ -7,6 +7,7 @@
 use super::items::Items;
 use super::leases::{Lease, Leases};
 use rpcs_core::Fault;
+use rustc_hash::FxHashSet;
 use std::collections::BTreeMap;
 
 /// Checks that an encoded item can go to the caller (its protocol can carry it).
@@ -30,6 +31,8 @@ pub struct PopLimit {
 pub struct Stacks {
     stacks: BTreeMap<String, Items>,
     leases: Leases,
+    /// The keys each stack has seen (`stack.pushNew`, `stack.markSeen`).
+    seen: BTreeMap<String, FxHashSet<Vec<u8>>>,
 }
 
 impl Stacks {
@@ -55,6 +58,33 @@ impl Stacks {
             stack.push(item);
         }
         stack.len() as u64
+    }
+
+    /// Whether each of `keys` is new to the stack: not seen before, and not
+    /// earlier in `keys` itself.
+    pub fn unseen(&self, name: &str, keys: &[Vec<u8>]) -> Vec<bool> {
+        let seen = self.seen.get(name);
+        let mut batch = FxHashSet::default();
+        keys.iter()
+            .map(|k| !seen.is_some_and(|s| s.contains(k)) && batch.insert(k.as_slice()))
+            .collect()
+    }
+
+    /// Marks keys seen on the stack, creating it if missing.
+    pub fn mark_seen(&mut self, name: &str, keys: &[Vec<u8>]) {
+        self.stack_mut(name);
+        let set = self.seen.entry(name.to_owned()).or_default();
+        set.extend(keys.iter().cloned());
+    }
+
+    /// How many keys the stack has seen.
+    pub fn seen_count(&self, name: &str) -> usize {
+        self.seen.get(name).map_or(0, FxHashSet::len)
+    }
+
+    /// Every stack's seen keys, in name order (for snapshots).
+    pub fn seen(&self) -> impl Iterator<Item = (&String, &FxHashSet<Vec<u8>>)> {
+        self.seen.iter()
     }
 
     /// Pops up to `limit.count` items, top first, none unless `accept` takes
@@ -177,6 +207,7 @@ impl Stacks {
     /// Deletes a stack with its items and leases.
     pub fn remove(&mut self, name: &str) -> Result<(), Fault> {
         self.stacks.remove(name).ok_or_else(|| not_found(name))?;
+        self.seen.remove(name);
         for id in self.leases.of_stack(name) {
             self.leases.remove(name, &id);
         }

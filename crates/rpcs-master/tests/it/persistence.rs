@@ -59,3 +59,35 @@ async fn a_second_master_cannot_open_the_same_directory() {
     let second = backend.open(&timing).await;
     assert!(second.is_err(), "two backends opened one directory");
 }
+
+#[tokio::test]
+async fn seen_keys_survive_a_restart_from_the_journal_and_from_a_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    let backend = BackendConfig::Embedded {
+        dir: dir.path().to_owned(),
+        durability: Durability::Strict,
+    };
+    let urls = |items: &[&str]| Value::Array(items.iter().map(|t| s(t)).collect());
+    let first = env_with("first", backend.clone(), None, config()).await;
+    first
+        .ok("stack.pushNew", vec![s("u"), urls(&["a", "b"])])
+        .await;
+    first.ok("stack.markSeen", vec![s("u"), urls(&["c"])]).await;
+    first.master.backend().flush().await.unwrap();
+    drop(first);
+    // From the journal, then compacted into a snapshot at a graceful stop.
+    let second = env_with("second", backend.clone(), None, config()).await;
+    let again = second
+        .ok("stack.pushNew", vec![s("u"), urls(&["a", "c", "d"])])
+        .await;
+    let bools = |b: &[bool]| Value::Array(b.iter().map(|&b| Value::Bool(b)).collect());
+    assert_eq!(again, bools(&[false, false, true]));
+    second.master.backend().clone().shutdown().await.unwrap();
+    drop(second);
+    let third = env_with("third", backend, None, config()).await;
+    let once_more = third
+        .ok("stack.pushNew", vec![s("u"), urls(&["b", "d", "e"])])
+        .await;
+    assert_eq!(once_more, bools(&[false, false, true]));
+    assert_eq!(third.ok("stack.getSize", vec![s("u")]).await, i(4));
+}

@@ -182,6 +182,11 @@ async fn a_cluster_spreads_stacks_storages_and_clients_across_its_shards() {
         call(&a, "storage.setParameter", vec![s(name), s("p"), i(1)]).await;
         call(&a, "provider.login", vec![s(name)]).await;
     }
+    // A claim through one master is seen through the other.
+    let claim = vec![s("n0"), Value::Array(vec![s("x")])];
+    let new = |b: bool| Value::Array(vec![Value::Bool(b)]);
+    assert_eq!(call(&a, "stack.pushNew", claim.clone()).await, new(true));
+    assert_eq!(call(&b, "stack.pushNew", claim).await, new(false));
     let counts = cluster.keys_per_node();
     assert!(counts.iter().all(|&n| n > 0), "keys per node: {counts:?}");
     // Listings through the other master scan every shard.

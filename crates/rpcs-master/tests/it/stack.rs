@@ -498,3 +498,74 @@ async fn a_wait_ends_when_its_caller_disconnects() {
     master.stacks().push("q".into(), i(1)).await.unwrap();
     assert_eq!(master.stacks().size("q".into()).await.unwrap(), 1);
 }
+
+fn bools(values: &[bool]) -> Value {
+    Value::Array(values.iter().map(|&b| Value::Bool(b)).collect())
+}
+
+fn list(items: &[&str]) -> Value {
+    Value::Array(items.iter().map(|t| s(t)).collect())
+}
+
+#[tokio::test]
+async fn push_new_pushes_only_what_the_stack_has_never_seen() {
+    for e in all_envs().await {
+        let push_new = |items: &[&str]| e.ok("stack.pushNew", vec![s("urls"), list(items)]);
+        assert_eq!(
+            push_new(&["a", "b", "a"]).await,
+            bools(&[true, true, false])
+        );
+        assert_eq!(
+            e.ok("stack.getSize", vec![s("urls")]).await,
+            i(2),
+            "[{}]",
+            e.name
+        );
+        assert_eq!(e.ok("stack.pop", vec![s("urls")]).await, s("b"));
+        // Popped, b stays seen; truncating forgets nothing either.
+        assert_eq!(push_new(&["b", "c"]).await, bools(&[false, true]));
+        e.ok("stack.truncate", vec![s("urls")]).await;
+        assert_eq!(push_new(&["a", "c"]).await, bools(&[false, false]));
+        // A key claimed without an item is skipped later.
+        let marked = e
+            .ok("stack.markSeen", vec![s("urls"), list(&["d", "c"])])
+            .await;
+        assert_eq!(marked, bools(&[true, false]));
+        assert_eq!(push_new(&["d"]).await, bools(&[false]));
+        assert_eq!(e.ok("stack.getSize", vec![s("urls")]).await, i(0));
+        // Keys given: the item is whatever goes with its key.
+        let pages = Value::Array(vec![
+            map(&[("url", s("x")), ("depth", i(1))]),
+            map(&[("url", s("x")), ("depth", i(2))]),
+        ]);
+        let keyed = e
+            .ok("stack.pushNew", vec![s("urls"), pages, list(&["x", "x"])])
+            .await;
+        assert_eq!(keyed, bools(&[true, false]));
+        e.fault(
+            "stack.pushNew",
+            vec![s("urls"), list(&["y"]), list(&["y", "z"])],
+            "ValueError",
+        )
+        .await;
+        // Removing the stack forgets its keys.
+        e.ok("stack.remove", vec![s("urls")]).await;
+        assert_eq!(push_new(&["a"]).await, bools(&[true]));
+        // Marking seen creates the stack.
+        e.ok("stack.markSeen", vec![s("other"), list(&["k"])]).await;
+        assert_eq!(e.ok("stack.getSize", vec![s("other")]).await, i(0));
+    }
+}
+
+#[tokio::test]
+async fn push_new_wakes_a_blocked_pop() {
+    for e in all_envs().await {
+        let waiting = e.ok("stack.popWait", vec![s("q"), Value::Double(60.0)]);
+        let pushed = async {
+            until(|| e.master.stacks().waiting("q") == 1).await;
+            e.ok("stack.pushNew", vec![s("q"), list(&["job"])]).await
+        };
+        let (got, _) = tokio::join!(waiting, pushed);
+        assert_eq!(got, s("job"), "[{}]", e.name);
+    }
+}
