@@ -116,6 +116,12 @@ pub trait Backend: Send + Sync + 'static {
     /// Adds `delta` to an integer parameter (unset counts as 0); the new value.
     fn increment(&self, name: String, param: String, delta: i64) -> Answer<'_, i64>;
 
+    /// Reserves, by the backend's clock, the moment `interval_ms` after the
+    /// last one reserved on `param` (an integer parameter holding it, in
+    /// milliseconds since the epoch), or now if that is later; how many
+    /// milliseconds from now it is. Creates the storage.
+    fn reserve(&self, name: String, param: String, interval_ms: i64) -> Answer<'_, i64>;
+
     /// Logs a client in (a live session keeps its queue).
     fn login(&self, name: String, host: String, info: Vec<u8>) -> Answer<'_, ()>;
     /// Ends a client's session: its messages are dropped and its leased items

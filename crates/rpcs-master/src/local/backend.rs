@@ -154,6 +154,11 @@ impl Backend for LocalBackend {
         Box::pin(LocalBackend::increment(self, name, param, delta))
     }
 
+    fn reserve(&self, name: String, param: String, interval_ms: i64) -> Answer<'_, i64> {
+        let now = self.clock.now_ms();
+        Box::pin(LocalBackend::reserve(self, name, param, interval_ms, now))
+    }
+
     fn login(&self, name: String, host: String, info: Vec<u8>) -> Answer<'_, ()> {
         let now = self.clock.now_ms();
         Box::pin(LocalBackend::login(self, name, host, now, info))

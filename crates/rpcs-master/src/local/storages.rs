@@ -121,6 +121,30 @@ impl LocalBackend {
     }
 }
 
+impl LocalBackend {
+    /// Reserves the moment `interval_ms` after the last one reserved on
+    /// `param`, or `now_ms` if that is later, and records it; how many
+    /// milliseconds from `now_ms` it is.
+    pub async fn reserve(
+        &self,
+        name: String,
+        param: String,
+        interval_ms: i64,
+        now_ms: i64,
+    ) -> Result<i64, Fault> {
+        self.write(move |state| {
+            let last = state.storages.incremented(&name, &param, 0)?;
+            let slot = last.max(now_ms);
+            let next = slot
+                .checked_add(interval_ms)
+                .ok_or_else(|| Fault::named("OverflowError", "time out of 64-bit range"))?;
+            let value = msgpack::encode(&Value::Int(next));
+            Ok((slot - now_ms, vec![set(name, param, value)]))
+        })
+        .await
+    }
+}
+
 /// The change that sets one parameter.
 fn set(name: String, param: String, value: Vec<u8>) -> Change {
     Change::SetParams {

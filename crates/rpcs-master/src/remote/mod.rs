@@ -1182,6 +1182,22 @@ impl Backend for RedisBackend {
         })
     }
 
+    fn reserve(&self, name: String, param: String, interval_ms: i64) -> Answer<'_, i64> {
+        Box::pin(async move {
+            let interval = interval_ms.to_string();
+            let args: [&[u8]; 2] = [param.as_bytes(), interval.as_bytes()];
+            let key = self.storage_key(&name);
+            let (tag, mut rest) = tagged(self.inner.run(&scripts::RESERVE, &key, &args).await?)?;
+            if tag == -1 {
+                return Err(Fault::named(
+                    "TypeError",
+                    format!("parameter {param:?} does not hold an integer"),
+                ));
+            }
+            int(&next(&mut rest)?)
+        })
+    }
+
     fn login(&self, name: String, host: String, info: Vec<u8>) -> Answer<'_, ()> {
         Box::pin(async move {
             let nil = [0xc0u8];

@@ -261,6 +261,22 @@ redis.call('SET', ARGV[1] .. 'on', 1)
 return v
 "];
 
+    /// Storage. ARGV: K, now, param, interval_ms → {1, ms to wait} after
+    /// recording the moment reserved, {-1} if the parameter is not an integer.
+    RESERVE = [NOW, "
+local key, now = ARGV[1] .. 'params', now_ms()
+local last = now
+local raw = redis.call('HGET', key, ARGV[3])
+if raw then
+  last = tonumber(raw)
+  if not last then return {-1} end
+end
+local slot = math.max(now, last)
+redis.call('HSET', key, ARGV[3], string.format('%d', slot + tonumber(ARGV[4])))
+redis.call('SET', ARGV[1] .. 'on', 1)
+return {1, slot - now}
+"];
+
     /// Client. ARGV: K, now, host, info, nil status → the login time. A live
     /// session keeps its login time, status and queue.
     LOGIN = [NOW, "

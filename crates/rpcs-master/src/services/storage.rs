@@ -135,6 +135,26 @@ impl Storages {
         self.backend.set_if_absent(name, param, encoded).await
     }
 
+    /// Reserves the next moment on `param`, `interval` seconds after the last
+    /// one reserved (or now); the seconds to wait until it.
+    pub async fn reserve_slot(
+        &self,
+        name: String,
+        param: String,
+        interval: f64,
+    ) -> Result<f64, Fault> {
+        self.check(&name, Some(&param))?;
+        if !(0.0..=86_400.0).contains(&interval) {
+            return Err(Fault::named(
+                "ValueError",
+                "interval must be between 0 and 86400 seconds",
+            ));
+        }
+        let interval_ms = (interval * 1000.0).round() as i64;
+        let wait_ms = self.backend.reserve(name, param, interval_ms).await?;
+        Ok(wait_ms as f64 / 1000.0)
+    }
+
     /// Adds `delta` to an integer parameter (unset counts as 0); returns the new value.
     pub async fn increment(&self, name: String, param: String, delta: i64) -> Result<i64, Fault> {
         self.check(&name, Some(&param))?;
@@ -180,6 +200,13 @@ pub fn register(t: &mut MethodTable, svc: &Arc<Storages>) {
     method!(t, svc => s, "storage.setIfAbsent", "Set a parameter only if it is unset; true if set (claims and de-duplication).",
         |name: String, param: String, value: Value| s.set_if_absent(name, param, value).await)
     .params(&["name", "param", "value"]);
+    method!(t, svc => s, "storage.reserveSlot",
+        "Reserve the moment interval seconds after the last one reserved on the parameter (or now, if \
+         later), kept in it as milliseconds since the epoch by the master's clock (Redis's, when \
+         shared); returns the seconds to wait until it. Callers that each wait that long before acting \
+         act at least interval apart, whichever master they reach: a crawl's politeness per host.",
+        |name: String, param: String, interval: f64| s.reserve_slot(name, param, interval).await)
+    .params(&["name", "param", "interval"]);
     method!(t, svc => s, "storage.increment", "Add delta (default 1) to an integer parameter, unset counting as 0; returns the new value.",
         |name: String, param: String, delta: Option<i64>| s.increment(name, param, delta.unwrap_or(1)).await)
     .params(&["name", "param", "delta"]);

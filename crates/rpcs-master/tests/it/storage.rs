@@ -225,3 +225,43 @@ async fn oversized_values_are_refused() {
         );
     }
 }
+
+#[tokio::test]
+async fn reserved_slots_are_an_interval_apart_by_the_masters_clock() {
+    let clock = rpcs_master::clock::ManualClock::new();
+    for e in crate::all_envs_with(crate::config_on(clock.clone())).await {
+        let reserve = |host: &str, interval: f64| {
+            e.ok(
+                "storage.reserveSlot",
+                vec![s("hosts"), s(host), Value::Double(interval)],
+            )
+        };
+        let wait = |seconds: f64| Value::Double(seconds);
+        assert_eq!(reserve("a", 2.0).await, wait(0.0), "[{}]", e.name);
+        assert_eq!(reserve("a", 2.0).await, wait(2.0));
+        assert_eq!(reserve("a", 2.0).await, wait(4.0));
+        assert_eq!(reserve("b", 2.0).await, wait(0.0), "hosts are apart");
+        // Time passes: the next slot is 6 s after the first, 3 s from now.
+        clock.advance(std::time::Duration::from_secs(3));
+        assert_eq!(reserve("a", 2.0).await, wait(3.0));
+        clock.advance(std::time::Duration::from_secs(60));
+        assert_eq!(reserve("a", 0.5).await, wait(0.0));
+        assert_eq!(reserve("a", 0.5).await, wait(0.5));
+        let kept = e.ok("storage.getParameter", vec![s("hosts"), s("a")]).await;
+        assert!(matches!(kept, Value::Int(_)), "[{}] {kept:?}", e.name);
+        e.ok("storage.setParameter", vec![s("hosts"), s("c"), s("soon")])
+            .await;
+        e.fault(
+            "storage.reserveSlot",
+            vec![s("hosts"), s("c"), Value::Double(1.0)],
+            "TypeError",
+        )
+        .await;
+        e.fault(
+            "storage.reserveSlot",
+            vec![s("hosts"), s("a"), Value::Double(-1.0)],
+            "ValueError",
+        )
+        .await;
+    }
+}
