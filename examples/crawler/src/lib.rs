@@ -4,3 +4,4 @@
 //! (`stack.pushNew`) and spacing requests to each host (`storage.reserveSlot`).
 
 pub mod normalize;
+pub mod robots;
