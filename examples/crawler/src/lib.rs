@@ -5,3 +5,4 @@
 
 pub mod normalize;
 pub mod robots;
+pub mod scope;
