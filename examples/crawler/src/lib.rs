@@ -5,4 +5,5 @@
 
 pub mod normalize;
 pub mod robots;
+pub mod save;
 pub mod scope;

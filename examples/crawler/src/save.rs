@@ -1,0 +1,143 @@
+//! Where pages go: one file per URL under the output directory, named after
+//! its host and a stable hash of the canonical URL (so a page fetched again,
+//! after a crawler died before its ack, lands on the same name), beside a
+//! metadata record (`.json`). Each file is written under a temporary name,
+//! synced and renamed into place, and the directory synced, so that a page is
+//! acknowledged to the master only once it is safely on disk.
+
+use serde::Serialize;
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use url::Url;
+
+/// What is known of a fetched page, saved beside it.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct PageRecord {
+    /// The canonical URL it was fetched under.
+    pub url: String,
+    /// Where redirects ended, if they did elsewhere.
+    pub final_url: Option<String>,
+    /// The HTTP status.
+    pub status: u16,
+    /// The Content-Type header, if any.
+    pub content_type: Option<String>,
+    /// When it was fetched, in milliseconds since the epoch.
+    pub fetched_ms: i64,
+    /// How many links from a seed.
+    pub depth: u32,
+    /// The page it was found on.
+    pub referrer: Option<String>,
+    /// Body bytes saved (after the size cap).
+    pub bytes: usize,
+    /// Whether the body was cut at the size cap.
+    pub truncated: bool,
+}
+
+/// The output directory of a crawl.
+#[derive(Debug, Clone)]
+pub struct Output {
+    dir: PathBuf,
+}
+
+/// FNV-1a, 64 bits: a stable name for a URL (the standard library's hasher
+/// may change between releases).
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+impl Output {
+    /// Pages go under `dir` (created when missing).
+    pub fn new(dir: impl Into<PathBuf>) -> Output {
+        Output { dir: dir.into() }
+    }
+
+    /// The file a URL's body is saved in (its record has `.json` added).
+    pub fn path_of(&self, url: &Url) -> PathBuf {
+        let host = crate::scope::authority(url).replace(':', "_");
+        let host: String = host
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || "._-".contains(c) {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        self.dir
+            .join(host)
+            .join(format!("{:016x}.page", fnv1a(url.as_str().as_bytes())))
+    }
+
+    /// Saves a page and its record, each durably in place before this returns.
+    pub fn save(&self, url: &Url, body: &[u8], record: &PageRecord) -> io::Result<PathBuf> {
+        let path = self.path_of(url);
+        let dir = path.parent().expect("a page's path has a directory");
+        fs::create_dir_all(dir)?;
+        write_durably(&path, body)?;
+        let json = serde_json::to_vec_pretty(record).map_err(io::Error::other)?;
+        write_durably(&record_path(&path), &json)?;
+        File::open(dir)?.sync_all()?;
+        Ok(path)
+    }
+}
+
+/// A page file's metadata record.
+pub fn record_path(page: &Path) -> PathBuf {
+    page.with_extension("page.json")
+}
+
+/// Writes `bytes` to a temporary name beside `path`, syncs it, and renames
+/// it into place.
+fn write_durably(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    let mut file = File::create(&tmp)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    drop(file);
+    fs::rename(&tmp, path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(url: &str) -> PageRecord {
+        PageRecord {
+            url: url.into(),
+            final_url: None,
+            status: 200,
+            content_type: Some("text/html".into()),
+            fetched_ms: 1,
+            depth: 0,
+            referrer: None,
+            bytes: 5,
+            truncated: false,
+        }
+    }
+
+    #[test]
+    fn a_page_lands_on_a_stable_name_with_its_record_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = Output::new(dir.path());
+        let url = Url::parse("http://a.test:8080/x?y=1").unwrap();
+        let path = out.save(&url, b"hello", &record(url.as_str())).unwrap();
+        assert_eq!(path, out.path_of(&url));
+        assert!(path.starts_with(dir.path().join("a.test_8080")));
+        assert_eq!(fs::read(&path).unwrap(), b"hello");
+        let json: serde_json::Value =
+            serde_json::from_slice(&fs::read(record_path(&path)).unwrap()).unwrap();
+        assert_eq!(json["url"], url.as_str());
+        assert_eq!(json["status"], 200);
+        // Saved again (fetched twice after a crash): the same two files.
+        out.save(&url, b"again", &record(url.as_str())).unwrap();
+        let files = fs::read_dir(path.parent().unwrap()).unwrap().count();
+        assert_eq!(files, 2, "no temporary file is left behind");
+        assert_eq!(fs::read(&path).unwrap(), b"again");
+        let other = Url::parse("http://a.test:8080/z").unwrap();
+        assert_ne!(out.path_of(&other), path);
+    }
+}
