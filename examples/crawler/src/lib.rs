@@ -3,6 +3,7 @@
 //! and push its new links back, the master deduplicating them
 //! (`stack.pushNew`) and spacing requests to each host (`storage.reserveSlot`).
 
+pub mod frontier;
 pub mod links;
 pub mod normalize;
 pub mod robots;
