@@ -133,6 +133,8 @@ fn canonical_escapes(text: &str) -> String {
         let escape = (bytes[i] == b'%')
             .then(|| text.get(i + 1..i + 3))
             .flatten()
+            // Two hex digits exactly (from_str_radix alone takes "+1").
+            .filter(|hex| hex.bytes().all(|b| b.is_ascii_hexdigit()))
             .and_then(|hex| u8::from_str_radix(hex, 16).ok());
         match escape {
             Some(byte) if unreserved(byte) => {
@@ -194,6 +196,7 @@ mod tests {
         );
         // A stray percent sign is left as it is.
         assert_eq!(canon("http://h/100%"), "http://h/100%");
+        assert_eq!(canon("http://h/a%+1b"), "http://h/a%+1b");
     }
 
     #[test]
