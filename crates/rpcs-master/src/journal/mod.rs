@@ -30,7 +30,7 @@ pub mod record;
 
 use file::JournalFile;
 use std::io;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -157,7 +157,7 @@ struct Shared {
     synced: AtomicU64,
     /// Whether a caller that finds the file idle commits itself (tests that
     /// hold syncs turn it off, to cut a call short while it waits).
-    inline: std::sync::atomic::AtomicBool,
+    inline: AtomicBool,
 }
 
 /// The file and how much of it holds acknowledged records.
@@ -235,7 +235,7 @@ impl Journal {
             failures: AtomicU64::new(0),
             good_len: AtomicU64::new(good as u64),
             synced: AtomicU64::new(good as u64),
-            inline: std::sync::atomic::AtomicBool::new(true),
+            inline: AtomicBool::new(true),
         });
         let writer = Writer {
             shared: shared.clone(),
