@@ -385,15 +385,21 @@ impl Inner {
         }
     }
 
+    /// Adds a stack to the index of stacks that may hold leases (`SADD`), or
+    /// takes it out (`SREM`).
+    async fn index_leased(&self, command: &str, stack: &str) -> Result<(), Fault> {
+        let cmd = redis::cmd(command)
+            .arg(format!("{}leased", self.global))
+            .arg(stack)
+            .clone();
+        self.query::<i64>(&cmd).await.map(|_| ())
+    }
+
     /// Notes a new lease where the sweeps and its owner's logout find it.
     async fn note_lease(&self, stack: &str, owner: &str, first: bool, mine: bool) {
         let leased = async {
             if first {
-                let cmd = redis::cmd("SADD")
-                    .arg(format!("{}leased", self.global))
-                    .arg(stack)
-                    .clone();
-                self.query::<i64>(&cmd).await?;
+                self.index_leased("SADD", stack).await?;
             }
             Ok::<_, Fault>(())
         };
@@ -470,17 +476,14 @@ impl Inner {
     /// after, in case a lease was taken meanwhile (whose taker's note may have
     /// come before the removal). Whether items went back.
     async fn sweep_stack(&self, stack: String) -> Result<bool, Fault> {
-        let leased = format!("{}leased", self.global);
         let (freed, left) = self.expire_stack(&stack).await?;
         if left > 0 {
             return Ok(freed);
         }
-        let srem = redis::cmd("SREM").arg(&leased).arg(&stack).clone();
-        self.query::<i64>(&srem).await?;
+        self.index_leased("SREM", &stack).await?;
         let (again, left) = self.expire_stack(&stack).await?;
         if left > 0 {
-            let sadd = redis::cmd("SADD").arg(&leased).arg(&stack).clone();
-            self.query::<i64>(&sadd).await?;
+            self.index_leased("SADD", &stack).await?;
         }
         Ok(freed || again)
     }
@@ -490,9 +493,7 @@ impl Inner {
     async fn repair(&self) -> Result<(), Fault> {
         for stack in self.names(Kind::Stack).await? {
             if self.expire_stack(&stack).await?.1 > 0 {
-                let leased = format!("{}leased", self.global);
-                let sadd = redis::cmd("SADD").arg(leased).arg(&stack).clone();
-                self.query::<i64>(&sadd).await?;
+                self.index_leased("SADD", &stack).await?;
             }
         }
         for client in self.names(Kind::Client).await? {
