@@ -150,12 +150,16 @@ impl Provider {
     /// whether a client that has just closed read it, so with `confirm` each
     /// message is a request instead and leaves the queue only once the client
     /// answered (at least once: one may arrive twice). A live subscription keeps
-    /// its session alive.
+    /// its session alive. With `end_session`, the session ends when the
+    /// connection closes (unless another subscription of the client is still
+    /// live): a worker that dies gives its leased items back at once, not after
+    /// the session timeout.
     pub async fn subscribe(
         self: &Arc<Self>,
         ctx: Context,
         name: String,
         confirm: bool,
+        end_session: bool,
     ) -> Result<String, Fault> {
         if ctx.peer_calls.is_none() {
             return Err(Fault::named(
@@ -180,6 +184,7 @@ impl Provider {
         tokio::spawn(async move {
             let waiting = svc.backend.client_waiters().wait_on(&name);
             let recheck = (!svc.backend.sees_every_change()).then_some(svc.timing.recheck);
+            let mut closed = false;
             loop {
                 let notified = waiting.notify.notified();
                 tokio::pin!(notified);
@@ -187,11 +192,15 @@ impl Provider {
                 // A closed connection ends the subscription (and stops it keeping
                 // the session alive).
                 if ctx.peer_closed() {
+                    closed = true;
                     break;
                 }
                 match svc.deliver(&ctx, &sub, &name, confirm).await {
                     Ok(true) => {}
-                    Ok(false) | Err(_) => break,
+                    Ok(false) | Err(_) => {
+                        closed = ctx.peer_closed();
+                        break;
+                    }
                 }
                 tokio::select! {
                     _ = &mut notified => {}
@@ -200,9 +209,25 @@ impl Provider {
                     _ = &mut cancelled => break,
                 }
             }
-            svc.subscriptions().remove(&sub);
+            // One that was unsubscribed first, or a client still subscribed on
+            // another connection (a worker that reconnected), keeps its session.
+            let last = {
+                let mut subscriptions = svc.subscriptions();
+                subscriptions.remove(&sub) && subscriptions.of(&name) == 0
+            };
+            if end_session && closed && last {
+                svc.end_with_connection(&name).await;
+            }
         });
         Ok(id)
+    }
+
+    /// Ends the session of a client whose connection closed.
+    async fn end_with_connection(&self, name: &str) {
+        match self.backend.logout(name.to_owned()).await {
+            Ok(()) => tracing::info!(client = name, "session ended with its connection"),
+            Err(f) => tracing::warn!(client = name, fault = %f, "session could not be ended"),
+        }
     }
 
     fn subscriptions(&self) -> std::sync::MutexGuard<'_, Subscriptions> {
@@ -384,10 +409,11 @@ pub fn register(t: &mut MethodTable, svc: &Arc<Provider>) {
     method!(t, svc => s, "provider.subscribe",
         "Push the client's messages to this connection as they arrive, as provider.message(subscription, \
          client, message) notifications; returns the subscription id. With confirm, each message is a \
-         request instead and leaves the queue only once the client answered it. WebSocket and \
-         MessagePack-RPC only.",
-        |ctx: Context, name: String, confirm: Option<bool>| s.subscribe(ctx, name, confirm.unwrap_or(false)).await)
-    .params(&["name", "confirm"]);
+         request instead and leaves the queue only once the client answered it. With endSession, the \
+         session ends when this connection closes. WebSocket and MessagePack-RPC only.",
+        |ctx: Context, name: String, confirm: Option<bool>, end_session: Option<bool>|
+            s.subscribe(ctx, name, confirm.unwrap_or(false), end_session.unwrap_or(false)).await)
+    .params(&["name", "confirm", "endSession"]);
     method!(t, svc => s, "provider.unsubscribe", "End a subscription; false if it was not live.",
         |id: String| Ok::<_, Fault>(s.unsubscribe(&id)))
     .params(&["id"]);

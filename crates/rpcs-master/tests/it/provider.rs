@@ -271,3 +271,64 @@ async fn a_live_subscription_keeps_its_session_through_clean_ups() {
         );
     }
 }
+
+/// Polls the master until `check` holds of its answer to `method`.
+async fn until_answer(
+    e: &crate::Env,
+    method: &str,
+    args: Vec<Value>,
+    check: impl Fn(&Value) -> bool,
+) {
+    for _ in 0..5_000 {
+        if check(&e.ok(method, args.clone()).await) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    panic!("{method} never answered as expected");
+}
+
+#[tokio::test]
+async fn a_session_bound_to_its_connection_ends_and_gives_its_leases_back_when_it_closes() {
+    for e in crate::all_protocols_with(config()).await {
+        let crate::Via::Remote { url, .. } = &e.via else {
+            unreachable!()
+        };
+        if !(url.starts_with("msgpack") || url.starts_with("ws")) {
+            continue;
+        }
+        e.ok("stack.push", vec![s("jobs"), s("page")]).await;
+        let worker = rpcs_net::Client::new(url).unwrap();
+        worker.call("provider.login", ("bound",)).await.unwrap();
+        worker
+            .call("provider.subscribe", ("bound", false, true))
+            .await
+            .unwrap();
+        // A lease long enough that only the session's end can bring it back.
+        worker
+            .call("stack.take", ("jobs", 3600, 0, "bound"))
+            .await
+            .unwrap();
+        assert_eq!(e.ok("stack.getSize", vec![s("jobs")]).await, i(0));
+        // An unbound subscription of another client, closed too, keeps its session.
+        e.ok("provider.login", vec![s("loose")]).await;
+        let other = rpcs_net::Client::new(url).unwrap();
+        other.call("provider.subscribe", ("loose",)).await.unwrap();
+        drop(worker);
+        drop(other);
+        until_answer(&e, "provider.hasClient", vec![s("bound")], |v| {
+            *v == Value::Bool(false)
+        })
+        .await;
+        assert_eq!(
+            e.ok("stack.getSize", vec![s("jobs")]).await,
+            i(1),
+            "[{}]",
+            e.name
+        );
+        assert_eq!(
+            e.ok("provider.hasClient", vec![s("loose")]).await,
+            Value::Bool(true)
+        );
+    }
+}
