@@ -80,6 +80,14 @@ impl Env {
         }
     }
 
+    /// Asserts the size of `stack`, naming the environment when it differs.
+    pub async fn assert_size(&self, stack: &str, size: i64) {
+        let got = self
+            .ok("stack.getSize", vec![Value::String(stack.into())])
+            .await;
+        assert_eq!(got, Value::Int(size), "[{}] size of {stack}", self.name);
+    }
+
     /// Calls and expects a fault with that error name.
     pub async fn fault(&self, method: &str, params: Vec<Value>, name: &str) -> Fault {
         match self.call(method, params).await {

@@ -320,12 +320,7 @@ async fn a_session_bound_to_its_connection_ends_and_gives_its_leases_back_when_i
             *v == Value::Bool(false)
         })
         .await;
-        assert_eq!(
-            e.ok("stack.getSize", vec![s("jobs")]).await,
-            i(1),
-            "[{}]",
-            e.name
-        );
+        e.assert_size("jobs", 1).await;
         assert_eq!(
             e.ok("provider.hasClient", vec![s("loose")]).await,
             Value::Bool(true)

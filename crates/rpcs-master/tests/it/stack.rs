@@ -263,12 +263,7 @@ async fn a_take_refused_for_its_client_name_leaves_the_item_on_its_stack() {
             s(&too_long),
         ];
         e.fault("stack.take", args, "ValueError").await;
-        assert_eq!(
-            e.ok("stack.getSize", vec![s("jobs")]).await,
-            i(1),
-            "[{}]",
-            e.name
-        );
+        e.assert_size("jobs", 1).await;
         assert_eq!(
             e.ok("stack.pop", vec![s("jobs")]).await,
             s("job"),
@@ -515,12 +510,7 @@ async fn push_new_pushes_only_what_the_stack_has_never_seen() {
             push_new(&["a", "b", "a"]).await,
             bools(&[true, true, false])
         );
-        assert_eq!(
-            e.ok("stack.getSize", vec![s("urls")]).await,
-            i(2),
-            "[{}]",
-            e.name
-        );
+        e.assert_size("urls", 2).await;
         assert_eq!(e.ok("stack.pop", vec![s("urls")]).await, s("b"));
         // Popped, b stays seen; truncating forgets nothing either.
         assert_eq!(push_new(&["b", "c"]).await, bools(&[false, true]));
