@@ -82,6 +82,8 @@ pub trait Backend: Send + Sync + 'static {
     fn remove_stack(&self, name: String) -> Answer<'_, ()>;
     /// The number of items, `None` if there is no such stack.
     fn stack_size(&self, name: String) -> Answer<'_, Option<u64>>;
+    /// How many of its items are under lease, `None` if there is no such stack.
+    fn stack_leased(&self, name: String) -> Answer<'_, Option<u64>>;
     /// Every stack name, sorted.
     fn stack_names(&self) -> Answer<'_, Vec<String>>;
 

@@ -98,6 +98,10 @@ impl Backend for LocalBackend {
         Box::pin(async move { Ok(LocalBackend::stack_size(self, &name)) })
     }
 
+    fn stack_leased(&self, name: String) -> Answer<'_, Option<u64>> {
+        Box::pin(async move { Ok(LocalBackend::stack_leased(self, &name)) })
+    }
+
     fn stack_names(&self) -> Answer<'_, Vec<String>> {
         Box::pin(async move { Ok(LocalBackend::stack_names(self)) })
     }

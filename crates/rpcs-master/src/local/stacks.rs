@@ -222,6 +222,11 @@ impl LocalBackend {
         self.read(|state| state.stacks.size(name))
     }
 
+    /// How many items of `name` are under lease, `None` if there is no such stack.
+    pub fn stack_leased(&self, name: &str) -> Option<u64> {
+        self.read(|state| state.stacks.leased(name))
+    }
+
     /// Every stack name, sorted.
     pub fn stack_names(&self) -> Vec<String> {
         self.read(|state| state.stacks.names())

@@ -1015,6 +1015,14 @@ impl Backend for RedisBackend {
         })
     }
 
+    fn stack_leased(&self, name: String) -> Answer<'_, Option<u64>> {
+        Box::pin(async move {
+            let key = self.stack_key(&name);
+            let n = self.inner.run_int(&scripts::LEASED, &key, &[]).await?;
+            Ok(u64::try_from(n).ok())
+        })
+    }
+
     fn stack_names(&self) -> Answer<'_, Vec<String>> {
         Box::pin(self.inner.names(Kind::Stack))
     }

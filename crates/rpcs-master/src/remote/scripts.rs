@@ -185,6 +185,11 @@ return n
 if redis.call('EXISTS', ARGV[1] .. 'on') == 0 then return -1 end
 return redis.call('LLEN', ARGV[1] .. 'items')
 "];
+    /// Stack. ARGV: K, now → the number of leased items, -1 for no stack.
+    LEASED = ["
+if redis.call('EXISTS', ARGV[1] .. 'on') == 0 then return -1 end
+return redis.call('HLEN', ARGV[1] .. 'leases')
+"];
     /// Stack. ARGV: K, now → how many items there were, -1 for no stack.
     TRUNCATE = ["
 if redis.call('EXISTS', ARGV[1] .. 'on') == 0 then return -1 end

@@ -273,6 +273,12 @@ impl Stacks {
         size.ok_or_else(|| not_found(&name))
     }
 
+    /// The number of items under lease.
+    pub async fn leased(&self, name: String) -> Result<u64, Fault> {
+        let leased = self.backend.stack_leased(name.clone()).await?;
+        leased.ok_or_else(|| not_found(&name))
+    }
+
     /// Whether a stack of that name exists.
     pub async fn exists(&self, name: String) -> Result<bool, Fault> {
         Ok(self.backend.stack_size(name).await?.is_some())
@@ -341,6 +347,10 @@ pub fn register(t: &mut MethodTable, svc: &Arc<Stacks>) {
     .params(&["name", "id"]);
     method!(t, svc => s, "stack.getSize", "The number of items on the named stack.",
         |name: String| s.size(name).await)
+    .params(&["name"]);
+    method!(t, svc => s, "stack.getLeaseCount",
+        "The number of the named stack's items under lease (taken, neither acked nor back yet).",
+        |name: String| s.leased(name).await)
     .params(&["name"]);
     method!(t, svc => s, "stack.isEmpty", "Whether the named stack has no items.",
         |name: String| s.size(name).await.map(|n| n == 0))

@@ -104,6 +104,11 @@ impl Leases {
         ids(&self.by_stack, stack)
     }
 
+    /// How many items of `stack` are under lease.
+    pub fn count_of_stack(&self, stack: &str) -> usize {
+        self.by_stack.get(stack).map_or(0, HashSet::len)
+    }
+
     /// The lease `id`, whatever its stack.
     pub fn by_id(&self, id: &str) -> Option<&Lease> {
         self.by_id.get(id)

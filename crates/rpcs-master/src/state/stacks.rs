@@ -219,6 +219,12 @@ impl Stacks {
         self.stacks.get(name).map(|s| s.len() as u64)
     }
 
+    /// How many items of `name` are under lease, `None` if there is no such stack.
+    pub fn leased(&self, name: &str) -> Option<u64> {
+        self.stacks.get(name)?;
+        Some(self.leases.count_of_stack(name) as u64)
+    }
+
     /// Every stack name, sorted.
     pub fn names(&self) -> Vec<String> {
         self.stacks.keys().cloned().collect()

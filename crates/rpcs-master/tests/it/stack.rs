@@ -206,10 +206,15 @@ async fn leased_items_are_acked_released_or_expire() {
         assert!(e.is_datetime(&t["deadline"]), "[{}]", e.name);
         let id = t["id"].clone();
         assert_eq!(e.ok("stack.getSize", vec![s("jobs")]).await, i(2));
+        let lease_count = || e.ok("stack.getLeaseCount", vec![s("jobs")]);
+        assert_eq!(lease_count().await, i(1), "[{}]", e.name);
         assert_eq!(
             e.ok("stack.ack", vec![s("jobs"), id.clone()]).await,
             Value::Bool(true)
         );
+        assert_eq!(lease_count().await, i(0), "[{}]", e.name);
+        e.fault("stack.getLeaseCount", vec![s("none")], "StackNotFoundError")
+            .await;
         assert_eq!(
             e.ok("stack.ack", vec![s("jobs"), id]).await,
             Value::Bool(false)
@@ -236,8 +241,10 @@ async fn leased_items_are_acked_released_or_expire() {
         assert_eq!(taken.as_struct().unwrap()["item"], i(2));
         assert_eq!(e.ok("stack.getSize", vec![s("jobs")]).await, i(1));
         assert_eq!(e.master.stacks().expire_leases().await.unwrap(), 0);
+        assert_eq!(lease_count().await, i(1), "[{}]", e.name);
         clock.advance(Duration::from_secs(31));
         assert_eq!(e.master.stacks().expire_leases().await.unwrap(), 1);
+        assert_eq!(lease_count().await, i(0), "[{}]", e.name);
         assert_eq!(e.ok("stack.getSize", vec![s("jobs")]).await, i(2));
         assert_eq!(e.ok("stack.pop", vec![s("jobs")]).await, i(2));
         // Nothing left to take: StackIndexError (after the optional wait).
