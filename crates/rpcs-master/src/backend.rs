@@ -70,6 +70,9 @@ pub trait Backend: Send + Sync + 'static {
     ) -> Answer<'a, Option<Taken>>;
     /// Finishes a lease; false if it is not held.
     fn ack(&self, name: String, id: String) -> Answer<'_, bool>;
+    /// Moves a lease's deadline to `lease_ms` from now; false if it is not
+    /// held or already due.
+    fn extend(&self, name: String, id: String, lease_ms: i64) -> Answer<'_, bool>;
     /// Gives a leased item back on top of its stack; false if the lease is not
     /// held. Wakes the stack's waiters.
     fn release(&self, name: String, id: String) -> Answer<'_, bool>;

@@ -66,6 +66,11 @@ impl Backend for LocalBackend {
         Box::pin(LocalBackend::ack(self, name, id))
     }
 
+    fn extend(&self, name: String, id: String, lease_ms: i64) -> Answer<'_, bool> {
+        let now = self.clock.now_ms();
+        Box::pin(LocalBackend::extend(self, name, id, lease_ms, now))
+    }
+
     fn release(&self, name: String, id: String) -> Answer<'_, bool> {
         Box::pin(async move {
             let released = LocalBackend::release(self, name.clone(), id).await?;

@@ -168,6 +168,33 @@ impl LocalBackend {
         .await
     }
 
+    /// Moves a lease's deadline to `lease_ms` after `now_ms`; false if the
+    /// lease is not held or already due.
+    pub async fn extend(
+        &self,
+        name: String,
+        id: String,
+        lease_ms: i64,
+        now_ms: i64,
+    ) -> Result<bool, Fault> {
+        self.write(move |state| {
+            let held = state.stacks.leases().get(&name, &id);
+            if held.is_none_or(|l| l.deadline_ms <= now_ms) {
+                return Ok((false, vec![]));
+            }
+            let deadline_ms = now_ms.saturating_add(lease_ms);
+            Ok((
+                true,
+                vec![Change::Extend {
+                    name,
+                    id,
+                    deadline_ms,
+                }],
+            ))
+        })
+        .await
+    }
+
     /// Gives a leased item back on top of its stack; false if the lease is not held.
     pub async fn release(&self, name: String, id: String) -> Result<bool, Fault> {
         self.write(move |state| {

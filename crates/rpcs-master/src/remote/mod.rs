@@ -948,6 +948,15 @@ impl Backend for RedisBackend {
         })
     }
 
+    fn extend(&self, name: String, id: String, lease_ms: i64) -> Answer<'_, bool> {
+        Box::pin(async move {
+            let lease = lease_ms.to_string();
+            let args: [&[u8]; 2] = [id.as_bytes(), lease.as_bytes()];
+            let key = self.stack_key(&name);
+            Ok(self.inner.run_int(&scripts::EXTEND, &key, &args).await? == 1)
+        })
+    }
+
     fn release(&self, name: String, id: String) -> Answer<'_, bool> {
         Box::pin(async move {
             let args: [&[u8]; 2] = [id.as_bytes(), b"1"];

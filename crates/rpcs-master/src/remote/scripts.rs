@@ -163,6 +163,19 @@ return {1, deadline, item, first, mine}
 if give_back_lease(ARGV[1], ARGV[3], ARGV[4] == '1') then return 1 end
 return 0
 "];
+    /// Stack. ARGV: K, now, id, lease_ms → 1 if the lease was held and not
+    /// yet due, and now ends lease_ms from now.
+    EXTEND = [NOW, "
+local K, id = ARGV[1], ARGV[3]
+local rec = redis.call('HGET', K .. 'leases', id)
+if not rec then return 0 end
+local now = now_ms()
+if struct.unpack('>i8', rec) <= now then return 0 end
+local deadline = now + tonumber(ARGV[4])
+redis.call('HSET', K .. 'leases', id, struct.pack('>i8', deadline) .. string.sub(rec, 9))
+redis.call('ZADD', K .. 'due', deadline, id)
+return 1
+"];
     /// Stack. ARGV: K, now, limit → {due leases looked at, leases left}.
     EXPIRE = [NOW, GIVE_BACK_LEASE, "
 local K = ARGV[1]

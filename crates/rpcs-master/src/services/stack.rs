@@ -15,6 +15,17 @@ use rpcs_core::{Context, Fault, Map, MethodTable, Value};
 use std::sync::Arc;
 use std::time::Duration;
 
+/// A lease in seconds as milliseconds, refused outside (0, a week].
+fn lease_ms(lease: f64) -> Result<i64, Fault> {
+    if !(lease > 0.0 && lease <= MAX_LEASE_SECS) {
+        return Err(Fault::named(
+            "ValueError",
+            "lease must be between 0 and 604800 seconds",
+        ));
+    }
+    Ok((lease * 1000.0) as i64)
+}
+
 fn not_found(name: &str) -> Fault {
     Fault::named("StackNotFoundError", format!("no stack named {name:?}"))
 }
@@ -222,18 +233,12 @@ impl Stacks {
         client: Option<String>,
     ) -> Result<Value, Fault> {
         self.limits.check_name("stack", &name)?;
-        if !(lease > 0.0 && lease <= MAX_LEASE_SECS) {
-            return Err(Fault::named(
-                "ValueError",
-                "lease must be between 0 and 604800 seconds",
-            ));
-        }
+        let lease_ms = lease_ms(lease)?;
         let client = client.filter(|c| !c.is_empty());
         if let Some(c) = &client {
             self.limits.check_name("client", c)?;
         }
         let wait = self.limits.wait(timeout)?;
-        let lease_ms = (lease * 1000.0) as i64;
         let carry = |bytes: &[u8]| carriable(ctx, bytes);
         self.wait_for(ctx, &name, wait, || async {
             let taken = self
@@ -255,6 +260,13 @@ impl Stacks {
     /// Finishes a leased item; false if the lease is unknown (acked, released or expired).
     pub async fn ack(&self, name: String, id: String) -> Result<bool, Fault> {
         self.backend.ack(name, id).await
+    }
+
+    /// Moves a lease's deadline to `lease` seconds from now, for work that
+    /// takes longer than its first lease; false if the lease is unknown or
+    /// has run out.
+    pub async fn extend(&self, name: String, id: String, lease: f64) -> Result<bool, Fault> {
+        self.backend.extend(name, id, lease_ms(lease)?).await
     }
 
     /// Gives a leased item back at once (on top of its stack); false if the lease is unknown.
@@ -342,6 +354,11 @@ pub fn register(t: &mut MethodTable, svc: &Arc<Stacks>) {
     method!(t, svc => s, "stack.ack", "Finish a leased item; false if the lease is unknown or expired.",
         |name: String, id: String| s.ack(name, id).await)
     .params(&["name", "id"]);
+    method!(t, svc => s, "stack.extend",
+        "Renew a lease: its item now goes back lease seconds (default 60) from now unless acked. \
+         False if the lease is unknown or has already run out.",
+        |name: String, id: String, lease: Option<f64>| s.extend(name, id, lease.unwrap_or(60.0)).await)
+    .params(&["name", "id", "lease"]);
     method!(t, svc => s, "stack.release", "Give a leased item back on top of its stack now; false if the lease is unknown.",
         |name: String, id: String| s.release(name, id).await)
     .params(&["name", "id"]);

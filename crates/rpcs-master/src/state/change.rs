@@ -28,6 +28,12 @@ pub enum Change {
     Ack { name: String, id: String },
     /// Lease `id` was released.
     Release { name: String, id: String },
+    /// Lease `id` was given a new deadline.
+    Extend {
+        name: String,
+        id: String,
+        deadline_ms: i64,
+    },
     /// Leases due by `now_ms` went back.
     Expire { now_ms: i64 },
     /// A stack was emptied.
@@ -121,6 +127,13 @@ impl Change {
             Change::Release { name, id } => {
                 stacks.release(name, id);
             }
+            Change::Extend {
+                name,
+                id,
+                deadline_ms,
+            } => {
+                stacks.extend(name, id, *deadline_ms);
+            }
             Change::Expire { now_ms } => {
                 stacks.expire(*now_ms);
             }
@@ -201,6 +214,11 @@ impl Change {
             } => vec![i(4), s(name), s(id), i(*deadline_ms), owner.clone().into()],
             Change::Ack { name, id } => vec![i(5), s(name), s(id)],
             Change::Release { name, id } => vec![i(6), s(name), s(id)],
+            Change::Extend {
+                name,
+                id,
+                deadline_ms,
+            } => vec![i(23), s(name), s(id), i(*deadline_ms)],
             Change::Expire { now_ms } => vec![i(7), i(*now_ms)],
             Change::Truncate { name } => vec![i(8), s(name)],
             Change::RemoveStack { name } => vec![i(9), s(name)],
@@ -327,6 +345,11 @@ impl Change {
                 name: s(next())?,
                 id: s(next())?,
             },
+            23 => Change::Extend {
+                name: s(next())?,
+                id: s(next())?,
+                deadline_ms: i(next())?,
+            },
             7 => Change::Expire { now_ms: i(next())? },
             8 => Change::Truncate { name: s(next())? },
             9 => Change::RemoveStack { name: s(next())? },
@@ -398,7 +421,7 @@ mod tests {
         let client = format!("c{}", rng.u8(..3));
         let id = format!("l{}", rng.u8(..6));
         let bytes = |rng: &mut fastrand::Rng| vec![rng.u8(..); rng.usize(..4)];
-        match rng.u8(..22) {
+        match rng.u8(..23) {
             0 => Change::CreateStack { name: stack },
             21 => Change::MarkSeen {
                 name: stack,
@@ -420,6 +443,11 @@ mod tests {
             },
             5 => Change::Ack { name: stack, id },
             6 => Change::Release { name: stack, id },
+            22 => Change::Extend {
+                name: stack,
+                id,
+                deadline_ms: rng.i64(0..100),
+            },
             7 => Change::Expire {
                 now_ms: rng.i64(0..100),
             },

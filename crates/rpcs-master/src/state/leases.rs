@@ -84,6 +84,17 @@ impl Leases {
         Some(lease)
     }
 
+    /// Moves the deadline of lease `id` of `stack`; false if it is not held.
+    pub fn set_deadline(&mut self, stack: &str, id: &str, deadline_ms: i64) -> bool {
+        let Some(lease) = self.by_id.get_mut(id).filter(|l| l.stack == stack) else {
+            return false;
+        };
+        self.by_deadline.remove(&(lease.deadline_ms, id.to_owned()));
+        lease.deadline_ms = deadline_ms;
+        self.by_deadline.insert((deadline_ms, id.to_owned()));
+        true
+    }
+
     /// The ids of the leases whose deadline is at or before `now_ms`, soonest
     /// first.
     pub fn expired(&self, now_ms: i64) -> Vec<String> {

@@ -170,6 +170,11 @@ impl Stacks {
         self.leases.remove(name, id).is_some()
     }
 
+    /// Moves the deadline of lease `id` of stack `name`; false if it is not held.
+    pub fn extend(&mut self, name: &str, id: &str, deadline_ms: i64) -> bool {
+        self.leases.set_deadline(name, id, deadline_ms)
+    }
+
     /// Puts the item of lease `id` back on top of its stack now; false if the
     /// lease is not held.
     pub fn release(&mut self, name: &str, id: &str) -> bool {

@@ -242,8 +242,26 @@ async fn leased_items_are_acked_released_or_expire() {
         assert_eq!(e.ok("stack.getSize", vec![s("jobs")]).await, i(1));
         assert_eq!(e.master.stacks().expire_leases().await.unwrap(), 0);
         assert_eq!(lease_count().await, i(1), "[{}]", e.name);
-        clock.advance(Duration::from_secs(31));
+        // Renewed 20 s in, it outlives its first deadline by the renewal.
+        let id = taken.as_struct().unwrap()["id"].clone();
+        clock.advance(Duration::from_secs(20));
+        let extend = |id: Value| e.ok("stack.extend", vec![s("jobs"), id, Value::Double(30.0)]);
+        assert_eq!(extend(id.clone()).await, Value::Bool(true), "[{}]", e.name);
+        assert_eq!(extend(s("unknown")).await, Value::Bool(false));
+        clock.advance(Duration::from_secs(20));
+        assert_eq!(
+            e.master.stacks().expire_leases().await.unwrap(),
+            0,
+            "[{}]",
+            e.name
+        );
+        clock.advance(Duration::from_secs(11));
         assert_eq!(e.master.stacks().expire_leases().await.unwrap(), 1);
+        assert_eq!(
+            extend(id).await,
+            Value::Bool(false),
+            "a lease that ran out stays out"
+        );
         assert_eq!(lease_count().await, i(0), "[{}]", e.name);
         assert_eq!(e.ok("stack.getSize", vec![s("jobs")]).await, i(2));
         assert_eq!(e.ok("stack.pop", vec![s("jobs")]).await, i(2));
