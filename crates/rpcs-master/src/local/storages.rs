@@ -133,12 +133,15 @@ impl LocalBackend {
         now_ms: i64,
     ) -> Result<i64, Fault> {
         self.write(move |state| {
+            // The interval is the caller's, counted from the last slot
+            // (whoever reserved it and with whatever interval): a caller
+            // with a longer interval waits longer.
             let last = state.storages.incremented(&name, &param, 0)?;
-            let slot = last.max(now_ms);
-            let next = slot
+            let slot = last
                 .checked_add(interval_ms)
-                .ok_or_else(|| Fault::named("OverflowError", "time out of 64-bit range"))?;
-            let value = msgpack::encode(&Value::Int(next));
+                .ok_or_else(|| Fault::named("OverflowError", "time out of 64-bit range"))?
+                .max(now_ms);
+            let value = msgpack::encode(&Value::Int(slot));
             Ok((slot - now_ms, vec![set(name, param, value)]))
         })
         .await

@@ -283,14 +283,14 @@ return v
     /// recording the moment reserved, {-1} if the parameter is not an integer.
     RESERVE = [NOW, "
 local key, now = ARGV[1] .. 'params', now_ms()
-local last = now
+local slot = now
 local raw = redis.call('HGET', key, ARGV[3])
 if raw then
-  last = tonumber(raw)
+  local last = tonumber(raw)
   if not last then return {-1} end
+  slot = math.max(now, last + tonumber(ARGV[4]))
 end
-local slot = math.max(now, last)
-redis.call('HSET', key, ARGV[3], string.format('%d', slot + tonumber(ARGV[4])))
+redis.call('HSET', key, ARGV[3], string.format('%d', slot))
 redis.call('SET', ARGV[1] .. 'on', 1)
 return {1, slot - now}
 "];

@@ -247,6 +247,9 @@ async fn reserved_slots_are_an_interval_apart_by_the_masters_clock() {
         clock.advance(std::time::Duration::from_secs(60));
         assert_eq!(reserve("a", 0.5).await, wait(0.0));
         assert_eq!(reserve("a", 0.5).await, wait(0.5));
+        // A caller with a longer interval (a host's Crawl-delay) waits all of
+        // it after the last slot, whatever interval that one was taken with.
+        assert_eq!(reserve("a", 2.0).await, wait(2.5), "[{}]", e.name);
         let kept = e.ok("storage.getParameter", vec![s("hosts"), s("a")]).await;
         assert!(matches!(kept, Value::Int(_)), "[{}] {kept:?}", e.name);
         e.ok("storage.setParameter", vec![s("hosts"), s("c"), s("soon")])
