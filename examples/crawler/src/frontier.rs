@@ -32,6 +32,8 @@ pub struct Job {
     pub depth: u32,
     /// The page it was found on.
     pub referrer: Option<String>,
+    /// How many redirects led to it.
+    pub hops: u32,
     /// The lease, for [`Frontier::done`] and [`Frontier::give_back`].
     pub lease: String,
 }
@@ -45,11 +47,14 @@ pub struct Link {
     pub depth: u32,
     /// The page it was found on.
     pub referrer: Option<String>,
+    /// How many redirects led to it.
+    pub hops: u32,
 }
 
 /// One crawl's state on one master.
 pub struct Frontier {
     client: Client,
+    crawl: String,
     urls: String,
     hosts: String,
 }
@@ -59,9 +64,43 @@ impl Frontier {
     pub fn new(client: Client, crawl: &str) -> Frontier {
         Frontier {
             client,
+            crawl: crawl.to_owned(),
             urls: format!("crawl/{crawl}/urls"),
             hosts: format!("crawl/{crawl}/hosts"),
         }
+    }
+
+    /// The crawl's name.
+    pub fn crawl(&self) -> &str {
+        &self.crawl
+    }
+
+    /// The master's client.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// The name of the stack of URLs.
+    pub fn stack(&self) -> &str {
+        &self.urls
+    }
+
+    /// How many URLs are queued and how many are being fetched (under lease),
+    /// all crawlers together; `None` before the first URL was added.
+    pub async fn pending(&self) -> Result<Option<(u64, u64)>, FrontierError> {
+        let name = || vec![Value::String(self.urls.clone())];
+        let count = |v: Value| {
+            v.as_i64()
+                .and_then(|n| u64::try_from(n).ok())
+                .ok_or_else(|| FrontierError::Odd(format!("a count of {v:?}")))
+        };
+        let queued = match self.client.call("stack.getSize", name()).await {
+            Ok(v) => count(v)?,
+            Err(e) if is_named(&e, &["StackNotFoundError"]) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        let leased = count(self.client.call("stack.getLeaseCount", name()).await?)?;
+        Ok(Some((queued, leased)))
     }
 
     /// Queues the links this crawl has never queued (nor marked seen); how
@@ -130,6 +169,21 @@ impl Frontier {
         self.finish("stack.ack", job).await
     }
 
+    /// Renews the job's lease for `lease` from now; false if it had run out.
+    pub async fn extend(&self, job: &Job, lease: Duration) -> Result<bool, FrontierError> {
+        let params = vec![
+            self.urls.clone().into(),
+            job.lease.clone().into(),
+            Value::Double(lease.as_secs_f64()),
+        ];
+        match self.client.call("stack.extend", params).await? {
+            Value::Bool(b) => Ok(b),
+            other => Err(FrontierError::Odd(format!(
+                "stack.extend answered {other:?}"
+            ))),
+        }
+    }
+
     /// Puts the job's URL back for another crawler (or a later try).
     pub async fn give_back(&self, job: &Job) -> Result<bool, FrontierError> {
         self.finish("stack.release", job).await
@@ -174,6 +228,9 @@ fn item(link: &Link) -> Value {
     if let Some(r) = &link.referrer {
         m.insert("referrer".into(), Value::String(r.clone()));
     }
+    if link.hops > 0 {
+        m.insert("hops".into(), Value::Int(i64::from(link.hops)));
+    }
     Value::Struct(m)
 }
 
@@ -192,13 +249,16 @@ fn job(taken: Value) -> Result<Job, FrontierError> {
         .get("url")
         .and_then(Value::as_str)
         .ok_or_else(|| odd("a URL"))?;
-    Ok(Job {
-        url: Url::parse(url).map_err(|e| FrontierError::Odd(e.to_string()))?,
-        depth: item
-            .get("depth")
+    let count = |key: &str| {
+        item.get(key)
             .and_then(Value::as_i64)
             .and_then(|d| u32::try_from(d).ok())
-            .unwrap_or(0),
+            .unwrap_or(0)
+    };
+    Ok(Job {
+        url: Url::parse(url).map_err(|e| FrontierError::Odd(e.to_string()))?,
+        depth: count("depth"),
+        hops: count("hops"),
         referrer: item
             .get("referrer")
             .and_then(Value::as_str)

@@ -3,9 +3,16 @@
 //! and push its new links back, the master deduplicating them
 //! (`stack.pushNew`) and spacing requests to each host (`storage.reserveSlot`).
 
+pub mod control;
+pub mod crawl;
+pub mod fetch;
 pub mod frontier;
 pub mod links;
 pub mod normalize;
+pub mod polite;
 pub mod robots;
+pub mod robots_cache;
 pub mod save;
 pub mod scope;
+pub mod site;
+pub mod sitemap;

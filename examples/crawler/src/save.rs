@@ -16,10 +16,16 @@ use url::Url;
 pub struct PageRecord {
     /// The canonical URL it was fetched under.
     pub url: String,
-    /// Where redirects ended, if they did elsewhere.
-    pub final_url: Option<String>,
-    /// The HTTP status.
+    /// Where it redirects to (its Location, canonical), for a 3xx.
+    pub redirect_to: Option<String>,
+    /// The HTTP status; 0 when no answer came.
     pub status: u16,
+    /// Why no answer came, or why it was not fetched.
+    pub error: Option<String>,
+    /// How many requests it took (retries of transient failures included).
+    pub attempts: u32,
+    /// The crawler that fetched it.
+    pub crawler: String,
     /// The Content-Type header, if any.
     pub content_type: Option<String>,
     /// When it was fetched, in milliseconds since the epoch.
@@ -108,8 +114,11 @@ mod tests {
     fn record(url: &str) -> PageRecord {
         PageRecord {
             url: url.into(),
-            final_url: None,
+            redirect_to: None,
             status: 200,
+            error: None,
+            attempts: 1,
+            crawler: "c".into(),
             content_type: Some("text/html".into()),
             fetched_ms: 1,
             depth: 0,

@@ -82,6 +82,14 @@ impl Scope {
         self
     }
 
+    /// Replaces the crawled hosts (`host:port`, the seeds' as the master
+    /// keeps them); no change when any host is crawled.
+    pub fn set_hosts(&mut self, hosts: impl IntoIterator<Item = String>) {
+        if let Some(mine) = &mut self.hosts {
+            *mine = hosts.into_iter().collect();
+        }
+    }
+
     /// Whether a link found at `depth` is crawled.
     pub fn admits(&self, url: &Url, depth: u32) -> Result<(), OutOfScope> {
         if let Some(hosts) = &self.hosts {

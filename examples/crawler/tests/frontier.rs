@@ -31,6 +31,7 @@ fn link(url: &str, depth: u32) -> Link {
         url: Url::parse(url).unwrap(),
         depth,
         referrer: Some("http://h/".into()),
+        hops: 0,
     }
 }
 
