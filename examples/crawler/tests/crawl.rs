@@ -394,3 +394,57 @@ async fn a_crawl_survives_its_master_killed_and_restarted() {
     let twice = fetched_twice(&site);
     assert!(twice.is_empty(), "fetched more than once: {twice:?}");
 }
+
+/// The crawler's own status in the master, once it reported one.
+fn crawler_status(master: &str, name: &str) -> serde_json::Value {
+    let status: serde_json::Value =
+        serde_json::from_str(&cli(master, &["status", "--json"])).unwrap();
+    status["crawlers"][name]["status"].clone()
+}
+
+async fn until_status(master: &str, name: &str, check: impl Fn(&serde_json::Value) -> bool) {
+    let mut last = serde_json::Value::Null;
+    for _ in 0..1500 {
+        last = crawler_status(master, name);
+        if check(&last) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("{name} never reached the state looked for; last status {last}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pause_resume_and_stop_from_the_command_line_steer_a_crawler() {
+    let dir = tempfile::tempdir().unwrap();
+    let site = site().await;
+    let (_master, url) = master(dir.path(), 0);
+    cli(&url, &["add", &site.roots[0]]);
+    let mut c = crawler(dir.path(), &url, "steered");
+    until_requests(&site, 10).await;
+    let sent = cli(&url, &["control", "pause", "steered"]);
+    assert!(sent.contains("pause sent to steered"), "{sent}");
+    until_status(&url, "steered", |s| {
+        s["mode"] == "paused" && s["leases"] == 0
+    })
+    .await;
+    // Paused, with nothing in flight: no request for many delays.
+    let paused_at = site.requests().len();
+    tokio::time::sleep(Duration::from_secs_f64(DELAY * 10.0)).await;
+    assert_eq!(site.requests().len(), paused_at, "a paused crawler fetched");
+    // Resumed by a message to every crawler of the crawl.
+    let sent = cli(&url, &["control", "resume"]);
+    assert!(sent.contains("resume sent to 1 crawlers"), "{sent}");
+    until_requests(&site, paused_at + 5).await;
+    cli(&url, &["control", "stop", "steered"]);
+    let stopped = tokio::task::spawn_blocking(move || c.wait()).await.unwrap();
+    assert!(stopped, "a stopped crawler exits cleanly");
+    let status: serde_json::Value =
+        serde_json::from_str(&cli(&url, &["status", "--json"])).unwrap();
+    assert!(
+        status["queued"].as_i64().unwrap() > 0,
+        "stopped before the end: {status}"
+    );
+    assert_eq!(status["inFlight"], 0, "its pages in flight were finished");
+    assert_eq!(status["crawlers"], serde_json::json!({}), "it logged out");
+}
