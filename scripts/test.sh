@@ -25,6 +25,8 @@ apt_install() {
 
 # The Redis backend's tests run against a real redis-server.
 command -v redis-server >/dev/null || apt_install redis-server
+# The monitor's test drives it in a real terminal.
+command -v tmux >/dev/null || apt_install tmux
 
 python=${PYTHON:-python3}
 if ! "$python" -c 'import venv, ensurepip' >/dev/null 2>&1; then

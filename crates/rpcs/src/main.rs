@@ -13,6 +13,7 @@ mod bench;
 mod call;
 mod fdlimit;
 mod master;
+mod monitor;
 mod output;
 
 use clap::{Parser, Subcommand};
@@ -65,6 +66,8 @@ enum Command {
     Methods(call::MethodsArgs),
     /// Measure calls per second and latency percentiles against a server.
     Bench(bench::BenchArgs),
+    /// Watch a master live: clients, stacks, storages; steer clients with keys.
+    Monitor(monitor::MonitorArgs),
 }
 
 /// An error that already knows its exit status.
@@ -118,6 +121,7 @@ fn main() -> ExitCode {
             Command::Call(args) => call::call(args).await,
             Command::Methods(args) => call::methods(args).await,
             Command::Bench(args) => bench::bench(args).await,
+            Command::Monitor(args) => monitor::monitor(args).await,
         }
     });
     match result {

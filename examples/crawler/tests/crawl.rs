@@ -448,3 +448,109 @@ async fn pause_resume_and_stop_from_the_command_line_steer_a_crawler() {
     assert_eq!(status["inFlight"], 0, "its pages in flight were finished");
     assert_eq!(status["crawlers"], serde_json::json!({}), "it logged out");
 }
+
+/// A tmux session running a command in a pane of a fixed size, killed when
+/// dropped.
+struct Tmux(String);
+
+impl Tmux {
+    fn start(name: &str, command: &str) -> Tmux {
+        let ok = Command::new("tmux")
+            .args([
+                "new-session",
+                "-d",
+                "-s",
+                name,
+                "-x",
+                "200",
+                "-y",
+                "50",
+                command,
+            ])
+            .status()
+            .expect("tmux is installed (the test command installs it)");
+        assert!(ok.success());
+        Tmux(name.to_owned())
+    }
+
+    fn screen(&self) -> String {
+        let out = Command::new("tmux")
+            .args(["capture-pane", "-p", "-t", &self.0])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn keys(&self, keys: &str) {
+        let ok = Command::new("tmux")
+            .args(["send-keys", "-t", &self.0, keys])
+            .status()
+            .unwrap();
+        assert!(ok.success());
+    }
+
+    async fn until_screen(&self, check: impl Fn(&str) -> bool) -> String {
+        let mut last = String::new();
+        for _ in 0..1500 {
+            last = self.screen();
+            if check(&last) {
+                return last;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("the monitor never showed what was looked for:\n{last}");
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .args(["kill-session", "-t", &self.0])
+            .status();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_monitor_shows_the_crawler_and_its_stack_and_steers_it_with_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let site = site().await;
+    let (_master, url) = master(dir.path(), 0);
+    cli(&url, &["add", &site.roots[0]]);
+    let mut c = crawler(dir.path(), &url, "watched");
+    until_requests(&site, 5).await;
+    let session = format!("rpcs-monitor-{}", std::process::id());
+    let command = format!("{} monitor {url} --interval 0.2", bin("rpcs").display());
+    let tmux = Tmux::start(&session, &command);
+    let screen = tmux
+        .until_screen(|s| {
+            s.contains("watched") && s.contains("crawl/site/urls") && s.contains("http://127.0.0.")
+        })
+        .await;
+    assert!(
+        screen.contains("crawl/site/robots"),
+        "storages shown:\n{screen}"
+    );
+    // The only client is selected: pause it, resume it, stop it.
+    tmux.keys("p");
+    until_status(&url, "watched", |s| s["mode"] == "paused").await;
+    tmux.until_screen(|s| s.contains("paused")).await;
+    tmux.keys("r");
+    until_status(&url, "watched", |s| s["mode"] == "running").await;
+    tmux.keys("s");
+    let stopped = tokio::task::spawn_blocking(move || c.wait()).await.unwrap();
+    assert!(stopped, "a crawler stopped from the monitor exits cleanly");
+    tmux.until_screen(|s| s.contains("clients 0")).await;
+    // Not on a terminal: one plain snapshot, or JSON.
+    let once = Command::new(bin("rpcs"))
+        .args(["monitor", &url, "--once", "--json"])
+        .output()
+        .unwrap();
+    let snapshot: serde_json::Value = serde_json::from_slice(&once.stdout).unwrap();
+    let urls = snapshot["stacks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "crawl/site/urls")
+        .expect("the crawl's stack is listed");
+    assert!(urls["size"].as_i64().unwrap() > 0, "{snapshot}");
+}
