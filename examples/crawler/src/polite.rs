@@ -9,7 +9,14 @@ use crate::scope::authority;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tokio::time::Instant;
 use url::Url;
+
+/// How late for its slot a crawler may still send.
+const MAX_LATE: Duration = Duration::from_millis(10);
+
+/// How many slots a crawler that keeps waking late takes before it sends anyway.
+const MAX_TRIES: usize = 3;
 
 /// The spacing of requests per host.
 pub struct Politeness {
@@ -41,15 +48,24 @@ impl Politeness {
         floors.get(host).map_or(self.delay, |f| self.delay.max(*f))
     }
 
-    /// Waits for this crawler's turn on `url`'s host.
+    /// Waits for this crawler's turn on `url`'s host. A crawler that wakes
+    /// up late for its slot (a loaded machine) takes a later one rather than
+    /// sending a request that would land close to the next crawler's.
     pub async fn wait_turn(&self, url: &Url) -> Result<(), FrontierError> {
         let host = authority(url);
         let delay = self.delay_for(&host);
         if delay.is_zero() {
             return Ok(());
         }
-        let wait = self.frontier.turn(&host, delay).await?;
-        tokio::time::sleep(wait).await;
+        let late = (delay / 10).min(MAX_LATE);
+        for _ in 0..MAX_TRIES {
+            let wait = self.frontier.turn(&host, delay).await?;
+            let slot = Instant::now() + wait;
+            tokio::time::sleep_until(slot).await;
+            if Instant::now() <= slot + late {
+                return Ok(());
+            }
+        }
         Ok(())
     }
 }

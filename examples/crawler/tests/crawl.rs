@@ -13,12 +13,14 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// The base politeness delay the crawlers are given.
-const DELAY: f64 = 0.1;
+const DELAY: f64 = 0.2;
 /// The third host's robots.txt Crawl-delay.
 const CRAWL_DELAY: u32 = 1;
-/// How much earlier than its slot the site may see a request: the slot is
-/// the master's, the site sees it after loopback and scheduling.
-const JITTER: Duration = Duration::from_millis(20);
+/// How much closer than the delay two requests may reach the site: the slots
+/// are the master's, a delay apart; the site sees each after its crawler woke
+/// and sent it, which on a loaded machine can be late by some milliseconds
+/// for one request and not the next.
+const JITTER: Duration = Duration::from_millis(50);
 
 fn bin(name: &str) -> PathBuf {
     let crawler = PathBuf::from(env!("CARGO_BIN_EXE_rpcs-crawler"));
