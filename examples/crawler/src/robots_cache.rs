@@ -136,18 +136,21 @@ impl RobotsCache {
             return Ok(robots);
         }
         loop {
-            let stored = self.get(&host).await?;
-            let claimed = match stored.as_ref().and_then(Entry::parse) {
-                None if stored.is_none() => self.claim_new(&host).await?,
+            let Some(seen) = self.get(&host).await? else {
+                if self.claim_new(&host).await? {
+                    return self.fetch_and_store(&host, url, fetcher, polite).await;
+                }
+                continue;
+            };
+            let take_over = match Entry::parse(&seen) {
                 // What no crawler of ours wrote is fetched again.
-                None => self.take_over(&host, stored.unwrap()).await?,
+                None => true,
                 Some(Entry::Pending { since_ms }) => {
-                    if now_ms() - since_ms > self.config.stale.as_millis() as i64 {
-                        self.take_over(&host, stored.unwrap()).await?
-                    } else {
+                    let stale = now_ms() - since_ms > self.config.stale.as_millis() as i64;
+                    if !stale {
                         tokio::time::sleep(POLL).await;
-                        false
                     }
+                    stale
                 }
                 Some(Entry::Answered {
                     status,
@@ -158,20 +161,33 @@ impl RobotsCache {
                     if self.cached(&host).is_some() {
                         return Ok(robots);
                     }
-                    self.take_over(&host, stored.unwrap()).await?
+                    // An unavailable answer whose retry time has come.
+                    true
                 }
             };
-            if claimed {
-                let (status, body) = self.fetch(url, fetcher, polite).await?;
-                let params = vec![
-                    self.storage.clone().into(),
-                    host.clone().into(),
-                    answered(status, &body),
-                ];
-                self.client.call("storage.setParameter", params).await?;
-                return Ok(self.remember(&host, status, &body, now_ms(), polite));
+            if take_over && self.take_over(&host, seen).await? {
+                return self.fetch_and_store(&host, url, fetcher, polite).await;
             }
         }
+    }
+
+    /// Fetches the host's robots.txt (this crawler holds the claim) and
+    /// stores the answer for every crawler.
+    async fn fetch_and_store(
+        &self,
+        host: &str,
+        url: &Url,
+        fetcher: &Fetcher,
+        polite: &Politeness,
+    ) -> Result<Arc<Robots>, FrontierError> {
+        let (status, body) = self.fetch(url, fetcher, polite).await?;
+        let params = vec![
+            self.storage.clone().into(),
+            host.into(),
+            answered(status, &body),
+        ];
+        self.client.call("storage.setParameter", params).await?;
+        Ok(self.remember(host, status, &body, now_ms(), polite))
     }
 
     /// Reads the answer into the local cache and the host's delay floor.

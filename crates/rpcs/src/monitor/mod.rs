@@ -45,7 +45,7 @@ pub async fn monitor(args: MonitorArgs) -> Result<()> {
         .context("--interval: a positive number of seconds")?;
     let live = !args.once && !args.json && !args.plain && std::io::stdout().is_terminal();
     if live {
-        return tui::run(client, interval).await;
+        return tui::run(client, &args.url, interval).await;
     }
     let mut previous: Option<Snapshot> = None;
     loop {

@@ -28,9 +28,9 @@ struct View {
 }
 
 /// Runs until `q` (or Esc).
-pub async fn run(client: Client, interval: Duration) -> Result<()> {
+pub async fn run(client: Client, url: &str, interval: Duration) -> Result<()> {
     let mut terminal = ratatui::init();
-    let result = event_loop(&mut terminal, client, interval).await;
+    let result = event_loop(&mut terminal, client, url, interval).await;
     ratatui::restore();
     result
 }
@@ -57,12 +57,11 @@ fn keys() -> mpsc::UnboundedReceiver<KeyCode> {
 async fn event_loop(
     terminal: &mut DefaultTerminal,
     client: Client,
+    url: &str,
     interval: Duration,
 ) -> Result<()> {
     let mut view = View {
-        url: std::env::args()
-            .find(|a| a.contains("://"))
-            .unwrap_or_default(),
+        url: url.to_owned(),
         snapshot: None,
         error: None,
         selected: TableState::default().with_selected(Some(0)),
