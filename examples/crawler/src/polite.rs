@@ -16,7 +16,7 @@ use url::Url;
 const MAX_LATE: Duration = Duration::from_millis(10);
 
 /// How many slots a crawler that keeps waking late takes before it sends anyway.
-const MAX_TRIES: usize = 3;
+const MAX_TRIES: usize = 5;
 
 /// The spacing of requests per host.
 pub struct Politeness {
@@ -59,10 +59,16 @@ impl Politeness {
         }
         let late = (delay / 10).min(MAX_LATE);
         for _ in 0..MAX_TRIES {
+            // The master chose the slot at some moment of the call, so it is
+            // `wait` after a time between `asked` and `answered`. Sleeping until
+            // `wait` after the answer is never early; the request is late by at
+            // most the round trip, which counts as lateness like a slow wake-up
+            // (a call that waited out a master's restart is far too late).
+            let asked = Instant::now();
             let wait = self.frontier.turn(&host, delay).await?;
-            let slot = Instant::now() + wait;
-            tokio::time::sleep_until(slot).await;
-            if Instant::now() <= slot + late {
+            let earliest = asked + wait;
+            tokio::time::sleep_until(Instant::now() + wait).await;
+            if Instant::now() <= earliest + late {
                 return Ok(());
             }
         }
