@@ -71,6 +71,7 @@ failed=0
 max_len() {
     case $1 in
         cross_codec | typed_params | msgpack_rpc | zerorpc_event) echo 512 ;;
+        rpyc_registry) echo 1500 ;;
         msgpack_value | dispatch) echo 1024 ;;
         *) echo 4096 ;;
     esac

@@ -19,6 +19,7 @@
 //! - [`jsonrpc`]: the JSON-RPC 2.0 codec; [`openrpc`]: the `rpc.discover` document.
 //! - [`msgpack`]: MessagePack encoding of [`Value`]; [`msgpack_rpc`]: its RPC messages.
 //! - [`zmtp`]: ZeroMQ's ZMTP 3 framing (greeting, handshake commands, frames).
+//! - [`brine`]: RPyC's serializer; [`rpyc_registry`]: RPyC's registry requests and answers.
 //!
 //! # Example
 //!
@@ -43,6 +44,7 @@
 //! # }
 //! ```
 
+pub mod brine;
 mod de;
 pub mod dispatch;
 pub mod fault;
@@ -53,6 +55,7 @@ pub mod msgpack;
 pub mod msgpack_rpc;
 pub mod openrpc;
 pub mod params;
+pub mod rpyc_registry;
 mod ser;
 pub mod table;
 pub mod value;

@@ -3,6 +3,7 @@
 //! [`Backend`](crate::backend::Backend).
 
 pub mod provider;
+pub mod registry;
 pub mod stack;
 pub mod storage;
 

@@ -4,6 +4,7 @@
 mod persistence;
 mod provider;
 mod redis_server;
+mod registry;
 mod shared;
 mod stack;
 mod storage;

@@ -1,0 +1,481 @@
+//! The registry service, called through its method table, on a clock the
+//! tests move.
+
+use rpcs_core::{Context, Dispatcher, Fault, Map, MethodTable, Value};
+use rpcs_master::clock::ManualClock;
+use rpcs_master::services::registry::{
+    self, MemoryRegistry, Registration, Registry, RegistryConfig, RegistryStore,
+};
+use std::sync::Arc;
+use std::time::Duration;
+
+pub struct Reg {
+    dispatcher: Dispatcher,
+    pub clock: Arc<ManualClock>,
+    pub registry: Arc<Registry>,
+}
+
+impl Reg {
+    pub fn with_store(store: Arc<dyn RegistryStore>, config: RegistryConfig) -> Reg {
+        let clock = ManualClock::new();
+        let registry = Arc::new(Registry::new(store, config, clock.clone()));
+        let mut table = MethodTable::new();
+        registry::register(&mut table, &registry);
+        Reg {
+            dispatcher: Dispatcher::new(table),
+            clock,
+            registry,
+        }
+    }
+
+    pub fn new(config: RegistryConfig) -> Reg {
+        Reg::with_store(Arc::new(MemoryRegistry::new()), config)
+    }
+
+    pub async fn call_from(
+        &self,
+        peer: &str,
+        method: &str,
+        params: Vec<Value>,
+    ) -> Result<Value, Fault> {
+        let ctx = Context::new("test", Some(peer.parse().unwrap()), 1);
+        self.dispatcher.call(&ctx, method, params).await
+    }
+
+    pub async fn ok(&self, peer: &str, method: &str, params: Vec<Value>) -> Value {
+        self.call_from(peer, method, params)
+            .await
+            .unwrap_or_else(|f| panic!("{method} faulted: {f}"))
+    }
+
+    /// Registers one of ours from `peer`.
+    pub async fn register(
+        &self,
+        peer: &str,
+        id: &str,
+        name: &str,
+        urls: &[&str],
+    ) -> Result<Value, Fault> {
+        let r = Registration {
+            id: id.into(),
+            names: vec![name.into()],
+            urls: urls.iter().map(|u| u.to_string()).collect(),
+            ttl_secs: 30.0,
+            ..Registration::default()
+        };
+        self.call_from(peer, "registry.register", vec![r.to_value()])
+            .await
+    }
+
+    pub async fn lookup(&self, name: &str) -> Vec<Map> {
+        match self
+            .ok("127.0.0.1:1", "registry.lookup", vec![name.into()])
+            .await
+        {
+            Value::Array(items) => items
+                .into_iter()
+                .map(|v| match v {
+                    Value::Struct(m) => m,
+                    other => panic!("not a struct: {other:?}"),
+                })
+                .collect(),
+            other => panic!("not an array: {other:?}"),
+        }
+    }
+
+    pub async fn ids(&self, name: &str) -> Vec<String> {
+        self.lookup(name)
+            .await
+            .iter()
+            .map(|m| m["id"].as_str().unwrap().to_owned())
+            .collect()
+    }
+
+    pub async fn rpyc_query(&self, name: &str) -> Value {
+        self.ok("127.0.0.1:1", "registry.rpycQuery", vec![name.into()])
+            .await
+    }
+}
+
+fn pair(ip: &str, port: i64) -> Value {
+    Value::Array(vec![ip.into(), Value::Int(port)])
+}
+
+fn fault_name(f: &Fault) -> &str {
+    f.message.split(':').next().unwrap_or("")
+}
+
+#[tokio::test]
+async fn an_instance_is_found_by_its_name_in_any_case_with_every_url() {
+    let r = Reg::new(RegistryConfig::default());
+    let urls = [
+        "http://0.0.0.0:8000/",
+        "msgpack://10.1.2.3:8001",
+        "msgpack+unix:///run/x",
+    ];
+    let answer = r
+        .register("10.9.8.7:5000", "m1", "Master", &urls)
+        .await
+        .unwrap();
+    let Value::Struct(a) = answer else { panic!() };
+    assert_eq!(a["id"], Value::from("m1"));
+    assert_eq!(a["ttl"], Value::Double(30.0));
+    let found = r.lookup("master").await;
+    assert_eq!(found.len(), 1);
+    let m = &found[0];
+    assert_eq!(m["names"], Value::Array(vec!["MASTER".into()]));
+    assert_eq!(m["host"], Value::from("10.9.8.7"));
+    assert_eq!(
+        m["urls"],
+        Value::Array(vec![
+            "http://10.9.8.7:8000/".into(),
+            "msgpack://10.1.2.3:8001".into(),
+            "msgpack+unix:///run/x".into(),
+        ]),
+        "an unspecified host becomes the address the registration came from"
+    );
+    assert_eq!(m["health"], Value::from("serving"));
+    assert_eq!(m["source"], Value::from("rpcs"));
+    assert_eq!(m["port"], Value::Nil);
+    assert!(matches!(m["lastSeen"], Value::DateTime(_)));
+}
+
+#[tokio::test]
+async fn a_registration_lives_its_ttl_and_a_renewal_extends_it() {
+    let r = Reg::new(RegistryConfig::default());
+    r.register("10.0.0.1:1", "a", "svc", &["msgpack://10.0.0.1:1"])
+        .await
+        .unwrap();
+    r.clock.advance(Duration::from_secs(20));
+    r.register("10.0.0.1:1", "b", "svc", &["msgpack://10.0.0.1:2"])
+        .await
+        .unwrap();
+    r.register("10.0.0.1:1", "a", "svc", &["msgpack://10.0.0.1:1"])
+        .await
+        .unwrap();
+    assert_eq!(
+        r.ids("svc").await,
+        ["a", "b"],
+        "a renewal keeps its first registration time"
+    );
+    r.clock.advance(Duration::from_secs(29));
+    assert_eq!(r.ids("svc").await, ["a", "b"]);
+    r.clock.advance(Duration::from_secs(2));
+    assert!(
+        r.ids("svc").await.is_empty(),
+        "both expired 30 s after their last renewal"
+    );
+    assert_eq!(r.registry.prune().await.unwrap(), 2);
+    assert_eq!(r.registry.prune().await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn unregister_removes_at_once() {
+    let r = Reg::new(RegistryConfig::default());
+    r.register("10.0.0.1:1", "a", "svc", &["tcp://10.0.0.1:4242"])
+        .await
+        .unwrap();
+    assert_eq!(
+        r.ok("10.0.0.1:1", "registry.unregister", vec!["a".into()])
+            .await,
+        Value::Bool(true)
+    );
+    assert!(r.ids("svc").await.is_empty());
+    assert_eq!(
+        r.ok("10.0.0.1:1", "registry.unregister", vec!["a".into()])
+            .await,
+        Value::Bool(false)
+    );
+}
+
+#[tokio::test]
+async fn rpyc_registrations_follow_rpycs_registry() {
+    let r = Reg::new(RegistryConfig::default());
+    let register = |peer: &'static str, names: Vec<&str>, port: i64| {
+        let names = Value::Array(names.into_iter().map(Value::from).collect());
+        r.call_from(peer, "registry.rpycRegister", vec![names, Value::Int(port)])
+    };
+    register("10.0.0.1:40000", vec!["slave", "classic"], 18812)
+        .await
+        .unwrap();
+    r.clock.advance(Duration::from_secs(1));
+    register("10.0.0.2:40001", vec!["SLAVE"], 18812)
+        .await
+        .unwrap();
+    assert_eq!(
+        r.rpyc_query("Slave").await,
+        Value::Array(vec![pair("10.0.0.1", 18812), pair("10.0.0.2", 18812)]),
+        "oldest first, names in any case"
+    );
+    assert_eq!(
+        r.rpyc_query("CLASSIC").await,
+        Value::Array(vec![pair("10.0.0.1", 18812)])
+    );
+    // A keep-alive from the first keeps it first.
+    r.clock.advance(Duration::from_secs(200));
+    register("10.0.0.1:40002", vec!["SLAVE"], 18812)
+        .await
+        .unwrap();
+    r.clock.advance(Duration::from_secs(45));
+    assert_eq!(
+        r.rpyc_query("SLAVE").await,
+        Value::Array(vec![pair("10.0.0.1", 18812)]),
+        "the second, silent for 245 s, is gone"
+    );
+    assert_eq!(
+        r.rpyc_query("CLASSIC").await,
+        Value::Array(vec![]),
+        "CLASSIC was not renewed"
+    );
+    // UNREGISTER removes every name of that address and port, from that address only.
+    register("10.0.0.1:40003", vec!["SLAVE", "CLASSIC"], 18812)
+        .await
+        .unwrap();
+    r.ok(
+        "10.0.0.9:1",
+        "registry.rpycUnregister",
+        vec![Value::Int(18812)],
+    )
+    .await;
+    assert_eq!(
+        r.rpyc_query("CLASSIC").await,
+        Value::Array(vec![pair("10.0.0.1", 18812)])
+    );
+    r.ok(
+        "10.0.0.1:2",
+        "registry.rpycUnregister",
+        vec![Value::Int(18812)],
+    )
+    .await;
+    assert_eq!(r.rpyc_query("SLAVE").await, Value::Array(vec![]));
+    assert_eq!(r.rpyc_query("CLASSIC").await, Value::Array(vec![]));
+}
+
+#[tokio::test]
+async fn rpyc_sees_our_instances_and_we_see_rpycs() {
+    let r = Reg::new(RegistryConfig::default());
+    r.register(
+        "10.0.0.5:1",
+        "ours",
+        "svc",
+        &["http://0.0.0.0:8000/", "msgpack://10.0.0.5:8001"],
+    )
+    .await
+    .unwrap();
+    r.call_from(
+        "10.0.0.6:9",
+        "registry.rpycRegister",
+        vec![Value::Array(vec!["svc".into()]), Value::Int(18812)],
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        r.rpyc_query("svc").await,
+        Value::Array(vec![
+            pair("10.0.0.5", 8000),
+            pair("10.0.0.5", 8001),
+            pair("10.0.0.6", 18812)
+        ])
+    );
+    let found = r.lookup("svc").await;
+    assert_eq!(found.len(), 2);
+    assert_eq!(found[1]["source"], Value::from("rpyc"));
+    assert_eq!(found[1]["host"], Value::from("10.0.0.6"));
+    assert_eq!(found[1]["port"], Value::Int(18812));
+}
+
+#[tokio::test]
+async fn listing_is_off_unless_allowed() {
+    let r = Reg::new(RegistryConfig::default());
+    r.register("10.0.0.5:1", "a", "svc", &["tcp://10.0.0.5:1"])
+        .await
+        .unwrap();
+    let f = r
+        .call_from("10.0.0.5:1", "registry.services", vec![])
+        .await
+        .unwrap_err();
+    assert_eq!(fault_name(&f), "ListingDisabledError");
+    assert_eq!(
+        r.ok("1.1.1.1:1", "registry.rpycList", vec![]).await,
+        Value::Nil
+    );
+
+    let r = Reg::new(RegistryConfig {
+        allow_listing: true,
+        ..RegistryConfig::default()
+    });
+    r.register("10.0.0.5:1", "a", "svc", &["tcp://10.0.0.5:1"])
+        .await
+        .unwrap();
+    r.register("10.0.0.5:1", "b", "svc", &["tcp://10.0.0.5:2"])
+        .await
+        .unwrap();
+    r.register("10.0.0.6:1", "c", "other", &["tcp://10.0.0.6:1"])
+        .await
+        .unwrap();
+    let services = r.ok("1.1.1.1:1", "registry.services", vec![]).await;
+    let Value::Array(services) = services else {
+        panic!()
+    };
+    assert_eq!(services.len(), 2);
+    let Value::Struct(first) = &services[1] else {
+        panic!()
+    };
+    assert_eq!(first["name"], Value::from("SVC"));
+    assert_eq!(first["instances"], Value::Int(2));
+    assert_eq!(
+        r.ok("1.1.1.1:1", "registry.rpycList", vec!["10.0.0.6".into()])
+            .await,
+        Value::Array(vec!["OTHER".into()])
+    );
+}
+
+#[tokio::test]
+async fn the_tables_are_bounded_and_renewals_still_pass_when_full() {
+    let r = Reg::new(RegistryConfig {
+        max_instances: 5,
+        max_per_name: 3,
+        max_per_host: 2,
+        ..RegistryConfig::default()
+    });
+    r.register("10.0.0.1:1", "h1", "a", &["tcp://x:1"])
+        .await
+        .unwrap();
+    r.register("10.0.0.1:1", "h2", "b", &["tcp://x:1"])
+        .await
+        .unwrap();
+    let f = r
+        .register("10.0.0.1:1", "h3", "c", &["tcp://x:1"])
+        .await
+        .unwrap_err();
+    assert_eq!(fault_name(&f), "RegistryFullError", "{f}");
+    r.register("10.0.0.2:1", "n1", "a", &["tcp://x:1"])
+        .await
+        .unwrap();
+    r.register("10.0.0.3:1", "n2", "a", &["tcp://x:1"])
+        .await
+        .unwrap();
+    let f = r
+        .register("10.0.0.4:1", "n3", "a", &["tcp://x:1"])
+        .await
+        .unwrap_err();
+    assert_eq!(
+        fault_name(&f),
+        "RegistryFullError",
+        "three under one name: {f}"
+    );
+    r.register("10.0.0.4:1", "t1", "z", &["tcp://x:1"])
+        .await
+        .unwrap();
+    let f = r
+        .register("10.0.0.5:1", "t2", "y", &["tcp://x:1"])
+        .await
+        .unwrap_err();
+    assert_eq!(fault_name(&f), "RegistryFullError", "five in all: {f}");
+    r.register("10.0.0.1:1", "h1", "a", &["tcp://x:1"])
+        .await
+        .expect("a renewal when full");
+    // RPyC's registrations count too.
+    let f = r
+        .call_from(
+            "10.0.0.9:1",
+            "registry.rpycRegister",
+            vec![Value::Array(vec!["q".into()]), Value::Int(1)],
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(fault_name(&f), "RegistryFullError");
+}
+
+#[tokio::test]
+async fn malformed_registrations_are_refused_and_change_nothing() {
+    let r = Reg::new(RegistryConfig {
+        max_urls: 2,
+        max_metadata_bytes: 64,
+        ..RegistryConfig::default()
+    });
+    let with = |f: &dyn Fn(&mut Registration)| {
+        let mut reg = Registration {
+            id: "x".into(),
+            names: vec!["svc".into()],
+            urls: vec!["tcp://10.0.0.1:1".into()],
+            ttl_secs: 30.0,
+            ..Registration::default()
+        };
+        f(&mut reg);
+        reg.to_value()
+    };
+    let cases: Vec<(&str, Value)> = vec![
+        ("no name", with(&|r| r.names.clear())),
+        (
+            "a control character",
+            with(&|r| r.names = vec!["a\u{1}b".into()]),
+        ),
+        (
+            "an over-long name",
+            with(&|r| r.names = vec!["n".repeat(600)]),
+        ),
+        (
+            "too many URLs",
+            with(&|r| r.urls = vec!["tcp://a:1".into(); 3]),
+        ),
+        ("not a URL", with(&|r| r.urls = vec!["just text".into()])),
+        (
+            "an id of RPyC's",
+            with(&|r| r.id = "rpyc:SVC@1.2.3.4:5".into()),
+        ),
+        (
+            "big metadata",
+            with(&|r| {
+                r.metadata.insert("k".into(), "v".repeat(100).into());
+            }),
+        ),
+        ("not a struct", Value::from("svc")),
+        ("an unknown member", {
+            let Value::Struct(mut m) = with(&|_| {}) else {
+                panic!()
+            };
+            m.insert("colour".into(), "red".into());
+            Value::Struct(m)
+        }),
+    ];
+    for (what, record) in cases {
+        let f = r
+            .call_from("10.0.0.1:1", "registry.register", vec![record])
+            .await
+            .expect_err(what);
+        assert_eq!(fault_name(&f), "ValueError", "{what}: {f}");
+    }
+    assert!(r.ids("svc").await.is_empty());
+    assert!(r.ids("N").await.is_empty());
+}
+
+#[tokio::test]
+async fn a_ttl_is_kept_within_the_registrys_bounds() {
+    let r = Reg::new(RegistryConfig {
+        max_ttl_secs: 60.0,
+        ..RegistryConfig::default()
+    });
+    let mut reg = Registration {
+        id: "x".into(),
+        names: vec!["svc".into()],
+        urls: vec![],
+        ttl_secs: 1e9,
+        ..Registration::default()
+    };
+    let Value::Struct(a) = r
+        .ok("10.0.0.1:1", "registry.register", vec![reg.to_value()])
+        .await
+    else {
+        panic!()
+    };
+    assert_eq!(a["ttl"], Value::Double(60.0));
+    reg.ttl_secs = -5.0;
+    let Value::Struct(a) = r
+        .ok("10.0.0.1:1", "registry.register", vec![reg.to_value()])
+        .await
+    else {
+        panic!()
+    };
+    assert_eq!(a["ttl"], Value::Double(1.0));
+}
