@@ -19,7 +19,8 @@
 //! - [`jsonrpc`]: the JSON-RPC 2.0 codec; [`openrpc`]: the `rpc.discover` document.
 //! - [`msgpack`]: MessagePack encoding of [`Value`]; [`msgpack_rpc`]: its RPC messages.
 //! - [`zmtp`]: ZeroMQ's ZMTP 3 framing (greeting, handshake commands, frames).
-//! - [`brine`]: RPyC's serializer; [`rpyc_registry`]: RPyC's registry requests and answers.
+//! - [`brine`]: RPyC's serializer; [`rpyc_registry`]: RPyC's registry requests and answers;
+//!   [`registration`]: the record our servers register.
 //!
 //! # Example
 //!
@@ -55,6 +56,7 @@ pub mod msgpack;
 pub mod msgpack_rpc;
 pub mod openrpc;
 pub mod params;
+pub mod registration;
 pub mod rpyc_registry;
 mod ser;
 pub mod table;

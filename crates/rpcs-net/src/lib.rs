@@ -16,14 +16,21 @@
 //!   Unix sockets, stdio) and `zerorpc` (ZeroMQ).
 //! - `zmtp`: ZeroMQ connections (handshake, messages within limits, a DEALER
 //!   socket for clients) over the pure codec in `rpcs_core::zmtp`.
-//! - [`client`]: [`Client`] (async) and [`BlockingClient`]; the URL picks the protocol.
+//! - [`client`]: [`Client`] (async) and [`BlockingClient`]; the URL picks the
+//!   protocol, or names a service (`rpcs://NAME`) whose instances it balances.
+//! - [`discovery`]: looking names up in registries, and [`Registrar`] keeping
+//!   a server registered.
+//! - `rpyc`: RPyC's registry protocol on UDP and TCP (with MessagePack-RPC
+//!   datagrams on the same UDP socket), for a registry server.
 //! - [`compress`]: gzip for HTTP bodies with a bound on the inflated size.
 
 mod accept;
 pub mod client;
 pub mod compress;
 pub mod config;
+pub mod discovery;
 mod msgpack_rpc;
+mod rpyc;
 pub mod server;
 mod session;
 mod tcp;
@@ -33,4 +40,5 @@ mod zmtp;
 
 pub use client::{BlockingClient, Client, ClientConfig, ClientError, MethodInfo};
 pub use config::ServerConfig;
+pub use discovery::{Registrar, Registries};
 pub use server::{shutdown_signal, Listener, Server};

@@ -13,8 +13,9 @@ use std::time::Duration;
 #[derive(Args, Clone)]
 pub struct Connection {
     /// Server URL: http://HOST:PORT/ (XML-RPC; no path means /RPC2),
-    /// jsonrpc+http://, ws://, msgpack://, msgpack+unix:///PATH, or a zerorpc
-    /// endpoint tcp://HOST:PORT or ipc:///PATH. With --connect or --bind, leave it
+    /// jsonrpc+http://, ws://, msgpack://, msgpack+unix:///PATH, a zerorpc
+    /// endpoint tcp://HOST:PORT or ipc:///PATH, or a service name rpcs://NAME
+    /// (or @NAME) found in the registries. With --connect or --bind, leave it
     /// out: the first word is then the method.
     pub url: Option<String>,
     /// zerorpc: connect to this endpoint (repeat for several).
@@ -33,6 +34,11 @@ pub struct Connection {
     /// Gzip requests larger than this many bytes.
     #[arg(long, value_name = "BYTES")]
     pub gzip_over: Option<usize>,
+    /// With rpcs://NAME: the call may run twice without harm, so it is retried
+    /// on another instance even when a connection broke after sending it
+    /// (calls that never reached an instance are always retried).
+    #[arg(long)]
+    pub idempotent: bool,
 }
 
 fn seconds(value: f64, flag: &str) -> anyhow::Result<Duration> {
@@ -59,6 +65,11 @@ impl Connection {
         let config = ClientConfig {
             timeout: seconds(self.timeout, "--timeout")?,
             gzip_requests_over: self.gzip_over,
+            idempotent_methods: if self.idempotent {
+                vec!["*".into()]
+            } else {
+                Vec::new()
+            },
             ..ClientConfig::default()
         };
         let heartbeat = seconds(self.heartbeat, "--heartbeat")?;

@@ -7,6 +7,8 @@
 //! - `master.rs`: `rpcs master`, flags and config file; `fdlimit.rs`: the
 //!   open-file limit a server raises at start.
 //! - `bench.rs`: `rpcs bench`, a closed-loop load generator.
+//! - `registry.rs`: `rpcs registry` and `rpcs discover`; `register.rs`: the
+//!   `--register` flags of servers.
 //! - `output.rs`: rendering values for people and for machines.
 
 mod bench;
@@ -15,6 +17,8 @@ mod fdlimit;
 mod master;
 mod monitor;
 mod output;
+mod register;
+mod registry;
 
 use clap::{Parser, Subcommand};
 
@@ -68,6 +72,11 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Watch a master live: clients, stacks, storages; steer clients with keys.
     Monitor(monitor::MonitorArgs),
+    /// Run a registry: services find each other by name (RPyC's registry
+    /// protocol on UDP and TCP, and ours).
+    Registry(registry::RegistryArgs),
+    /// List the instances of a service name, or every name, from the registries.
+    Discover(registry::DiscoverArgs),
 }
 
 /// An error that already knows its exit status.
@@ -94,7 +103,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse_from(normalized_args());
     // Servers report what they do; one-shot commands only warn.
     let default_level = match cli.command {
-        Command::Master(_) => "info",
+        Command::Master(_) | Command::Registry(_) => "info",
         _ => "warn",
     };
     tracing_subscriber::fmt()
@@ -122,6 +131,8 @@ fn main() -> ExitCode {
             Command::Methods(args) => call::methods(args).await,
             Command::Bench(args) => bench::bench(args).await,
             Command::Monitor(args) => monitor::monitor(args).await,
+            Command::Registry(args) => registry::registry(args).await,
+            Command::Discover(args) => registry::discover(args).await,
         }
     });
     match result {

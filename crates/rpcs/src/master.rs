@@ -1,5 +1,6 @@
 //! `rpcs master`: run the master (stacks, storages, provider).
 
+use crate::register::{self, RegisterArgs};
 use anyhow::Context as _;
 use clap::{Args, ValueEnum};
 use rpcs_core::Dispatcher;
@@ -40,7 +41,8 @@ pub struct MasterArgs {
     /// A TOML file with any of: listen, msgpack, msgpack_unix, zerorpc,
     /// zerorpc_connect, data_dir, backend, durability, session_timeout,
     /// max_item_bytes, max_connections, max_connections_per_listener,
-    /// idle_timeout, call_timeout, max_in_flight, max_queued_bytes.
+    /// idle_timeout, call_timeout, max_in_flight, max_queued_bytes, register,
+    /// registry, register_ttl.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
     /// Address to serve HTTP on: XML-RPC and JSON-RPC (repeat for several)
@@ -115,6 +117,8 @@ pub struct MasterArgs {
     /// Serve one connection on the first listener, then exit.
     #[arg(long)]
     once: bool,
+    #[command(flatten)]
+    register: RegisterArgs,
 }
 
 /// The config file's keys.
@@ -140,6 +144,9 @@ struct FileConfig {
     call_timeout: Option<f64>,
     max_in_flight: Option<usize>,
     max_queued_bytes: Option<usize>,
+    register: Option<Vec<String>>,
+    registry: Option<String>,
+    register_ttl: Option<f64>,
 }
 
 /// The settings in force after merging flags over the file over defaults.
@@ -155,6 +162,7 @@ pub struct Settings {
     pub backend: BackendConfig,
     pub config: MasterConfig,
     pub server: ServerConfig,
+    pub register: RegisterArgs,
 }
 
 impl MasterArgs {
@@ -217,7 +225,13 @@ impl MasterArgs {
         }
         let item_bytes = limits.max_item_bytes;
         let defaults = ServerConfig::default();
+        let register = RegisterArgs {
+            register: flag_or_file(self.register.register, file.register),
+            registry: self.register.registry.or(file.registry),
+            register_ttl: self.register.register_ttl.or(file.register_ttl),
+        };
         Ok(Settings {
+            register,
             stdio: self.stdio,
             once: self.once,
             listen,
@@ -341,11 +355,20 @@ pub async fn master(args: MasterArgs) -> anyhow::Result<()> {
         let l = Listener::zerorpc(&settings.zerorpc, &settings.zerorpc_connect).await;
         listeners.push(l.context("zerorpc endpoints")?);
     }
+    let mut urls = Vec::new();
     for l in &listeners {
         // Scripts and tests read these lines to learn the ports.
+        urls.push(l.url()?);
         println!("listening on {}", l.url()?);
     }
     info!(backend = ?settings.backend, session_timeout = ?settings.config.session_timeout, "master running");
+    let registrar = settings.register.start(urls)?;
+    // Leave the registries first, so clients stop choosing this master
+    // while it drains.
+    let shutdown = async move {
+        shutdown.await;
+        register::stop(registrar).await;
+    };
     if settings.once {
         server.serve_one(listeners.remove(0), shutdown).await?;
     } else {

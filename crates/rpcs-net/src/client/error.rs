@@ -17,7 +17,11 @@ pub enum ClientError {
         /// What is wrong with it.
         reason: String,
     },
-    /// The connection failed or broke.
+    /// No connection could be made, so the call was not sent: safe to send
+    /// elsewhere.
+    #[error("cannot connect: {0}")]
+    NotSent(String),
+    /// The connection broke with the call sent or being sent: it may have run.
     #[error("connection failed: {0}")]
     Connect(String),
     /// No answer arrived within the timeout.
@@ -43,6 +47,12 @@ pub enum ClientError {
 }
 
 impl ClientError {
+    /// Whether the call surely did not reach a server (no connection could
+    /// be made), so that sending it elsewhere cannot run it twice.
+    pub fn not_sent(&self) -> bool {
+        matches!(self, ClientError::NotSent(_))
+    }
+
     /// The fault, if the server answered with one.
     pub fn fault(&self) -> Option<&Fault> {
         match self {
@@ -62,6 +72,31 @@ pub struct ClientConfig {
     pub gzip_requests_over: Option<usize>,
     /// The largest answer accepted, after decompression.
     pub max_response_bytes: usize,
+    /// Whether a client that cannot connect tries again, with backoff, until
+    /// the call's timeout (the default); a client by service name does not
+    /// retry an instance, it tries the next.
+    pub retry_connect: bool,
+    /// A client by service name (`rpcs://NAME`) looks the name up again this
+    /// often.
+    pub resolve_every: Duration,
+    /// Methods a client by service name may send to another instance when the
+    /// connection broke after sending (the call may have run): exact names,
+    /// or prefixes ending in `*` (`stack.get*`). `system.*` always may.
+    pub idempotent_methods: Vec<String>,
+}
+
+impl ClientConfig {
+    /// Whether `method` may run twice without harm, by this configuration.
+    pub fn is_idempotent(&self, method: &str) -> bool {
+        method.starts_with("system.")
+            || self
+                .idempotent_methods
+                .iter()
+                .any(|m| match m.strip_suffix('*') {
+                    Some(prefix) => method.starts_with(prefix),
+                    None => m == method,
+                })
+    }
 }
 
 impl Default for ClientConfig {
@@ -70,6 +105,9 @@ impl Default for ClientConfig {
             timeout: Duration::from_secs(30),
             gzip_requests_over: None,
             max_response_bytes: 64 << 20,
+            retry_connect: true,
+            resolve_every: super::named_transport::DEFAULT_RESOLVE_EVERY,
+            idempotent_methods: Vec::new(),
         }
     }
 }

@@ -157,11 +157,13 @@ impl HttpTransport {
         let req = req
             .body(Full::new(Bytes::from(body)))
             .map_err(|e| ClientError::Connect(e.to_string()))?;
-        let resp = self
-            .http
-            .request(req)
-            .await
-            .map_err(|e| ClientError::Connect(error_chain(&e)))?;
+        let resp = self.http.request(req).await.map_err(|e| {
+            if e.is_connect() {
+                ClientError::NotSent(error_chain(&e))
+            } else {
+                ClientError::Connect(error_chain(&e))
+            }
+        })?;
         let status = resp.status();
         let encoding = resp
             .headers()

@@ -9,12 +9,14 @@
 //! | `msgpack+unix:///path/to/socket` | MessagePack-RPC over a Unix socket |
 //! | `ws://host:port/path`, `jsonrpc+ws://...` | JSON-RPC 2.0 over WebSocket |
 //! | `tcp://host:port`, `ipc:///path` | zerorpc over ZeroMQ (as zerorpc users write them) |
+//! | `rpcs://NAME`, `@NAME` | every instance of the service NAME, found in the registries ([`crate::discovery`]), in turn and failing over |
 //!
 //! Calls take any [`IntoParams`] (a tuple of serializable values, a `Vec<Value>`, or
 //! `()`); [`Client::call`] returns a [`Value`] and [`Client::call_as`] converts it.
 //!
 //! One file per concern: the transports (`http_transport`, `stream_transport`
-//! for MessagePack-RPC and WebSocket, `zerorpc_transport`), `retry` (reconnecting
+//! for MessagePack-RPC and WebSocket, `zerorpc_transport`, `named_transport`
+//! for a service by name), `retry` (reconnecting
 //! with backoff), `describe` (introspection), `error` (errors and settings) and
 //! `blocking` (the blocking facade).
 
@@ -22,6 +24,7 @@ mod blocking;
 mod describe;
 mod error;
 mod http_transport;
+mod named_transport;
 mod retry;
 mod stream_transport;
 mod zerorpc_transport;
@@ -31,6 +34,7 @@ pub use error::{ClientConfig, ClientError};
 
 use crate::zerorpc::DEFAULT_HEARTBEAT;
 use http_transport::{Format, HttpTransport};
+use named_transport::NamedTransport;
 use rpcs_core::{from_value, Dispatcher, Fault, IntoParams, Map, MethodTable, Value};
 use serde::de::DeserializeOwned;
 use std::any::Any;
@@ -43,6 +47,7 @@ enum Transport {
     Http(Box<HttpTransport>),
     Stream(Arc<StreamTransport>),
     Zerorpc(Arc<ZerorpcTransport>),
+    Named(Arc<NamedTransport>),
 }
 
 /// A connection-reusing RPC client; the URL picks the protocol.
@@ -91,6 +96,12 @@ impl Client {
             url: url.to_owned(),
             reason: reason.to_owned(),
         };
+        if url.starts_with('@') || url.starts_with("rpcs://") {
+            let named = NamedTransport::new(url, config)?;
+            return Ok(Client {
+                transport: Transport::Named(Arc::new(named)),
+            });
+        }
         let Some((scheme, rest)) = url.split_once("://") else {
             return Err(bad("expected a URL such as http://127.0.0.1:8000/"));
         };
@@ -151,7 +162,7 @@ impl Client {
             }
             "https" | "wss" => return Err(bad("TLS is not supported; use http:// or ws://")),
             _ => return Err(bad(
-                "unknown scheme (use http://, jsonrpc+http://, ws://, msgpack://, msgpack+unix://)",
+                "unknown scheme (use http://, jsonrpc+http://, ws://, msgpack://, msgpack+unix://, tcp://, rpcs://NAME)",
             )),
         };
         Ok(Client { transport })
@@ -200,8 +211,43 @@ impl Client {
         params: impl IntoParams,
         each: &mut (dyn FnMut(Value) + Send),
     ) -> Result<Option<Value>, ClientError> {
+        self.call_each_inner(method, params, false, each).await
+    }
+
+    /// Calls `method`, which may run twice without harm: a client by service
+    /// name sends it to another instance even when the connection broke after
+    /// sending. Other clients call as [`Client::call`] does.
+    pub async fn call_idempotent(
+        &self,
+        method: &str,
+        params: impl IntoParams,
+    ) -> Result<Value, ClientError> {
+        let mut items = Vec::new();
+        let answer = self
+            .call_each_inner(method, params, true, &mut |item| items.push(item))
+            .await?;
+        Ok(answer.unwrap_or(Value::Array(items)))
+    }
+
+    /// The instances' URLs a client by service name uses now (none before its
+    /// first call); a client by address gives none.
+    pub fn instance_urls(&self) -> Vec<String> {
+        match &self.transport {
+            Transport::Named(t) => t.urls(),
+            _ => Vec::new(),
+        }
+    }
+
+    async fn call_each_inner(
+        &self,
+        method: &str,
+        params: impl IntoParams,
+        idempotent: bool,
+        each: &mut (dyn FnMut(Value) + Send),
+    ) -> Result<Option<Value>, ClientError> {
         let params = params.into_params()?;
         match &self.transport {
+            Transport::Named(t) => t.call(method, &params, idempotent, each).await,
             Transport::Http(t) => t.call(method, &params).await.map(Some),
             Transport::Stream(t) => t.call(method, &params).await.map(Some),
             Transport::Zerorpc(t) => match t.call(method, &params, each).await? {
@@ -219,6 +265,11 @@ impl Client {
             Transport::Stream(t) => t.notify(method, &params).await,
             // zerorpc has no notifications: make the call and drop its answer.
             Transport::Zerorpc(t) => t.call(method, &params, &mut |_| {}).await.map(|_| ()),
+            // One instance gets it; which one does not matter.
+            Transport::Named(t) => t
+                .call(method, &params, false, &mut |_| {})
+                .await
+                .map(|_| ()),
         }
     }
 

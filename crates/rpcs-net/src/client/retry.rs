@@ -11,12 +11,14 @@ const FIRST_BACKOFF: Duration = Duration::from_millis(50);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
 /// Opens a connection with `open`, retrying with exponential backoff until
-/// `deadline`. `backoff` carries the next pause between calls, so a client that
-/// keeps failing waits longer; it is reset on success.
+/// `deadline` (or not at all, unless `retry`). `backoff` carries the next
+/// pause between calls, so a client that keeps failing waits longer; it is
+/// reset on success.
 pub(crate) async fn reconnect<T, F, Fut>(
     deadline: Instant,
     backoff: &mut Duration,
     timeout: Duration,
+    retry: bool,
     mut open: F,
 ) -> Result<T, ClientError>
 where
@@ -29,6 +31,7 @@ where
                 *backoff = FIRST_BACKOFF;
                 return Ok(conn);
             }
+            Ok(Err(e)) if !retry => return Err(e),
             Ok(Err(e)) => {
                 let pause = (*backoff).max(FIRST_BACKOFF);
                 *backoff = (pause * 2).min(MAX_BACKOFF);

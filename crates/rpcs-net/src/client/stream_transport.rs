@@ -67,7 +67,7 @@ impl StreamTransport {
             conn_id: 0,
         };
         let connect_err =
-            |e: std::io::Error| ClientError::Connect(format!("{:?}: {e}", self.target));
+            |e: std::io::Error| ClientError::NotSent(format!("{:?}: {e}", self.target));
         let calls = Calls {
             dispatcher: self.handlers.clone(),
             timeout: None,
@@ -98,7 +98,7 @@ impl StreamTransport {
                 let (ws, _) =
                     tokio_tungstenite::connect_async_with_config(url.as_str(), Some(config), true)
                         .await
-                        .map_err(|e| ClientError::Connect(format!("{url}: {e}")))?;
+                        .map_err(|e| ClientError::NotSent(format!("{url}: {e}")))?;
                 ws::start(calls, ws, limits, None, 0, stop)
             }
         };
@@ -115,7 +115,14 @@ impl StreamTransport {
         }
         state.session = None;
         let timeout = self.config.timeout;
-        let session = reconnect(deadline, &mut state.backoff, timeout, || self.connect()).await?;
+        let session = reconnect(
+            deadline,
+            &mut state.backoff,
+            timeout,
+            self.config.retry_connect,
+            || self.connect(),
+        )
+        .await?;
         state.session = Some(session.clone());
         Ok(session)
     }

@@ -102,7 +102,7 @@ impl ZerorpcTransport {
             Endpoints::Connect(list) => Dealer::connect(list, limits).await,
             Endpoints::Bind(list) => Dealer::bind(list, limits).await,
         }
-        .map_err(|e| ClientError::Connect(e.to_string()))?;
+        .map_err(|e| ClientError::NotSent(e.to_string()))?;
         let dealer = Arc::new(dealer);
         let routes: Routes = Arc::new(Mutex::new(HashMap::new()));
         let broken = Arc::new(AtomicBool::new(false));
@@ -142,7 +142,14 @@ impl ZerorpcTransport {
         }
         state.conn = None;
         let timeout = self.config.timeout;
-        let conn = reconnect(deadline, &mut state.backoff, timeout, || self.open()).await?;
+        let conn = reconnect(
+            deadline,
+            &mut state.backoff,
+            timeout,
+            self.config.retry_connect,
+            || self.open(),
+        )
+        .await?;
         state.conn = Some(conn.clone());
         Ok(conn)
     }

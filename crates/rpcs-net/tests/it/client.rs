@@ -88,7 +88,7 @@ async fn timeouts_and_errors() {
     let refused = Client::new("http://127.0.0.1:1/").unwrap();
     assert!(matches!(
         refused.call("add", (1, 2)).await,
-        Err(ClientError::Connect(_))
+        Err(ClientError::NotSent(_))
     ));
     assert!(matches!(
         Client::new("ftp://x/"),

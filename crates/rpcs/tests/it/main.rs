@@ -2,6 +2,7 @@
 
 mod crash;
 mod master_cli;
+mod registry;
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -21,14 +22,14 @@ impl Drop for MasterProcess {
     }
 }
 
-/// Starts `rpcs master` with extra arguments and waits for its URL.
-pub fn start_master(args: &[&str], cwd: &Path) -> MasterProcess {
+/// Starts `rpcs ARGS` in `cwd`; the URLs of its `listening on` lines arrive
+/// on the receiver as it prints them.
+pub fn spawn_rpcs(args: &[&str], cwd: &Path) -> (Child, std::sync::mpsc::Receiver<String>) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_rpcs"))
-        .arg("master")
-        .args(["--listen", "127.0.0.1:0"])
         .args(args)
         .current_dir(cwd)
         .env("RPCS_LOG", "warn")
+        .env_remove("RPCS_REGISTRY")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -42,6 +43,16 @@ pub fn start_master(args: &[&str], cwd: &Path) -> MasterProcess {
             }
         }
     });
+    (child, rx)
+}
+
+/// Starts `rpcs master` with extra arguments and waits for its URL.
+pub fn start_master(args: &[&str], cwd: &Path) -> MasterProcess {
+    let all: Vec<&str> = ["master", "--listen", "127.0.0.1:0"]
+        .into_iter()
+        .chain(args.iter().copied())
+        .collect();
+    let (child, rx) = spawn_rpcs(&all, cwd);
     let url = rx
         .recv_timeout(Duration::from_secs(30))
         .expect("the master prints its URL");
