@@ -6,7 +6,11 @@ use clap::Args;
 use rpcs_core::rpyc_registry::DEFAULT_PORT;
 use rpcs_core::{Dispatcher, Map, MethodTable, Value};
 use rpcs_master::clock::SystemClock;
-use rpcs_master::services::registry::{self, MemoryRegistry, Registry, RegistryConfig};
+use rpcs_master::remote::registry::RedisRegistry;
+use rpcs_master::remote::{redacted, RedisConfig};
+use rpcs_master::services::registry::{
+    self, MemoryRegistry, Registry, RegistryConfig, RegistryStore,
+};
 use rpcs_net::discovery::{self, Instance};
 use rpcs_net::{Listener, Registries, Server, ServerConfig};
 use std::sync::Arc;
@@ -49,6 +53,18 @@ pub struct RegistryArgs {
     /// Instances registered from one address [default: 256].
     #[arg(long, value_name = "N", default_value_t = 256)]
     max_per_host: usize,
+    /// Keep the table in this Redis server (redis://HOST:PORT/DB or
+    /// unix:///PATH), so that several registries serve one view and any of
+    /// them may stop; without it, the table is in memory.
+    #[arg(long, value_name = "URL")]
+    redis: Option<String>,
+    /// What the table's keys start with in Redis (registries sharing a table
+    /// use the same; a master's keys are apart) [default: rpcs].
+    #[arg(long, value_name = "NAME", default_value = "rpcs")]
+    redis_namespace: String,
+    /// --redis names nodes of a Redis Cluster (several, separated by commas).
+    #[arg(long)]
+    redis_cluster: bool,
 }
 
 impl RegistryArgs {
@@ -97,11 +113,20 @@ const PRUNE_EVERY: Duration = Duration::from_secs(1);
 pub async fn registry(args: RegistryArgs) -> anyhow::Result<()> {
     let config = args.config()?;
     let shutdown = rpcs_net::server::shutdown_signal().context("installing signal handlers")?;
-    let registry = Arc::new(Registry::new(
-        Arc::new(MemoryRegistry::new()),
-        config,
-        Arc::new(SystemClock),
-    ));
+    let store: Arc<dyn RegistryStore> = match &args.redis {
+        None => Arc::new(MemoryRegistry::new()),
+        Some(url) => {
+            let redis = RedisConfig {
+                url: url.clone(),
+                namespace: args.redis_namespace.clone(),
+                cluster: args.redis_cluster,
+                clock: None,
+            };
+            let store = RedisRegistry::connect(&redis).await;
+            Arc::new(store.with_context(|| format!("connecting to {}", redacted(url)))?)
+        }
+    };
+    let registry = Arc::new(Registry::new(store, config, Arc::new(SystemClock)));
     let mut table = MethodTable::new();
     registry::register(&mut table, &registry);
     let server = Server::new(Dispatcher::new(table), ServerConfig::default());
@@ -138,7 +163,15 @@ pub async fn registry(args: RegistryArgs) -> anyhow::Result<()> {
             }
         }
     });
-    info!(allow_listing = args.allow_listing, "registry running");
+    let table = if args.redis.is_some() {
+        "redis"
+    } else {
+        "memory"
+    };
+    info!(
+        allow_listing = args.allow_listing,
+        table, "registry running"
+    );
     server.run(listeners, shutdown).await?;
     pruner.abort();
     info!("registry stopped");

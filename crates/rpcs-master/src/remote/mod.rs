@@ -27,6 +27,7 @@
 //! operation's outcome unknown, as a master's crash does; it is reported as
 //! a `StorageError` that says so, and never retried.
 
+pub mod registry;
 pub mod scripts;
 mod wake;
 
@@ -133,6 +134,15 @@ fn damaged(what: &str) -> Fault {
     Fault::named("StorageError", format!("Redis answered oddly: {what}"))
 }
 
+/// Refuses a namespace with characters keys cannot carry safely.
+fn check_namespace(ns: &str) -> Result<(), RedisError> {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "_-.".contains(c);
+    if ns.is_empty() || !ns.chars().all(plain) {
+        return Err(RedisError::Namespace(ns.to_owned()));
+    }
+    Ok(())
+}
+
 impl RedisBackend {
     /// Connects to Redis and starts listening for wake-ups.
     pub async fn connect(config: &RedisConfig) -> Result<RedisBackend, RedisError> {
@@ -141,10 +151,7 @@ impl RedisBackend {
             source,
         };
         let ns = &config.namespace;
-        let plain = |c: char| c.is_ascii_alphanumeric() || "_-.".contains(c);
-        if ns.is_empty() || !ns.chars().all(plain) {
-            return Err(RedisError::Namespace(ns.clone()));
-        }
+        check_namespace(ns)?;
         let con = Con::open(config).await.map_err(connect)?;
         let first = config.url.split(',').next().unwrap_or_default();
         let stack_waiters = Arc::new(Waiters::default());

@@ -1,8 +1,11 @@
 //! The registry service, called through its method table, on a clock the
 //! tests move.
 
+use crate::redis_server::RedisServer;
 use rpcs_core::{Context, Dispatcher, Fault, Map, MethodTable, Value};
 use rpcs_master::clock::ManualClock;
+use rpcs_master::remote::registry::RedisRegistry;
+use rpcs_master::remote::RedisConfig;
 use rpcs_master::services::registry::{
     self, MemoryRegistry, Registration, Registry, RegistryConfig, RegistryStore,
 };
@@ -10,6 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub struct Reg {
+    _redis: Option<RedisServer>,
     dispatcher: Dispatcher,
     pub clock: Arc<ManualClock>,
     pub registry: Arc<Registry>,
@@ -22,14 +26,29 @@ impl Reg {
         let mut table = MethodTable::new();
         registry::register(&mut table, &registry);
         Reg {
+            _redis: None,
             dispatcher: Dispatcher::new(table),
             clock,
             registry,
         }
     }
 
-    pub fn new(config: RegistryConfig) -> Reg {
-        Reg::with_store(Arc::new(MemoryRegistry::new()), config)
+    /// The registry on each store: in memory, and in a real redis-server.
+    pub async fn all(config: RegistryConfig) -> Vec<Reg> {
+        let memory = Reg::with_store(Arc::new(MemoryRegistry::new()), config.clone());
+        let redis = RedisServer::start();
+        let redis_config = RedisConfig {
+            url: redis.url(),
+            namespace: "reg".into(),
+            cluster: false,
+            clock: None,
+        };
+        let store = RedisRegistry::connect(&redis_config)
+            .await
+            .expect("Redis answers");
+        let mut on_redis = Reg::with_store(Arc::new(store), config);
+        on_redis._redis = Some(redis);
+        vec![memory, on_redis]
     }
 
     pub async fn call_from(
@@ -107,186 +126,191 @@ fn fault_name(f: &Fault) -> &str {
 
 #[tokio::test]
 async fn an_instance_is_found_by_its_name_in_any_case_with_every_url() {
-    let r = Reg::new(RegistryConfig::default());
-    let urls = [
-        "http://0.0.0.0:8000/",
-        "msgpack://10.1.2.3:8001",
-        "msgpack+unix:///run/x",
-    ];
-    let answer = r
-        .register("10.9.8.7:5000", "m1", "Master", &urls)
-        .await
-        .unwrap();
-    let Value::Struct(a) = answer else { panic!() };
-    assert_eq!(a["id"], Value::from("m1"));
-    assert_eq!(a["ttl"], Value::Double(30.0));
-    let found = r.lookup("master").await;
-    assert_eq!(found.len(), 1);
-    let m = &found[0];
-    assert_eq!(m["names"], Value::Array(vec!["MASTER".into()]));
-    assert_eq!(m["host"], Value::from("10.9.8.7"));
-    assert_eq!(
-        m["urls"],
-        Value::Array(vec![
-            "http://10.9.8.7:8000/".into(),
-            "msgpack://10.1.2.3:8001".into(),
-            "msgpack+unix:///run/x".into(),
-        ]),
-        "an unspecified host becomes the address the registration came from"
-    );
-    assert_eq!(m["health"], Value::from("serving"));
-    assert_eq!(m["source"], Value::from("rpcs"));
-    assert_eq!(m["port"], Value::Nil);
-    assert!(matches!(m["lastSeen"], Value::DateTime(_)));
+    for r in Reg::all(RegistryConfig::default()).await {
+        let urls = [
+            "http://0.0.0.0:8000/",
+            "msgpack://10.1.2.3:8001",
+            "msgpack+unix:///run/x",
+        ];
+        let answer = r
+            .register("10.9.8.7:5000", "m1", "Master", &urls)
+            .await
+            .unwrap();
+        let Value::Struct(a) = answer else { panic!() };
+        assert_eq!(a["id"], Value::from("m1"));
+        assert_eq!(a["ttl"], Value::Double(30.0));
+        let found = r.lookup("master").await;
+        assert_eq!(found.len(), 1);
+        let m = &found[0];
+        assert_eq!(m["names"], Value::Array(vec!["MASTER".into()]));
+        assert_eq!(m["host"], Value::from("10.9.8.7"));
+        assert_eq!(
+            m["urls"],
+            Value::Array(vec![
+                "http://10.9.8.7:8000/".into(),
+                "msgpack://10.1.2.3:8001".into(),
+                "msgpack+unix:///run/x".into(),
+            ]),
+            "an unspecified host becomes the address the registration came from"
+        );
+        assert_eq!(m["health"], Value::from("serving"));
+        assert_eq!(m["source"], Value::from("rpcs"));
+        assert_eq!(m["port"], Value::Nil);
+        assert!(matches!(m["lastSeen"], Value::DateTime(_)));
+    }
 }
 
 #[tokio::test]
 async fn a_registration_lives_its_ttl_and_a_renewal_extends_it() {
-    let r = Reg::new(RegistryConfig::default());
-    r.register("10.0.0.1:1", "a", "svc", &["msgpack://10.0.0.1:1"])
-        .await
-        .unwrap();
-    r.clock.advance(Duration::from_secs(20));
-    r.register("10.0.0.1:1", "b", "svc", &["msgpack://10.0.0.1:2"])
-        .await
-        .unwrap();
-    r.register("10.0.0.1:1", "a", "svc", &["msgpack://10.0.0.1:1"])
-        .await
-        .unwrap();
-    assert_eq!(
-        r.ids("svc").await,
-        ["a", "b"],
-        "a renewal keeps its first registration time"
-    );
-    r.clock.advance(Duration::from_secs(29));
-    assert_eq!(r.ids("svc").await, ["a", "b"]);
-    r.clock.advance(Duration::from_secs(2));
-    assert!(
-        r.ids("svc").await.is_empty(),
-        "both expired 30 s after their last renewal"
-    );
-    assert_eq!(r.registry.prune().await.unwrap(), 2);
-    assert_eq!(r.registry.prune().await.unwrap(), 0);
+    for r in Reg::all(RegistryConfig::default()).await {
+        r.register("10.0.0.1:1", "a", "svc", &["msgpack://10.0.0.1:1"])
+            .await
+            .unwrap();
+        r.clock.advance(Duration::from_secs(20));
+        r.register("10.0.0.1:1", "b", "svc", &["msgpack://10.0.0.1:2"])
+            .await
+            .unwrap();
+        r.register("10.0.0.1:1", "a", "svc", &["msgpack://10.0.0.1:1"])
+            .await
+            .unwrap();
+        assert_eq!(
+            r.ids("svc").await,
+            ["a", "b"],
+            "a renewal keeps its first registration time"
+        );
+        r.clock.advance(Duration::from_secs(29));
+        assert_eq!(r.ids("svc").await, ["a", "b"]);
+        r.clock.advance(Duration::from_secs(2));
+        assert!(
+            r.ids("svc").await.is_empty(),
+            "both expired 30 s after their last renewal"
+        );
+        assert_eq!(r.registry.prune().await.unwrap(), 2);
+        assert_eq!(r.registry.prune().await.unwrap(), 0);
+    }
 }
 
 #[tokio::test]
 async fn unregister_removes_at_once() {
-    let r = Reg::new(RegistryConfig::default());
-    r.register("10.0.0.1:1", "a", "svc", &["tcp://10.0.0.1:4242"])
-        .await
-        .unwrap();
-    assert_eq!(
-        r.ok("10.0.0.1:1", "registry.unregister", vec!["a".into()])
-            .await,
-        Value::Bool(true)
-    );
-    assert!(r.ids("svc").await.is_empty());
-    assert_eq!(
-        r.ok("10.0.0.1:1", "registry.unregister", vec!["a".into()])
-            .await,
-        Value::Bool(false)
-    );
+    for r in Reg::all(RegistryConfig::default()).await {
+        r.register("10.0.0.1:1", "a", "svc", &["tcp://10.0.0.1:4242"])
+            .await
+            .unwrap();
+        assert_eq!(
+            r.ok("10.0.0.1:1", "registry.unregister", vec!["a".into()])
+                .await,
+            Value::Bool(true)
+        );
+        assert!(r.ids("svc").await.is_empty());
+        assert_eq!(
+            r.ok("10.0.0.1:1", "registry.unregister", vec!["a".into()])
+                .await,
+            Value::Bool(false)
+        );
+    }
 }
 
 #[tokio::test]
 async fn rpyc_registrations_follow_rpycs_registry() {
-    let r = Reg::new(RegistryConfig::default());
-    let register = |peer: &'static str, names: Vec<&str>, port: i64| {
-        let names = Value::Array(names.into_iter().map(Value::from).collect());
-        r.call_from(peer, "registry.rpycRegister", vec![names, Value::Int(port)])
-    };
-    register("10.0.0.1:40000", vec!["slave", "classic"], 18812)
-        .await
-        .unwrap();
-    r.clock.advance(Duration::from_secs(1));
-    register("10.0.0.2:40001", vec!["SLAVE"], 18812)
-        .await
-        .unwrap();
-    assert_eq!(
-        r.rpyc_query("Slave").await,
-        Value::Array(vec![pair("10.0.0.1", 18812), pair("10.0.0.2", 18812)]),
-        "oldest first, names in any case"
-    );
-    assert_eq!(
-        r.rpyc_query("CLASSIC").await,
-        Value::Array(vec![pair("10.0.0.1", 18812)])
-    );
-    // A keep-alive from the first keeps it first.
-    r.clock.advance(Duration::from_secs(200));
-    register("10.0.0.1:40002", vec!["SLAVE"], 18812)
-        .await
-        .unwrap();
-    r.clock.advance(Duration::from_secs(45));
-    assert_eq!(
-        r.rpyc_query("SLAVE").await,
-        Value::Array(vec![pair("10.0.0.1", 18812)]),
-        "the second, silent for 245 s, is gone"
-    );
-    assert_eq!(
-        r.rpyc_query("CLASSIC").await,
-        Value::Array(vec![]),
-        "CLASSIC was not renewed"
-    );
-    // UNREGISTER removes every name of that address and port, from that address only.
-    register("10.0.0.1:40003", vec!["SLAVE", "CLASSIC"], 18812)
-        .await
-        .unwrap();
-    r.ok(
-        "10.0.0.9:1",
-        "registry.rpycUnregister",
-        vec![Value::Int(18812)],
-    )
-    .await;
-    assert_eq!(
-        r.rpyc_query("CLASSIC").await,
-        Value::Array(vec![pair("10.0.0.1", 18812)])
-    );
-    r.ok(
-        "10.0.0.1:2",
-        "registry.rpycUnregister",
-        vec![Value::Int(18812)],
-    )
-    .await;
-    assert_eq!(r.rpyc_query("SLAVE").await, Value::Array(vec![]));
-    assert_eq!(r.rpyc_query("CLASSIC").await, Value::Array(vec![]));
+    for r in Reg::all(RegistryConfig::default()).await {
+        let register = |peer: &'static str, names: Vec<&str>, port: i64| {
+            let names = Value::Array(names.into_iter().map(Value::from).collect());
+            r.call_from(peer, "registry.rpycRegister", vec![names, Value::Int(port)])
+        };
+        register("10.0.0.1:40000", vec!["slave", "classic"], 18812)
+            .await
+            .unwrap();
+        r.clock.advance(Duration::from_secs(1));
+        register("10.0.0.2:40001", vec!["SLAVE"], 18812)
+            .await
+            .unwrap();
+        assert_eq!(
+            r.rpyc_query("Slave").await,
+            Value::Array(vec![pair("10.0.0.1", 18812), pair("10.0.0.2", 18812)]),
+            "oldest first, names in any case"
+        );
+        assert_eq!(
+            r.rpyc_query("CLASSIC").await,
+            Value::Array(vec![pair("10.0.0.1", 18812)])
+        );
+        // A keep-alive from the first keeps it first.
+        r.clock.advance(Duration::from_secs(200));
+        register("10.0.0.1:40002", vec!["SLAVE"], 18812)
+            .await
+            .unwrap();
+        r.clock.advance(Duration::from_secs(45));
+        assert_eq!(
+            r.rpyc_query("SLAVE").await,
+            Value::Array(vec![pair("10.0.0.1", 18812)]),
+            "the second, silent for 245 s, is gone"
+        );
+        assert_eq!(
+            r.rpyc_query("CLASSIC").await,
+            Value::Array(vec![]),
+            "CLASSIC was not renewed"
+        );
+        // UNREGISTER removes every name of that address and port, from that address only.
+        register("10.0.0.1:40003", vec!["SLAVE", "CLASSIC"], 18812)
+            .await
+            .unwrap();
+        r.ok(
+            "10.0.0.9:1",
+            "registry.rpycUnregister",
+            vec![Value::Int(18812)],
+        )
+        .await;
+        assert_eq!(
+            r.rpyc_query("CLASSIC").await,
+            Value::Array(vec![pair("10.0.0.1", 18812)])
+        );
+        r.ok(
+            "10.0.0.1:2",
+            "registry.rpycUnregister",
+            vec![Value::Int(18812)],
+        )
+        .await;
+        assert_eq!(r.rpyc_query("SLAVE").await, Value::Array(vec![]));
+        assert_eq!(r.rpyc_query("CLASSIC").await, Value::Array(vec![]));
+    }
 }
 
 #[tokio::test]
 async fn rpyc_sees_our_instances_and_we_see_rpycs() {
-    let r = Reg::new(RegistryConfig::default());
-    r.register(
-        "10.0.0.5:1",
-        "ours",
-        "svc",
-        &["http://0.0.0.0:8000/", "msgpack://10.0.0.5:8001"],
-    )
-    .await
-    .unwrap();
-    r.call_from(
-        "10.0.0.6:9",
-        "registry.rpycRegister",
-        vec![Value::Array(vec!["svc".into()]), Value::Int(18812)],
-    )
-    .await
-    .unwrap();
-    assert_eq!(
-        r.rpyc_query("svc").await,
-        Value::Array(vec![
-            pair("10.0.0.5", 8000),
-            pair("10.0.0.5", 8001),
-            pair("10.0.0.6", 18812)
-        ])
-    );
-    let found = r.lookup("svc").await;
-    assert_eq!(found.len(), 2);
-    assert_eq!(found[1]["source"], Value::from("rpyc"));
-    assert_eq!(found[1]["host"], Value::from("10.0.0.6"));
-    assert_eq!(found[1]["port"], Value::Int(18812));
+    for r in Reg::all(RegistryConfig::default()).await {
+        r.register(
+            "10.0.0.5:1",
+            "ours",
+            "svc",
+            &["http://0.0.0.0:8000/", "msgpack://10.0.0.5:8001"],
+        )
+        .await
+        .unwrap();
+        r.call_from(
+            "10.0.0.6:9",
+            "registry.rpycRegister",
+            vec![Value::Array(vec!["svc".into()]), Value::Int(18812)],
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            r.rpyc_query("svc").await,
+            Value::Array(vec![
+                pair("10.0.0.5", 8000),
+                pair("10.0.0.5", 8001),
+                pair("10.0.0.6", 18812)
+            ])
+        );
+        let found = r.lookup("svc").await;
+        assert_eq!(found.len(), 2);
+        assert_eq!(found[1]["source"], Value::from("rpyc"));
+        assert_eq!(found[1]["host"], Value::from("10.0.0.6"));
+        assert_eq!(found[1]["port"], Value::Int(18812));
+    }
 }
 
 #[tokio::test]
 async fn listing_is_off_unless_allowed() {
-    let r = Reg::new(RegistryConfig::default());
+    let r = Reg::with_store(Arc::new(MemoryRegistry::new()), RegistryConfig::default());
     r.register("10.0.0.5:1", "a", "svc", &["tcp://10.0.0.5:1"])
         .await
         .unwrap();
@@ -300,182 +324,194 @@ async fn listing_is_off_unless_allowed() {
         Value::Nil
     );
 
-    let r = Reg::new(RegistryConfig {
+    for r in Reg::all(RegistryConfig {
         allow_listing: true,
         ..RegistryConfig::default()
-    });
-    r.register("10.0.0.5:1", "a", "svc", &["tcp://10.0.0.5:1"])
-        .await
-        .unwrap();
-    r.register("10.0.0.5:1", "b", "svc", &["tcp://10.0.0.5:2"])
-        .await
-        .unwrap();
-    r.register("10.0.0.6:1", "c", "other", &["tcp://10.0.0.6:1"])
-        .await
-        .unwrap();
-    let services = r.ok("1.1.1.1:1", "registry.services", vec![]).await;
-    let Value::Array(services) = services else {
-        panic!()
-    };
-    assert_eq!(services.len(), 2);
-    let Value::Struct(first) = &services[1] else {
-        panic!()
-    };
-    assert_eq!(first["name"], Value::from("SVC"));
-    assert_eq!(first["instances"], Value::Int(2));
-    assert_eq!(
-        r.ok("1.1.1.1:1", "registry.rpycList", vec!["10.0.0.6".into()])
-            .await,
-        Value::Array(vec!["OTHER".into()])
-    );
+    })
+    .await
+    {
+        r.register("10.0.0.5:1", "a", "svc", &["tcp://10.0.0.5:1"])
+            .await
+            .unwrap();
+        r.register("10.0.0.5:1", "b", "svc", &["tcp://10.0.0.5:2"])
+            .await
+            .unwrap();
+        r.register("10.0.0.6:1", "c", "other", &["tcp://10.0.0.6:1"])
+            .await
+            .unwrap();
+        let services = r.ok("1.1.1.1:1", "registry.services", vec![]).await;
+        let Value::Array(services) = services else {
+            panic!()
+        };
+        assert_eq!(services.len(), 2);
+        let Value::Struct(first) = &services[1] else {
+            panic!()
+        };
+        assert_eq!(first["name"], Value::from("SVC"));
+        assert_eq!(first["instances"], Value::Int(2));
+        assert_eq!(
+            r.ok("1.1.1.1:1", "registry.rpycList", vec!["10.0.0.6".into()])
+                .await,
+            Value::Array(vec!["OTHER".into()])
+        );
+    }
 }
 
 #[tokio::test]
 async fn the_tables_are_bounded_and_renewals_still_pass_when_full() {
-    let r = Reg::new(RegistryConfig {
+    for r in Reg::all(RegistryConfig {
         max_instances: 5,
         max_per_name: 3,
         max_per_host: 2,
         ..RegistryConfig::default()
-    });
-    r.register("10.0.0.1:1", "h1", "a", &["tcp://x:1"])
-        .await
-        .unwrap();
-    r.register("10.0.0.1:1", "h2", "b", &["tcp://x:1"])
-        .await
-        .unwrap();
-    let f = r
-        .register("10.0.0.1:1", "h3", "c", &["tcp://x:1"])
-        .await
-        .unwrap_err();
-    assert_eq!(fault_name(&f), "RegistryFullError", "{f}");
-    r.register("10.0.0.2:1", "n1", "a", &["tcp://x:1"])
-        .await
-        .unwrap();
-    r.register("10.0.0.3:1", "n2", "a", &["tcp://x:1"])
-        .await
-        .unwrap();
-    let f = r
-        .register("10.0.0.4:1", "n3", "a", &["tcp://x:1"])
-        .await
-        .unwrap_err();
-    assert_eq!(
-        fault_name(&f),
-        "RegistryFullError",
-        "three under one name: {f}"
-    );
-    r.register("10.0.0.4:1", "t1", "z", &["tcp://x:1"])
-        .await
-        .unwrap();
-    let f = r
-        .register("10.0.0.5:1", "t2", "y", &["tcp://x:1"])
-        .await
-        .unwrap_err();
-    assert_eq!(fault_name(&f), "RegistryFullError", "five in all: {f}");
-    r.register("10.0.0.1:1", "h1", "a", &["tcp://x:1"])
-        .await
-        .expect("a renewal when full");
-    // RPyC's registrations count too.
-    let f = r
-        .call_from(
-            "10.0.0.9:1",
-            "registry.rpycRegister",
-            vec![Value::Array(vec!["q".into()]), Value::Int(1)],
-        )
-        .await
-        .unwrap_err();
-    assert_eq!(fault_name(&f), "RegistryFullError");
+    })
+    .await
+    {
+        r.register("10.0.0.1:1", "h1", "a", &["tcp://x:1"])
+            .await
+            .unwrap();
+        r.register("10.0.0.1:1", "h2", "b", &["tcp://x:1"])
+            .await
+            .unwrap();
+        let f = r
+            .register("10.0.0.1:1", "h3", "c", &["tcp://x:1"])
+            .await
+            .unwrap_err();
+        assert_eq!(fault_name(&f), "RegistryFullError", "{f}");
+        r.register("10.0.0.2:1", "n1", "a", &["tcp://x:1"])
+            .await
+            .unwrap();
+        r.register("10.0.0.3:1", "n2", "a", &["tcp://x:1"])
+            .await
+            .unwrap();
+        let f = r
+            .register("10.0.0.4:1", "n3", "a", &["tcp://x:1"])
+            .await
+            .unwrap_err();
+        assert_eq!(
+            fault_name(&f),
+            "RegistryFullError",
+            "three under one name: {f}"
+        );
+        r.register("10.0.0.4:1", "t1", "z", &["tcp://x:1"])
+            .await
+            .unwrap();
+        let f = r
+            .register("10.0.0.5:1", "t2", "y", &["tcp://x:1"])
+            .await
+            .unwrap_err();
+        assert_eq!(fault_name(&f), "RegistryFullError", "five in all: {f}");
+        r.register("10.0.0.1:1", "h1", "a", &["tcp://x:1"])
+            .await
+            .expect("a renewal when full");
+        // RPyC's registrations count too.
+        let f = r
+            .call_from(
+                "10.0.0.9:1",
+                "registry.rpycRegister",
+                vec![Value::Array(vec!["q".into()]), Value::Int(1)],
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(fault_name(&f), "RegistryFullError");
+    }
 }
 
 #[tokio::test]
 async fn malformed_registrations_are_refused_and_change_nothing() {
-    let r = Reg::new(RegistryConfig {
+    for r in Reg::all(RegistryConfig {
         max_urls: 2,
         max_metadata_bytes: 64,
         ..RegistryConfig::default()
-    });
-    let with = |f: &dyn Fn(&mut Registration)| {
-        let mut reg = Registration {
-            id: "x".into(),
-            names: vec!["svc".into()],
-            urls: vec!["tcp://10.0.0.1:1".into()],
-            ttl_secs: 30.0,
-            ..Registration::default()
-        };
-        f(&mut reg);
-        reg.to_value()
-    };
-    let cases: Vec<(&str, Value)> = vec![
-        ("no name", with(&|r| r.names.clear())),
-        (
-            "a control character",
-            with(&|r| r.names = vec!["a\u{1}b".into()]),
-        ),
-        (
-            "an over-long name",
-            with(&|r| r.names = vec!["n".repeat(600)]),
-        ),
-        (
-            "too many URLs",
-            with(&|r| r.urls = vec!["tcp://a:1".into(); 3]),
-        ),
-        ("not a URL", with(&|r| r.urls = vec!["just text".into()])),
-        (
-            "an id of RPyC's",
-            with(&|r| r.id = "rpyc:SVC@1.2.3.4:5".into()),
-        ),
-        (
-            "big metadata",
-            with(&|r| {
-                r.metadata.insert("k".into(), "v".repeat(100).into());
-            }),
-        ),
-        ("not a struct", Value::from("svc")),
-        ("an unknown member", {
-            let Value::Struct(mut m) = with(&|_| {}) else {
-                panic!()
+    })
+    .await
+    {
+        let with = |f: &dyn Fn(&mut Registration)| {
+            let mut reg = Registration {
+                id: "x".into(),
+                names: vec!["svc".into()],
+                urls: vec!["tcp://10.0.0.1:1".into()],
+                ttl_secs: 30.0,
+                ..Registration::default()
             };
-            m.insert("colour".into(), "red".into());
-            Value::Struct(m)
-        }),
-    ];
-    for (what, record) in cases {
-        let f = r
-            .call_from("10.0.0.1:1", "registry.register", vec![record])
-            .await
-            .expect_err(what);
-        assert_eq!(fault_name(&f), "ValueError", "{what}: {f}");
+            f(&mut reg);
+            reg.to_value()
+        };
+        let cases: Vec<(&str, Value)> = vec![
+            ("no name", with(&|r| r.names.clear())),
+            (
+                "a control character",
+                with(&|r| r.names = vec!["a\u{1}b".into()]),
+            ),
+            (
+                "an over-long name",
+                with(&|r| r.names = vec!["n".repeat(600)]),
+            ),
+            (
+                "too many URLs",
+                with(&|r| r.urls = vec!["tcp://a:1".into(); 3]),
+            ),
+            ("not a URL", with(&|r| r.urls = vec!["just text".into()])),
+            (
+                "an id of RPyC's",
+                with(&|r| r.id = "rpyc:SVC@1.2.3.4:5".into()),
+            ),
+            (
+                "big metadata",
+                with(&|r| {
+                    r.metadata.insert("k".into(), "v".repeat(100).into());
+                }),
+            ),
+            ("not a struct", Value::from("svc")),
+            ("an unknown member", {
+                let Value::Struct(mut m) = with(&|_| {}) else {
+                    panic!()
+                };
+                m.insert("colour".into(), "red".into());
+                Value::Struct(m)
+            }),
+        ];
+        for (what, record) in cases {
+            let f = r
+                .call_from("10.0.0.1:1", "registry.register", vec![record])
+                .await
+                .expect_err(what);
+            assert_eq!(fault_name(&f), "ValueError", "{what}: {f}");
+        }
+        assert!(r.ids("svc").await.is_empty());
+        assert!(r.ids("N").await.is_empty());
     }
-    assert!(r.ids("svc").await.is_empty());
-    assert!(r.ids("N").await.is_empty());
 }
 
 #[tokio::test]
 async fn a_ttl_is_kept_within_the_registrys_bounds() {
-    let r = Reg::new(RegistryConfig {
+    for r in Reg::all(RegistryConfig {
         max_ttl_secs: 60.0,
         ..RegistryConfig::default()
-    });
-    let mut reg = Registration {
-        id: "x".into(),
-        names: vec!["svc".into()],
-        urls: vec![],
-        ttl_secs: 1e9,
-        ..Registration::default()
-    };
-    let Value::Struct(a) = r
-        .ok("10.0.0.1:1", "registry.register", vec![reg.to_value()])
-        .await
-    else {
-        panic!()
-    };
-    assert_eq!(a["ttl"], Value::Double(60.0));
-    reg.ttl_secs = -5.0;
-    let Value::Struct(a) = r
-        .ok("10.0.0.1:1", "registry.register", vec![reg.to_value()])
-        .await
-    else {
-        panic!()
-    };
-    assert_eq!(a["ttl"], Value::Double(1.0));
+    })
+    .await
+    {
+        let mut reg = Registration {
+            id: "x".into(),
+            names: vec!["svc".into()],
+            urls: vec![],
+            ttl_secs: 1e9,
+            ..Registration::default()
+        };
+        let Value::Struct(a) = r
+            .ok("10.0.0.1:1", "registry.register", vec![reg.to_value()])
+            .await
+        else {
+            panic!()
+        };
+        assert_eq!(a["ttl"], Value::Double(60.0));
+        reg.ttl_secs = -5.0;
+        let Value::Struct(a) = r
+            .ok("10.0.0.1:1", "registry.register", vec![reg.to_value()])
+            .await
+        else {
+            panic!()
+        };
+        assert_eq!(a["ttl"], Value::Double(1.0));
+    }
 }

@@ -289,7 +289,7 @@ async fn nothing_acknowledged_is_lost_when_one_of_two_masters_on_redis_is_killed
     let seed = 0x2ed1_5eed;
     let mut rng = fastrand::Rng::with_seed(seed);
     let dir = tempfile::tempdir().unwrap();
-    let redis = Redis::start(dir.path());
+    let redis = crate::Redis::start(dir.path());
     let on_redis = ["--backend", "redis", "--redis", &redis.url];
     let survivor = start_master(&on_redis, dir.path());
     let history: Shared = Arc::default();
@@ -304,46 +304,6 @@ async fn nothing_acknowledged_is_lost_when_one_of_two_masters_on_redis_is_killed
         &all.violations[..all.violations.len().min(10)]
     );
     check_final_state(survivor, &all).await;
-}
-
-/// A redis-server that fsyncs every write to its append-only file, on a Unix
-/// socket under `dir`; killed when dropped.
-struct Redis {
-    child: std::process::Child,
-    url: String,
-}
-
-impl Redis {
-    fn start(dir: &std::path::Path) -> Redis {
-        let socket = dir.join("redis.sock");
-        let mut child = Command::new("redis-server")
-            .args(["--port", "0", "--save", "", "--appendonly", "yes"])
-            .args(["--appendfsync", "always"])
-            .arg("--unixsocket")
-            .arg(&socket)
-            .arg("--dir")
-            .arg(dir)
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("redis-server runs (scripts/test.sh installs it)");
-        for _ in 0..500 {
-            if std::os::unix::net::UnixStream::connect(&socket).is_ok() {
-                let url = format!("unix://{}", socket.display());
-                return Redis { child, url };
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        let _ = child.kill();
-        let _ = child.wait();
-        panic!("redis-server did not start");
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// Ends the takers' sessions through `master` (their items go back), and

@@ -58,3 +58,43 @@ pub fn start_master(args: &[&str], cwd: &Path) -> MasterProcess {
         .expect("the master prints its URL");
     MasterProcess { child, url }
 }
+
+/// A redis-server that fsyncs every write to its append-only file, on a Unix
+/// socket under `dir`; killed when dropped.
+pub struct Redis {
+    child: std::process::Child,
+    pub url: String,
+}
+
+impl Redis {
+    pub fn start(dir: &std::path::Path) -> Redis {
+        let socket = dir.join("redis.sock");
+        let mut child = Command::new("redis-server")
+            .args(["--port", "0", "--save", "", "--appendonly", "yes"])
+            .args(["--appendfsync", "always"])
+            .arg("--unixsocket")
+            .arg(&socket)
+            .arg("--dir")
+            .arg(dir)
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("redis-server runs (scripts/test.sh installs it)");
+        for _ in 0..500 {
+            if std::os::unix::net::UnixStream::connect(&socket).is_ok() {
+                let url = format!("unix://{}", socket.display());
+                return Redis { child, url };
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("redis-server did not start");
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

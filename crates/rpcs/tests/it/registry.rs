@@ -220,3 +220,35 @@ fn discover_lists_instances_and_says_when_there_are_none() {
     assert!(out.status.success(), "{out:?}");
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "x");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registries_sharing_redis_serve_one_view_and_survive_one_killed() {
+    let dir = tempfile::tempdir().unwrap();
+    let redis = crate::Redis::start(dir.path());
+    let shared = ["registry", "--listen", "127.0.0.1:0", "--redis", &redis.url];
+    let a = start(&shared, 2);
+    let b = start(&shared, 2);
+    let addr = |p: &Process| p.urls[0].strip_prefix("rpyc+udp://").unwrap().to_owned();
+    let (reg_a, reg_b) = (addr(&a), addr(&b));
+    // Registered through A only, seen through B.
+    let _instance = start_instance("shared", &reg_a, "s").await;
+    until_registered(&reg_b, "SHARED", 1).await;
+    drop(a);
+    let registries = Registries::parse(&reg_b).unwrap();
+    let found = discovery::lookup(&registries, "shared", Duration::from_secs(1))
+        .await
+        .unwrap();
+    assert_eq!(
+        found.len(),
+        1,
+        "the registration outlived the registry it came through"
+    );
+    let both = format!("{reg_a},{reg_b}");
+    let client = Client::new(&format!("rpcs://shared?registry={both}")).unwrap();
+    let answer = client
+        .call("storage.getParameter", ("id", "who"))
+        .await
+        .unwrap();
+    assert_eq!(answer, Value::from("s"));
+    drop(b);
+}
