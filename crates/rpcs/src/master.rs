@@ -42,7 +42,7 @@ pub struct MasterArgs {
     /// zerorpc_connect, data_dir, backend, durability, session_timeout,
     /// max_item_bytes, max_connections, max_connections_per_listener,
     /// idle_timeout, call_timeout, max_in_flight, max_queued_bytes, register,
-    /// registry, register_ttl.
+    /// registry, register_ttl, registry_secret_file.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
     /// Address to serve HTTP on: XML-RPC and JSON-RPC (repeat for several)
@@ -147,6 +147,7 @@ struct FileConfig {
     register: Option<Vec<String>>,
     registry: Option<String>,
     register_ttl: Option<f64>,
+    registry_secret_file: Option<PathBuf>,
 }
 
 /// The settings in force after merging flags over the file over defaults.
@@ -229,6 +230,10 @@ impl MasterArgs {
             register: flag_or_file(self.register.register, file.register),
             registry: self.register.registry.or(file.registry),
             register_ttl: self.register.register_ttl.or(file.register_ttl),
+            registry_secret_file: self
+                .register
+                .registry_secret_file
+                .or(file.registry_secret_file),
         };
         Ok(Settings {
             register,

@@ -1,8 +1,10 @@
 //! `--register NAME`: keeping a server registered with registries while it runs.
 
+use anyhow::Context as _;
 use clap::Args;
-use rpcs_core::registration::Registration;
+use rpcs_core::registration::{Registration, Secret};
 use rpcs_net::{Registrar, Registries};
+use std::path::{Path, PathBuf};
 
 /// Flags of every server that can register itself.
 #[derive(Args, Debug, Default, Clone)]
@@ -21,6 +23,29 @@ pub struct RegisterArgs {
     /// of that [default: 30].
     #[arg(long, value_name = "SECS")]
     pub register_ttl: Option<f64>,
+    /// A file holding the secret shared with the registries; every
+    /// registration is then signed with it [default: $RPCS_REGISTRY_SECRET,
+    /// else unsigned].
+    #[arg(long, value_name = "FILE")]
+    pub registry_secret_file: Option<PathBuf>,
+}
+
+/// The environment variable holding a registry secret when no file is given.
+pub const SECRET_ENV: &str = "RPCS_REGISTRY_SECRET";
+
+/// The shared secret from `file` (its first line), or from [`SECRET_ENV`].
+pub fn read_secret(file: Option<&Path>) -> anyhow::Result<Option<Secret>> {
+    let text = match file {
+        Some(path) => std::fs::read_to_string(path)
+            .with_context(|| format!("reading the secret from {}", path.display()))?,
+        None => match std::env::var(SECRET_ENV) {
+            Ok(s) => s,
+            Err(_) => return Ok(None),
+        },
+    };
+    let secret = text.lines().next().unwrap_or_default().trim();
+    anyhow::ensure!(!secret.is_empty(), "the registry secret is empty");
+    Ok(Some(Secret::new(secret.as_bytes())))
 }
 
 impl RegisterArgs {
@@ -38,7 +63,8 @@ impl RegisterArgs {
             );
             registration.ttl_secs = secs;
         }
-        Ok(Some(Registrar::start(registries, registration)))
+        let secret = read_secret(self.registry_secret_file.as_deref())?;
+        Ok(Some(Registrar::start(registries, registration, secret)))
     }
 }
 

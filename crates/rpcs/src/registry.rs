@@ -1,6 +1,7 @@
 //! `rpcs registry` (a registry server) and `rpcs discover` (asking registries).
 
 use crate::output;
+use crate::register::read_secret;
 use anyhow::Context as _;
 use clap::Args;
 use rpcs_core::rpyc_registry::DEFAULT_PORT;
@@ -13,6 +14,7 @@ use rpcs_master::services::registry::{
 };
 use rpcs_net::discovery::{self, Instance};
 use rpcs_net::{Listener, Registries, Server, ServerConfig};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tracing::{info, warn};
@@ -65,6 +67,14 @@ pub struct RegistryArgs {
     /// --redis names nodes of a Redis Cluster (several, separated by commas).
     #[arg(long)]
     redis_cluster: bool,
+    /// A file holding a secret shared with the servers: our registrations
+    /// must then be signed with it, and RPyC's (which cannot be) are refused
+    /// [default: $RPCS_REGISTRY_SECRET, else none].
+    #[arg(long, value_name = "FILE")]
+    secret_file: Option<PathBuf>,
+    /// With a secret, still accept RPyC's unsigned registrations.
+    #[arg(long)]
+    accept_unsigned_rpyc: bool,
 }
 
 impl RegistryArgs {
@@ -82,6 +92,8 @@ impl RegistryArgs {
             max_instances: self.max_instances,
             max_per_name: self.max_per_name,
             max_per_host: self.max_per_host,
+            secret: read_secret(self.secret_file.as_deref())?,
+            accept_unsigned_rpyc: self.accept_unsigned_rpyc,
             ..RegistryConfig::default()
         })
     }

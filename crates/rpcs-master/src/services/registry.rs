@@ -20,11 +20,13 @@
 use super::method;
 use crate::backend::Answer;
 use crate::clock::Clock;
-pub use rpcs_core::registration::{Registration, DEFAULT_TTL_SECS};
+use rpcs_core::registration::{check_unregister, take_signature};
+pub use rpcs_core::registration::{Registration, Secret, DEFAULT_TTL_SECS};
 use rpcs_core::{msgpack, Context, Fault, Map, MethodTable, Value};
 use std::collections::{BTreeSet, HashMap};
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
+use tracing::warn;
 
 /// Bounds and timeouts of a registry.
 #[derive(Debug, Clone)]
@@ -50,6 +52,12 @@ pub struct RegistryConfig {
     pub max_text_bytes: usize,
     /// An instance's metadata, encoded.
     pub max_metadata_bytes: usize,
+    /// When set, our registrations and unregistrations must be signed with
+    /// it, and RPyC's (which cannot be) are refused unless
+    /// `accept_unsigned_rpyc`.
+    pub secret: Option<Secret>,
+    /// With a secret, still accept RPyC's unsigned registrations.
+    pub accept_unsigned_rpyc: bool,
 }
 
 impl Default for RegistryConfig {
@@ -65,6 +73,8 @@ impl Default for RegistryConfig {
             max_urls: 16,
             max_text_bytes: 512,
             max_metadata_bytes: 4096,
+            secret: None,
+            accept_unsigned_rpyc: false,
         }
     }
 }
@@ -507,6 +517,12 @@ impl Registry {
     pub async fn register(&self, ctx: &Context, record: Value) -> Result<Map, Fault> {
         let host = Registry::sender(ctx)?;
         let r = Registration::from_value(record)?;
+        if let Some(secret) = &self.config.secret {
+            r.check_signature(secret.bytes(), self.clock.now_ms())
+                .inspect_err(
+                    |_| warn!(%host, id = %r.id, "registration with a bad signature refused"),
+                )?;
+        }
         let names = self.names(r.names)?;
         if r.urls.len() > self.config.max_urls {
             return Err(Fault::named(
@@ -578,8 +594,23 @@ impl Registry {
         Ok(answer)
     }
 
-    /// Our unregistration; false if the id was not registered.
-    pub async fn unregister(&self, id: String) -> Result<bool, Fault> {
+    /// Our unregistration, by id (or, for a registry with a secret, a struct
+    /// of id, time and mac); false if the id was not registered.
+    pub async fn unregister(&self, request: Value) -> Result<bool, Fault> {
+        let (id, signature) = match request {
+            Value::String(id) => (id, None),
+            Value::Struct(mut m) => {
+                let signature = take_signature(&mut m)?;
+                match m.shift_remove("id") {
+                    Some(Value::String(id)) if m.is_empty() => (id, signature),
+                    _ => return Err(Fault::named("ValueError", "expected {id, time, mac}")),
+                }
+            }
+            _ => return Err(Fault::named("ValueError", "expected an id")),
+        };
+        if let Some(secret) = &self.config.secret {
+            check_unregister(secret.bytes(), &id, signature.as_ref(), self.clock.now_ms())?;
+        }
         if id.starts_with("rpyc:") {
             return Err(Fault::named(
                 "ValueError",
@@ -621,6 +652,17 @@ impl Registry {
             .collect())
     }
 
+    /// Refuses RPyC's unsigned changes when the registry has a secret.
+    fn check_rpyc_allowed(&self) -> Result<(), Fault> {
+        if self.config.secret.is_some() && !self.config.accept_unsigned_rpyc {
+            return Err(Fault::named(
+                "AuthenticationError",
+                "this registry takes signed registrations only; RPyC's cannot be signed",
+            ));
+        }
+        Ok(())
+    }
+
     /// RPyC's `REGISTER`: each alias on `port` of the caller's address.
     pub async fn rpyc_register(
         &self,
@@ -628,6 +670,7 @@ impl Registry {
         aliases: Vec<String>,
         port: u16,
     ) -> Result<bool, Fault> {
+        self.check_rpyc_allowed()?;
         let host = Registry::sender(ctx)?;
         let names = self.names(aliases)?;
         let now = self.clock.now_ms();
@@ -653,6 +696,7 @@ impl Registry {
 
     /// RPyC's `UNREGISTER`: every name on `port` of the caller's address.
     pub async fn rpyc_unregister(&self, ctx: &Context, port: u16) -> Result<bool, Fault> {
+        self.check_rpyc_allowed()?;
         let host = Registry::sender(ctx)?;
         self.store.remove_rpyc(host, port).await.map(|_| true)
     }
@@ -702,8 +746,9 @@ pub fn register(t: &mut MethodTable, svc: &Arc<Registry>) {
          health and ttl (seconds, default 30). Returns {id, ttl}; renew within the ttl.",
         |ctx: Context, record: Value| s.register(&ctx, record).await)
     .params(&["record"]);
-    method!(t, svc => s, "registry.unregister", "Remove an instance by id; false if it was not registered.",
-        |id: String| s.unregister(id).await)
+    method!(t, svc => s, "registry.unregister",
+        "Remove an instance by id (with a shared secret: {id, time, mac}); false if it was not registered.",
+        |request: Value| s.unregister(request).await)
     .params(&["id"]);
     method!(t, svc => s, "registry.lookup",
         "The live instances serving a name, first registered first: id, names, host, port (RPyC's), \

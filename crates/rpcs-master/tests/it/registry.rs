@@ -110,9 +110,27 @@ impl Reg {
             .collect()
     }
 
+    /// RPyC's REGISTER of `name` on `port`, from `peer`.
+    pub async fn rpyc_register(&self, peer: &str, name: &str, port: i64) -> Result<Value, Fault> {
+        let names = Value::Array(vec![name.into()]);
+        self.call_from(peer, "registry.rpycRegister", vec![names, Value::Int(port)])
+            .await
+    }
+
     pub async fn rpyc_query(&self, name: &str) -> Value {
         self.ok("127.0.0.1:1", "registry.rpycQuery", vec![name.into()])
             .await
+    }
+}
+
+/// Instance `x` of `svc` on one URL.
+fn svc_x() -> Registration {
+    Registration {
+        id: "x".into(),
+        names: vec!["svc".into()],
+        urls: vec!["tcp://10.0.0.1:1".into()],
+        ttl_secs: 30.0,
+        ..Registration::default()
     }
 }
 
@@ -285,13 +303,7 @@ async fn rpyc_sees_our_instances_and_we_see_rpycs() {
         )
         .await
         .unwrap();
-        r.call_from(
-            "10.0.0.6:9",
-            "registry.rpycRegister",
-            vec![Value::Array(vec!["svc".into()]), Value::Int(18812)],
-        )
-        .await
-        .unwrap();
+        r.rpyc_register("10.0.0.6:9", "svc", 18812).await.unwrap();
         assert_eq!(
             r.rpyc_query("svc").await,
             Value::Array(vec![
@@ -405,14 +417,7 @@ async fn the_tables_are_bounded_and_renewals_still_pass_when_full() {
             .await
             .expect("a renewal when full");
         // RPyC's registrations count too.
-        let f = r
-            .call_from(
-                "10.0.0.9:1",
-                "registry.rpycRegister",
-                vec![Value::Array(vec!["q".into()]), Value::Int(1)],
-            )
-            .await
-            .unwrap_err();
+        let f = r.rpyc_register("10.0.0.9:1", "q", 1).await.unwrap_err();
         assert_eq!(fault_name(&f), "RegistryFullError");
     }
 }
@@ -427,13 +432,7 @@ async fn malformed_registrations_are_refused_and_change_nothing() {
     .await
     {
         let with = |f: &dyn Fn(&mut Registration)| {
-            let mut reg = Registration {
-                id: "x".into(),
-                names: vec!["svc".into()],
-                urls: vec!["tcp://10.0.0.1:1".into()],
-                ttl_secs: 30.0,
-                ..Registration::default()
-            };
+            let mut reg = svc_x();
             f(&mut reg);
             reg.to_value()
         };
@@ -514,4 +513,81 @@ async fn a_ttl_is_kept_within_the_registrys_bounds() {
         };
         assert_eq!(a["ttl"], Value::Double(1.0));
     }
+}
+
+#[tokio::test]
+async fn with_a_secret_only_signed_requests_change_the_table() {
+    use rpcs_core::registration::{put_signature, sign_unregister, Secret};
+    let secret = Secret::new("s3cret");
+    for r in Reg::all(RegistryConfig {
+        secret: Some(secret.clone()),
+        ..RegistryConfig::default()
+    })
+    .await
+    {
+        let now = rpcs_master::clock::Clock::now_ms(&*r.clock);
+        let mut reg = svc_x();
+        let f = r
+            .call_from("10.0.0.1:1", "registry.register", vec![reg.to_value()])
+            .await
+            .unwrap_err();
+        assert_eq!(fault_name(&f), "AuthenticationError", "unsigned: {f}");
+        reg.sign(b"wrong", now);
+        let f = r
+            .call_from("10.0.0.1:1", "registry.register", vec![reg.to_value()])
+            .await
+            .unwrap_err();
+        assert_eq!(fault_name(&f), "AuthenticationError", "wrong secret: {f}");
+        assert!(r.ids("svc").await.is_empty());
+        reg.sign(secret.bytes(), now);
+        r.ok("10.0.0.1:1", "registry.register", vec![reg.to_value()])
+            .await;
+        assert_eq!(r.ids("svc").await, ["x"]);
+        // A captured datagram replayed much later is refused.
+        r.clock.advance(Duration::from_secs(120));
+        let f = r
+            .call_from("10.0.0.1:1", "registry.register", vec![reg.to_value()])
+            .await
+            .unwrap_err();
+        assert_eq!(fault_name(&f), "AuthenticationError", "replayed: {f}");
+        let now = rpcs_master::clock::Clock::now_ms(&*r.clock);
+        reg.sign(secret.bytes(), now);
+        r.ok("10.0.0.1:1", "registry.register", vec![reg.to_value()])
+            .await;
+
+        let f = r
+            .call_from("10.0.0.9:1", "registry.unregister", vec!["x".into()])
+            .await
+            .unwrap_err();
+        assert_eq!(fault_name(&f), "AuthenticationError");
+        let f = r.rpyc_register("10.0.0.9:1", "svc", 1).await.unwrap_err();
+        assert_eq!(fault_name(&f), "AuthenticationError", "RPyC cannot sign");
+        assert_eq!(r.ids("svc").await, ["x"]);
+        let mut m = Map::new();
+        m.insert("id".into(), "x".into());
+        put_signature(&mut m, &sign_unregister(secret.bytes(), "x", now));
+        assert_eq!(
+            r.ok("10.0.0.1:1", "registry.unregister", vec![Value::Struct(m)])
+                .await,
+            Value::Bool(true)
+        );
+        assert!(r.ids("svc").await.is_empty());
+    }
+}
+
+#[tokio::test]
+async fn rpyc_may_still_register_unsigned_when_allowed() {
+    let r = Reg::with_store(
+        Arc::new(MemoryRegistry::new()),
+        RegistryConfig {
+            secret: Some(rpcs_core::registration::Secret::new("k")),
+            accept_unsigned_rpyc: true,
+            ..RegistryConfig::default()
+        },
+    );
+    r.rpyc_register("10.0.0.9:1", "svc", 1).await.unwrap();
+    assert_eq!(
+        r.rpyc_query("svc").await,
+        Value::Array(vec![pair("10.0.0.9", 1)])
+    );
 }

@@ -3,9 +3,10 @@
 //! as RPyC's servers retry), and unregister when stopped.
 
 use super::{ask_all, Registries};
-use rpcs_core::registration::Registration;
-use rpcs_core::Value;
+use rpcs_core::registration::{put_signature, sign_unregister, Registration, Secret};
+use rpcs_core::{Map, Value};
 use std::time::Duration;
+use std::time::{SystemTime, UNIX_EPOCH};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
@@ -25,14 +26,19 @@ pub struct Registrar {
 
 impl Registrar {
     /// Registers `registration` with `registries` now and keeps it renewed
-    /// until stopped (a registration without an id is given a random one).
-    pub fn start(registries: Registries, mut registration: Registration) -> Registrar {
+    /// until stopped (a registration without an id is given a random one),
+    /// signing every request with `secret` when given.
+    pub fn start(
+        registries: Registries,
+        mut registration: Registration,
+        secret: Option<Secret>,
+    ) -> Registrar {
         if registration.id.is_empty() {
             registration.id = format!("{:016x}", fastrand::u64(..));
         }
         let id = registration.id.clone();
         let (stop, stopped) = watch::channel(false);
-        let task = tokio::spawn(keep_registered(registries, registration, stopped));
+        let task = tokio::spawn(keep_registered(registries, registration, secret, stopped));
         Registrar { id, stop, task }
     }
 
@@ -51,18 +57,21 @@ impl Registrar {
 
 async fn keep_registered(
     registries: Registries,
-    registration: Registration,
+    mut registration: Registration,
+    secret: Option<Secret>,
     mut stopped: watch::Receiver<bool>,
 ) {
-    let record = registration.to_value();
     let ttl = Duration::try_from_secs_f64(registration.ttl_secs).unwrap_or(Duration::from_secs(30));
     let renew = (ttl / 3).max(Duration::from_millis(100));
     let mut acknowledged = None;
     loop {
+        if let Some(secret) = &secret {
+            registration.sign(secret.bytes(), now_ms());
+        }
         let answers = ask_all(
             &registries,
             "registry.register",
-            vec![record.clone()],
+            vec![registration.to_value()],
             ROUND_TIMEOUT,
             |_| false,
         )
@@ -90,13 +99,32 @@ async fn keep_registered(
         }
     }
     let id = Value::String(registration.id.clone());
+    let request = match &secret {
+        None => id,
+        Some(secret) => {
+            let mut m = Map::new();
+            m.insert("id".into(), id);
+            put_signature(
+                &mut m,
+                &sign_unregister(secret.bytes(), &registration.id, now_ms()),
+            );
+            Value::Struct(m)
+        }
+    };
     let _ = ask_all(
         &registries,
         "registry.unregister",
-        vec![id],
+        vec![request],
         ROUND_TIMEOUT,
         |_| false,
     )
     .await;
     info!(names = ?registration.names, "unregistered");
+}
+
+/// The wall clock in milliseconds since the epoch, as signatures carry it.
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }

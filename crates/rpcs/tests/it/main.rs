@@ -30,6 +30,7 @@ pub fn spawn_rpcs(args: &[&str], cwd: &Path) -> (Child, std::sync::mpsc::Receive
         .current_dir(cwd)
         .env("RPCS_LOG", "warn")
         .env_remove("RPCS_REGISTRY")
+        .env_remove("RPCS_REGISTRY_SECRET")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()

@@ -252,3 +252,54 @@ async fn registries_sharing_redis_serve_one_view_and_survive_one_killed() {
     assert_eq!(answer, Value::from("s"));
     drop(b);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_registry_with_a_secret_takes_only_servers_that_share_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good");
+    let bad = dir.path().join("bad");
+    std::fs::write(&good, "correct horse battery staple\n").unwrap();
+    std::fs::write(&bad, "something else\n").unwrap();
+    let registry = start(
+        &[
+            "registry",
+            "--listen",
+            "127.0.0.1:0",
+            "--secret-file",
+            good.to_str().unwrap(),
+        ],
+        2,
+    );
+    let reg = registry.urls[0]
+        .strip_prefix("rpyc+udp://")
+        .unwrap()
+        .to_owned();
+    let member = |name: &str, secret: &std::path::Path| {
+        start(
+            &[
+                "master",
+                "--backend",
+                "memory",
+                "--listen",
+                "127.0.0.1:0",
+                "--register",
+                name,
+                "--registry",
+                &reg,
+                "--registry-secret-file",
+                secret.to_str().unwrap(),
+            ],
+            1,
+        )
+    };
+    let _outsider = member("insider", &bad);
+    let insider = member("insider", &good);
+    until_registered(&reg, "INSIDER", 1).await;
+    // Both registered under the one name; only the one with the secret is there.
+    let registries = Registries::parse(&reg).unwrap();
+    let found = discovery::lookup(&registries, "insider", Duration::from_secs(1))
+        .await
+        .unwrap();
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].urls, insider.urls);
+}
