@@ -138,7 +138,13 @@ pub fn stats_storage(crawl: &str) -> String {
 
 /// Runs a crawler until it is stopped (a `stop` or `abort` command, `ctrl_c`
 /// resolving) or, with `exit_when_done`, until the crawl is done.
-pub async fn run(config: CrawlConfig, control: Control) -> Result<Summary, CrawlError> {
+pub async fn run(mut config: CrawlConfig, control: Control) -> Result<Summary, CrawlError> {
+    // A master given by service name: the crawler's session is bound to its
+    // connection, so it keeps to one instance.
+    config.master = Client::resolve_instance(&config.master, &ClientConfig::default())
+        .await
+        .map_err(|e| CrawlError::Config(e.to_string()))?;
+    tracing::info!(master = %config.master, "crawling");
     let crawler = Arc::new(Crawler::new(config, control)?);
     crawler.start_session().await;
     let session = tokio::spawn(crawler.clone().keep_session());

@@ -28,7 +28,9 @@ struct Cli {
 #[derive(Args)]
 struct Common {
     /// The master (msgpack://HOST:PORT or ws://HOST:PORT/: the crawler needs
-    /// a connection the master can push commands on).
+    /// a connection the master can push commands on), or its service name
+    /// rpcs://NAME (found in the registries of $RPCS_REGISTRY, or with
+    /// ?registry=HOST:PORT; a crawler keeps to the one instance it finds).
     #[arg(
         long,
         global = true,

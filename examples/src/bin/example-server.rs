@@ -5,8 +5,9 @@
 //! `cargo run -p rpcs-examples --bin example-server -- --listen 127.0.0.1:8008`
 
 use clap::Parser;
+use rpcs_core::registration::Registration;
 use rpcs_core::Dispatcher;
-use rpcs_net::{Listener, Server, ServerConfig};
+use rpcs_net::{Listener, Registrar, Registries, Server, ServerConfig};
 
 #[derive(Parser)]
 #[command(about = "Serve the rpcs example methods over XML-RPC")]
@@ -20,6 +21,14 @@ struct Args {
     /// zerorpc endpoint to bind, e.g. tcp://127.0.0.1:4242 (repeat for several).
     #[arg(long)]
     zerorpc: Vec<String>,
+    /// Register with the registries under NAME while serving (repeat for
+    /// several names); clients then reach it as rpcs://NAME.
+    #[arg(long, value_name = "NAME")]
+    register: Vec<String>,
+    /// The registries: HOST[:PORT] or URLs, separated by commas [default:
+    /// $RPCS_REGISTRY, else 127.0.0.1:18811,255.255.255.255:18811].
+    #[arg(long, value_name = "LIST")]
+    registry: Option<String>,
 }
 
 #[tokio::main]
@@ -43,10 +52,26 @@ async fn main() -> anyhow::Result<()> {
     if !args.zerorpc.is_empty() {
         listeners.push(Listener::zerorpc(&args.zerorpc, &[]).await?);
     }
+    let mut urls = Vec::new();
     for l in &listeners {
         // Tests and scripts read these lines to learn the ports.
         println!("listening on {}", l.url()?);
+        urls.push(l.url()?);
     }
+    let registrar = if args.register.is_empty() {
+        None
+    } else {
+        let registries = Registries::given_or_env(args.registry.as_deref())?;
+        let registration = Registration::new(args.register.clone(), urls);
+        Some(Registrar::start(registries, registration, None))
+    };
+    // Leave the registries before draining, so clients stop choosing it.
+    let shutdown = async move {
+        shutdown.await;
+        if let Some(r) = registrar {
+            r.stop().await;
+        }
+    };
     let server = Server::new(
         Dispatcher::new(rpcs_examples::seed::table()),
         ServerConfig::default(),

@@ -168,6 +168,19 @@ impl Client {
         Ok(Client { transport })
     }
 
+    /// For a service name (`rpcs://NAME`, `@NAME`), the URL of one of its
+    /// instances: the first registered that is serving, on MessagePack-RPC or
+    /// WebSocket (or the `protocol=` asked for). A client whose session is
+    /// bound to its connection, or that answers calls from the server
+    /// ([`Client::with_handlers`]), connects to that one instance. Any other
+    /// URL comes back as it is.
+    pub async fn resolve_instance(url: &str, config: &ClientConfig) -> Result<String, ClientError> {
+        if !(url.starts_with('@') || url.starts_with("rpcs://")) {
+            return Ok(url.to_owned());
+        }
+        NamedTransport::new(url, config.clone())?.one_url().await
+    }
+
     /// A zerorpc client that connects to every endpoint of `connect` (or, when
     /// `bind` is set instead, binds them and waits for servers to connect: the
     /// reversed mode), heartbeating every `heartbeat`.

@@ -286,6 +286,26 @@ impl NamedTransport {
         Err(last.unwrap_or_else(|| ClientError::NotSent("no instance answered".into())))
     }
 
+    /// The URL of one instance, the first registered that is serving, for a
+    /// client that must keep one connection (a session bound to it, calls
+    /// from the server): MessagePack-RPC or WebSocket unless `protocol=`
+    /// says otherwise.
+    pub(super) async fn one_url(&self) -> Result<String, ClientError> {
+        let timeout = self.config.timeout.min(discovery::DEFAULT_LOOKUP_TIMEOUT);
+        let found = discovery::lookup(&self.registries, &self.name, timeout).await?;
+        let serving = found.iter().filter(|i| i.health == "serving");
+        let pick = |i: &Instance| match self.protocol.as_deref() {
+            Some(p) => url_for(p, &i.urls),
+            None => url_for("msgpack", &i.urls).or_else(|| url_for("ws", &i.urls)),
+        };
+        serving.chain(found.iter()).find_map(pick).ok_or_else(|| {
+            ClientError::NotSent(format!(
+                "no instance of {:?} with a stream URL found (registries: {})",
+                self.name, self.registries
+            ))
+        })
+    }
+
     /// The URLs in use, for diagnostics.
     pub(super) fn urls(&self) -> Vec<String> {
         self.pool().members.iter().map(|m| m.url.clone()).collect()

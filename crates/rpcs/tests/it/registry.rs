@@ -200,6 +200,26 @@ fn discover_lists_instances_and_says_when_there_are_none() {
         .any(|u| u.as_str().unwrap().starts_with("msgpack://127.0.0.1:")));
     assert_eq!(listed[0]["health"], "serving");
 
+    // A client that must keep one connection is given one instance's stream URL.
+    let named = format!("rpcs://shown?registry={reg}");
+    let one = rt
+        .block_on(Client::resolve_instance(&named, &ClientConfig::default()))
+        .unwrap();
+    assert_eq!(
+        Some(&one),
+        urls.iter()
+            .filter_map(|u| u.as_str().map(str::to_owned))
+            .find(|u| u.starts_with("msgpack://"))
+            .as_ref()
+    );
+    let ws = rt
+        .block_on(Client::resolve_instance(
+            &format!("{named}&protocol=ws"),
+            &ClientConfig::default(),
+        ))
+        .unwrap();
+    assert!(ws.starts_with("ws://127.0.0.1:"), "{ws}");
+
     let out = Command::new(env!("CARGO_BIN_EXE_rpcs"))
         .args(["discover", "nobody", "--registry", &reg])
         .output()
