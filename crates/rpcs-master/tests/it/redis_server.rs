@@ -179,6 +179,21 @@ impl RedisCluster {
 }
 
 impl RedisCluster {
+    /// A connection setting for the cluster, its nodes named by address.
+    pub fn config(&self, namespace: &str) -> RedisConfig {
+        let urls: Vec<String> = self
+            .ports
+            .iter()
+            .map(|p| format!("redis://127.0.0.1:{p}"))
+            .collect();
+        RedisConfig {
+            url: urls.join(","),
+            namespace: namespace.into(),
+            cluster: true,
+            clock: None,
+        }
+    }
+
     /// How many keys each node holds.
     pub fn keys_per_node(&self) -> Vec<u64> {
         self.ports

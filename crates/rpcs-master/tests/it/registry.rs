@@ -591,3 +591,27 @@ async fn rpyc_may_still_register_unsigned_when_allowed() {
         Value::Array(vec![pair("10.0.0.9", 1)])
     );
 }
+
+#[tokio::test]
+async fn the_table_works_on_a_redis_cluster() {
+    let cluster = crate::redis_server::RedisCluster::start();
+    let store = RedisRegistry::connect(&cluster.config("reg"))
+        .await
+        .expect("the cluster answers");
+    let r = Reg::with_store(Arc::new(store), RegistryConfig::default());
+    r.register("10.0.0.1:1", "a", "svc", &["msgpack://10.0.0.1:1"])
+        .await
+        .unwrap();
+    r.rpyc_register("10.0.0.2:9", "svc", 18812).await.unwrap();
+    assert_eq!(r.ids("svc").await, ["a", "rpyc:SVC@10.0.0.2:18812"]);
+    r.ok(
+        "10.0.0.2:9",
+        "registry.rpycUnregister",
+        vec![Value::Int(18812)],
+    )
+    .await;
+    assert_eq!(r.ids("svc").await, ["a"]);
+    r.clock.advance(Duration::from_secs(31));
+    assert_eq!(r.registry.prune().await.unwrap(), 1);
+    assert!(r.ids("svc").await.is_empty());
+}
