@@ -164,16 +164,9 @@ impl RedisCluster {
 
     /// The Redis backend on it, on the test's clock.
     pub fn backend(&self, config: &MasterConfig) -> BackendConfig {
-        let urls: Vec<String> = self
-            .ports
-            .iter()
-            .map(|p| format!("redis://127.0.0.1:{p}"))
-            .collect();
         BackendConfig::Redis(RedisConfig {
-            url: urls.join(","),
-            namespace: "rpcs".into(),
-            cluster: true,
             clock: Some(config.timing.clock.clone()),
+            ..self.config("rpcs")
         })
     }
 }
