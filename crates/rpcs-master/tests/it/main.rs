@@ -3,6 +3,7 @@
 
 mod persistence;
 mod provider;
+mod redis_cluster;
 mod redis_server;
 mod registry;
 mod shared;

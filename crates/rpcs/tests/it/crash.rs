@@ -286,15 +286,30 @@ async fn nothing_acknowledged_is_lost_across_kill_9_cycles() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nothing_acknowledged_is_lost_when_one_of_two_masters_on_redis_is_killed() {
-    let seed = 0x2ed1_5eed;
-    let mut rng = fastrand::Rng::with_seed(seed);
     let dir = tempfile::tempdir().unwrap();
     let redis = crate::Redis::start(dir.path());
     let on_redis = ["--backend", "redis", "--redis", &redis.url];
-    let survivor = start_master(&on_redis, dir.path());
+    kill_masters_sharing(&on_redis, dir.path(), 0x2ed1_5eed).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nothing_acknowledged_is_lost_when_one_of_two_masters_on_a_redis_cluster_is_killed() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = crate::redis_cluster::RedisCluster::start();
+    let urls = cluster.urls();
+    let on_cluster = ["--backend", "redis", "--redis", &urls, "--redis-cluster"];
+    kill_masters_sharing(&on_cluster, dir.path(), 0xc1a5_7e25).await;
+}
+
+/// Kill -9 cycles of a master sharing a store with a survivor started with
+/// the same `backend` flags; checks nothing acknowledged was lost.
+async fn kill_masters_sharing(backend: &[&str], dir: &std::path::Path, seed: u64) {
+    let mut rng = fastrand::Rng::with_seed(seed);
+    let on_redis = backend;
+    let survivor = start_master(on_redis, dir);
     let history: Shared = Arc::default();
     for cycle in 0..CYCLES {
-        let victim = start_master(&on_redis, dir.path());
+        let victim = start_master(on_redis, dir);
         run_cycle(victim, Some(&survivor.url), cycle, &mut rng, &history).await;
     }
     let all = Arc::try_unwrap(history).ok().unwrap().into_inner().unwrap();

@@ -1,7 +1,11 @@
 //! End-to-end tests of the `rpcs` binary.
 
 mod crash;
+// Shared with the master's tests; not every helper is used here.
 mod master_cli;
+#[allow(dead_code)]
+#[path = "../../../rpcs-master/tests/it/redis_cluster.rs"]
+mod redis_cluster;
 mod registry;
 
 use std::io::{BufRead, BufReader};
