@@ -15,6 +15,7 @@ use crate::polite::Politeness;
 use crate::robots_cache::{now_ms, RobotsCache, RobotsConfig};
 use crate::save::{Output, PageRecord};
 use crate::scope::{authority, Scope};
+use crate::warc::WarcWriter;
 use rpcs_core::{Map, MethodTable, Value};
 use rpcs_net::{Client, ClientConfig, ClientError};
 use std::collections::BTreeMap;
@@ -41,6 +42,8 @@ pub struct CrawlConfig {
     pub name: String,
     /// Where pages are saved.
     pub out: PathBuf,
+    /// Where this crawler's WARC file goes, if one is wanted.
+    pub warc: Option<PathBuf>,
     /// Pages fetched at once by this crawler.
     pub concurrency: usize,
     /// The lease on a taken URL.
@@ -119,6 +122,7 @@ struct Crawler {
     robots: RobotsCache,
     polite: Politeness,
     output: Output,
+    warc: Option<Arc<WarcWriter>>,
     scope: RwLock<Scope>,
     control: Control,
     counts: Counts,
@@ -193,6 +197,18 @@ impl Crawler {
             fetcher: Fetcher::new(&config.fetch)?,
             polite: Politeness::new(frontier.clone(), config.delay),
             output: Output::new(&config.out),
+            warc: match &config.warc {
+                None => None,
+                Some(dir) => {
+                    let software = format!("rpcs-crawler/{}", env!("CARGO_PKG_VERSION"));
+                    let writer = WarcWriter::create(dir, &config.name, now_ms(), &software)
+                        .map_err(|e| {
+                            CrawlError::Config(format!("WARC file in {}: {e}", dir.display()))
+                        })?;
+                    tracing::info!(path = %writer.path().display(), "writing WARC");
+                    Some(Arc::new(writer))
+                }
+            },
             scope: RwLock::new(scope),
             robots,
             frontier,
@@ -552,6 +568,10 @@ impl Crawler {
 
     /// Saves the page, queues its links, and acks it, in that order.
     async fn finish_page(&self, job: &Job, page: Page) {
+        if let Err(e) = self.archive(job, &page).await {
+            tracing::error!(url = %job.url, error = %e, "cannot write the WARC record; giving it back");
+            return self.settle(job, false).await;
+        }
         let (record, body, links) = self.record(job, page);
         let failed = record.status == 0 || record.status >= 400;
         let output = self.output.clone();
@@ -578,6 +598,20 @@ impl Crawler {
             self.counts.errors.fetch_add(1, Ordering::Relaxed);
             let _ = self.count("errors").await;
         }
+    }
+
+    /// Appends the page's WARC records, when a WARC file is kept and an
+    /// answer came.
+    async fn archive(&self, job: &Job, page: &Page) -> std::io::Result<()> {
+        let (Some(warc), Ok(answer)) = (&self.warc, &page.answer) else {
+            return Ok(());
+        };
+        let (warc, answer, url) = (warc.clone(), answer.clone(), job.url.clone());
+        let agent = self.config.fetch.user_agent.clone();
+        let at = page.fetched_ms;
+        tokio::task::spawn_blocking(move || warc.page(&url, &answer, at, &agent))
+            .await
+            .map_err(std::io::Error::other)?
     }
 
     /// The page's record, the body to save, and the links to queue.

@@ -46,6 +46,9 @@ pub struct Answer {
     pub location: Option<String>,
     /// Retry-After in seconds, when the server gave a number.
     pub retry_after: Option<Duration>,
+    /// Every header as received (names as the server cased them, values
+    /// that are not text dropped), for WARC records.
+    pub headers: Vec<(String, String)>,
     /// The body, up to the cap.
     pub body: Vec<u8>,
     /// Whether the body went on past the cap.
@@ -149,6 +152,11 @@ impl Fetcher {
             .and_then(|v| v.trim().parse::<u64>().ok())
             .map(Duration::from_secs);
         let status = response.status().as_u16();
+        let headers = response
+            .headers()
+            .iter()
+            .filter_map(|(n, v)| Some((n.as_str().to_owned(), v.to_str().ok()?.to_owned())))
+            .collect();
         let mut body = Vec::new();
         let mut truncated = false;
         while let Some(chunk) = response.chunk().await.map_err(classify)? {
@@ -165,6 +173,7 @@ impl Fetcher {
             content_type,
             location,
             retry_after,
+            headers,
             body,
             truncated,
         })

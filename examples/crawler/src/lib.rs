@@ -16,3 +16,4 @@ pub mod save;
 pub mod scope;
 pub mod site;
 pub mod sitemap;
+pub mod warc;

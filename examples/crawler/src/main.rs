@@ -70,6 +70,11 @@ struct CrawlArgs {
     /// Where pages go (one file per URL and a .json record beside it).
     #[arg(long, default_value = "crawl-out")]
     out: PathBuf,
+    /// Also write every fetched page to a WARC file of this crawler's own
+    /// under DIR (NAME-START.warc.gz: a request and a response record per
+    /// page, synced before the page is acknowledged).
+    #[arg(long, value_name = "DIR")]
+    warc: Option<PathBuf>,
     /// This crawler's name (unique in the crawl); HOST-PID by default.
     #[arg(long)]
     name: Option<String>,
@@ -193,6 +198,7 @@ fn crawl_config(common: &Common, a: &CrawlArgs) -> Result<CrawlConfig> {
         crawl: common.crawl.clone(),
         name,
         out: a.out.clone(),
+        warc: a.warc.clone(),
         concurrency: a.concurrency,
         lease: seconds("lease", a.lease)?,
         delay: seconds("delay", a.delay)?,

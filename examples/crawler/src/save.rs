@@ -62,17 +62,7 @@ impl Output {
 
     /// The file a URL's body is saved in (its record has `.json` added).
     pub fn path_of(&self, url: &Url) -> PathBuf {
-        let host = crate::scope::authority(url).replace(':', "_");
-        let host: String = host
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || "._-".contains(c) {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .collect();
+        let host = file_safe(&crate::scope::authority(url));
         self.dir
             .join(host)
             .join(format!("{:016x}.page", fnv1a(url.as_str().as_bytes())))
@@ -89,6 +79,20 @@ impl Output {
         File::open(dir)?.sync_all()?;
         Ok(path)
     }
+}
+
+/// `name` with every character but letters, digits, `.`, `_` and `-`
+/// replaced by `_`: safe as a file name anywhere.
+pub fn file_safe(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "._-".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
 }
 
 /// A page file's metadata record.
