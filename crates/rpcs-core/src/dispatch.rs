@@ -52,6 +52,8 @@ pub enum Reply {
 pub struct Dispatcher {
     table: MethodTable,
     limits: DispatchLimits,
+    /// Whether a call with no principal is refused (the server has tokens).
+    require_principal: bool,
 }
 
 fn spec(name: &str, kind: Kind) -> ParamSpec {
@@ -109,7 +111,47 @@ impl Dispatcher {
             (vec![], Kind::Struct(Box::new(Kind::Any))),
             Builtin::Discover,
         );
-        Dispatcher { table, limits }
+        Dispatcher {
+            table,
+            limits,
+            require_principal: false,
+        }
+    }
+
+    /// From now on, a call whose context carries no principal is refused with
+    /// `NOAUTH` (whatever the method, so that the refusal tells an unknown
+    /// caller nothing about what exists). A call with a principal is checked
+    /// against its access level whether or not this is set.
+    pub fn require_authentication(&mut self) {
+        self.require_principal = true;
+    }
+
+    /// Whether calls need a principal.
+    pub fn requires_authentication(&self) -> bool {
+        self.require_principal
+    }
+
+    /// Refuses a call its caller may not make.
+    fn authorize(&self, ctx: &Context, method: &Method) -> Result<(), Fault> {
+        match &ctx.principal {
+            Some(p) => p.authorize(method.name(), method.needed_access()),
+            None if self.require_principal => Err(Fault::not_authenticated()),
+            None => Ok(()),
+        }
+    }
+
+    /// Looks `method` up for a caller: a caller who must authenticate first
+    /// learns nothing (not even whether the method exists).
+    fn lookup(&self, ctx: &Context, method: &str) -> Result<&Method, Fault> {
+        if ctx.principal.is_none() && self.require_principal {
+            return Err(Fault::not_authenticated());
+        }
+        let m = self
+            .table
+            .get(method)
+            .ok_or_else(|| Fault::method_not_found(method))?;
+        self.authorize(ctx, m)?;
+        Ok(m)
     }
 
     /// The table being served, built-ins included.
@@ -119,22 +161,18 @@ impl Dispatcher {
 
     /// Runs one call. Multicall expands into one dispatch per inner call.
     pub async fn call(&self, ctx: &Context, method: &str, params: Vec<Value>) -> CallResult {
-        match self.table.get(method) {
-            Some(m) if matches!(m.handler, Handler::Builtin(Builtin::Multicall)) => {
-                self.multicall(ctx, params).await
-            }
-            Some(m) => self.run(m, ctx, params).await,
-            None => Err(Fault::method_not_found(method)),
+        let m = self.lookup(ctx, method)?;
+        if matches!(m.handler, Handler::Builtin(Builtin::Multicall)) {
+            return self.multicall(ctx, params).await;
         }
+        self.run(m, ctx, params).await
     }
 
     /// Runs one call whose parameters are named (as JSON-RPC allows): names map to
     /// the method's registered parameter names; a missing optional parameter is nil,
     /// a missing required one or an unknown name is an invalid-params fault.
     pub async fn call_named(&self, ctx: &Context, method: &str, named: Map) -> CallResult {
-        let Some(m) = self.table.get(method) else {
-            return Err(Fault::method_not_found(method));
-        };
+        let m = self.lookup(ctx, method)?;
         let params = positional(m, named)?;
         self.call(ctx, method, params).await
     }
@@ -146,26 +184,24 @@ impl Dispatcher {
         method: &str,
         params: Vec<Value>,
     ) -> Result<Reply, Fault> {
-        match self.table.get(method) {
-            Some(m) => match &m.handler {
-                Handler::Stream(f) => catch_unwind(AssertUnwindSafe(|| f(ctx, params)))
-                    .unwrap_or_else(|_| Err(panicked(method)))
-                    .map(|stream| Reply::Stream(guard(stream, method))),
-                _ => self.call(ctx, method, params).await.map(Reply::Value),
-            },
-            None => Err(Fault::method_not_found(method)),
+        let m = self.lookup(ctx, method)?;
+        match &m.handler {
+            Handler::Stream(f) => catch_unwind(AssertUnwindSafe(|| f(ctx, params)))
+                .unwrap_or_else(|_| Err(panicked(method)))
+                .map(|stream| Reply::Stream(guard(stream, method))),
+            _ => self.call(ctx, method, params).await.map(Reply::Value),
         }
     }
 
     /// Runs one call that is not a multicall.
     async fn call_single(&self, ctx: &Context, method: &str, params: Vec<Value>) -> CallResult {
-        match self.table.get(method) {
-            Some(m) if matches!(m.handler, Handler::Builtin(Builtin::Multicall)) => Err(
-                Fault::invalid_request("system.multicall cannot be nested in system.multicall"),
-            ),
-            Some(m) => self.run(m, ctx, params).await,
-            None => Err(Fault::method_not_found(method)),
+        let m = self.lookup(ctx, method)?;
+        if matches!(m.handler, Handler::Builtin(Builtin::Multicall)) {
+            return Err(Fault::invalid_request(
+                "system.multicall cannot be nested in system.multicall",
+            ));
         }
+        self.run(m, ctx, params).await
     }
 
     async fn run(&self, method: &Method, ctx: &Context, params: Vec<Value>) -> CallResult {

@@ -33,6 +33,11 @@ impl Fault {
     pub const INTERNAL_ERROR: i32 = -32603;
     /// A limit of the server was reached (size, count, time).
     pub const LIMIT_EXCEEDED: i32 = -32000;
+    /// The call needs an authenticated caller and this one is not
+    /// (message `NOAUTH: ...`, as Redis answers).
+    pub const NOT_AUTHENTICATED: i32 = -32001;
+    /// The caller's token does not allow the call (message `NOPERM: ...`).
+    pub const FORBIDDEN: i32 = -32003;
     /// An error raised by the method itself.
     pub const APPLICATION: i32 = 1;
 
@@ -60,6 +65,19 @@ impl Fault {
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.');
         plain.then_some(name)
+    }
+
+    /// The fault for a call from a caller who has not authenticated.
+    pub fn not_authenticated() -> Fault {
+        Fault::new(
+            Fault::NOT_AUTHENTICATED,
+            "NOAUTH: authentication required; send a token's secret first",
+        )
+    }
+
+    /// The fault for a call the caller's token does not allow.
+    pub fn forbidden(detail: impl fmt::Display) -> Fault {
+        Fault::new(Fault::FORBIDDEN, format!("NOPERM: {detail}"))
     }
 
     /// A parse-error fault.

@@ -19,6 +19,8 @@
 //! - [`jsonrpc`]: the JSON-RPC 2.0 codec; [`openrpc`]: the `rpc.discover` document.
 //! - [`msgpack`]: MessagePack encoding of [`Value`]; [`msgpack_rpc`]: its RPC messages.
 //! - [`zmtp`]: ZeroMQ's ZMTP 3 framing (greeting, handshake commands, frames).
+//! - [`auth`]: access levels ([`Access`]), the [`Principal`] a call runs as, and
+//!   token secrets checked against their hashes.
 //! - [`brine`]: RPyC's serializer; [`rpyc_registry`]: RPyC's registry requests and answers;
 //!   [`registration`]: the record our servers register.
 //!
@@ -45,6 +47,7 @@
 //! # }
 //! ```
 
+pub mod auth;
 pub mod brine;
 mod de;
 pub mod dispatch;
@@ -67,6 +70,7 @@ pub mod xmlrpc;
 pub mod zerorpc;
 pub mod zmtp;
 
+pub use auth::{Access, Principal};
 pub use de::from_value;
 pub use dispatch::{DispatchLimits, Dispatcher, Reply};
 pub use fault::Fault;

@@ -1,6 +1,7 @@
 //! Turning a call's positional parameters into typed handler arguments, and
 //! typed client arguments into parameters.
 
+use crate::auth::Principal;
 use crate::de::from_value;
 use crate::fault::Fault;
 use crate::kind::{Kind, RpcType};
@@ -52,8 +53,9 @@ pub struct Context {
     pub connection_id: u64,
     /// The protocol the call arrived on (`"xmlrpc"`, `"jsonrpc"`, ...).
     pub protocol: &'static str,
-    /// The authenticated user, when the transport authenticated one.
-    pub principal: Option<Arc<str>>,
+    /// Who the caller authenticated as, when the transport authenticated one
+    /// (or trusts its peer, as stdio does).
+    pub principal: Option<Arc<Principal>>,
     /// The caller's side of the connection, on transports where it can be called.
     pub peer_calls: Option<Peer>,
 }

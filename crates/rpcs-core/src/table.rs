@@ -1,5 +1,6 @@
 //! The method table: named handlers with their docs and signatures.
 
+use crate::auth::Access;
 use crate::fault::Fault;
 use crate::kind::Kind;
 use crate::params::{check_arity, Context, FromParams, IntoResult, ParamSpec, Params};
@@ -206,6 +207,7 @@ pub struct Method {
     doc: String,
     params: Vec<ParamSpec>,
     returns: Kind,
+    access: Option<Access>,
     pub(crate) handler: Handler,
 }
 
@@ -228,6 +230,18 @@ impl Method {
     /// The result type.
     pub fn returns(&self) -> &Kind {
         &self.returns
+    }
+
+    /// The access level calling it needs, as registered; `None` for a method
+    /// registered without one.
+    pub fn access(&self) -> Option<Access> {
+        self.access
+    }
+
+    /// The access level enforced: a method registered without one needs admin,
+    /// so a forgotten category fails closed.
+    pub fn needed_access(&self) -> Access {
+        self.access.unwrap_or(Access::Admin)
     }
 
     /// Whether this method is run by the dispatcher as a future.
@@ -294,6 +308,13 @@ impl MethodBuilder<'_> {
         }
         self
     }
+
+    /// Sets the access level a token needs to call the method (see [`Access`]).
+    /// Every method should have one; one without is treated as admin.
+    pub fn access(self, access: Access) -> Self {
+        self.method.access = Some(access);
+        self
+    }
 }
 
 /// Two tables both define a method.
@@ -328,6 +349,7 @@ impl MethodTable {
             doc: doc.to_owned(),
             params,
             returns,
+            access: None,
             handler,
         };
         self.methods.insert(name.to_owned(), method);
@@ -381,7 +403,9 @@ impl MethodTable {
         builtin: Builtin,
     ) {
         if !self.methods.contains_key(name) {
-            self.insert(name, doc, sig, Handler::Builtin(builtin));
+            // Introspection and multicall (whose inner calls are checked one by one).
+            self.insert(name, doc, sig, Handler::Builtin(builtin))
+                .access(Access::Read);
         }
     }
 

@@ -430,3 +430,101 @@ fn streaming_methods_stream_or_collect() {
     assert_eq!(items.len(), 10);
     assert!(ready(d.call_streaming(&ctx, "count2", vec![])).is_err());
 }
+
+fn as_principal(access: rpcs_core::Access) -> Context {
+    let mut ctx = Context::new("test", None, 1);
+    ctx.principal = Some(std::sync::Arc::new(rpcs_core::Principal {
+        name: "t".into(),
+        access,
+        prefix: None,
+    }));
+    ctx
+}
+
+fn access_table() -> MethodTable {
+    use rpcs_core::Access;
+    let mut t = MethodTable::new();
+    t.register("look", "A read.", || 1).access(Access::Read);
+    t.register("change", "A write.", || 2).access(Access::Write);
+    t.register("wipe", "An admin call.", || 3)
+        .access(Access::Admin);
+    t.register("uncategorized", "Registered without a level.", || 4);
+    t
+}
+
+#[test]
+fn a_caller_without_a_principal_is_refused_everything_once_authentication_is_required() {
+    let mut d = Dispatcher::new(access_table());
+    assert_eq!(run(&d, "change", vec![]), Ok(Value::Int(2)));
+    d.require_authentication();
+    for method in [
+        "look",
+        "change",
+        "wipe",
+        "system.listMethods",
+        "no.such.method",
+    ] {
+        let fault = run(&d, method, vec![]).unwrap_err();
+        assert_eq!(fault.code, Fault::NOT_AUTHENTICATED, "{method}");
+        assert_eq!(fault.name(), Some("NOAUTH"), "{method}");
+    }
+    let fault = ready(d.call_named(&Context::default(), "look", Map::new())).unwrap_err();
+    assert_eq!(fault.code, Fault::NOT_AUTHENTICATED);
+    let fault = ready(d.call(
+        &Context::default(),
+        "system.multicall",
+        vec![Value::Array(vec![entry("look", vec![])])],
+    ))
+    .unwrap_err();
+    assert_eq!(fault.code, Fault::NOT_AUTHENTICATED);
+}
+
+#[test]
+fn each_level_calls_its_level_and_below_and_uncategorized_needs_admin() {
+    use rpcs_core::Access;
+    let mut d = Dispatcher::new(access_table());
+    d.require_authentication();
+    let cases = [
+        (Access::Read, [true, false, false, false]),
+        (Access::Write, [true, true, false, false]),
+        (Access::Admin, [true, true, true, true]),
+    ];
+    for (access, allowed) in cases {
+        let ctx = as_principal(access);
+        for (method, ok) in ["look", "change", "wipe", "uncategorized"]
+            .iter()
+            .zip(allowed)
+        {
+            let r = ready(d.call(&ctx, method, vec![]));
+            match ok {
+                true => assert!(r.is_ok(), "{access} {method}: {r:?}"),
+                false => assert_eq!(r.unwrap_err().code, Fault::FORBIDDEN, "{access} {method}"),
+            }
+        }
+        assert!(ready(d.call(&ctx, "system.listMethods", vec![])).is_ok());
+    }
+}
+
+#[test]
+fn every_inner_call_of_a_multicall_is_authorized_on_its_own() {
+    let mut d = Dispatcher::new(access_table());
+    d.require_authentication();
+    let calls = Value::Array(vec![
+        entry("look", vec![]),
+        entry("change", vec![]),
+        entry("look", vec![]),
+    ]);
+    let ctx = as_principal(rpcs_core::Access::Read);
+    let Ok(Value::Array(results)) = ready(d.call(&ctx, "system.multicall", vec![calls])) else {
+        panic!("multicall failed")
+    };
+    assert_eq!(results[0], Value::Array(vec![Value::Int(1)]));
+    assert_eq!(results[2], Value::Array(vec![Value::Int(1)]));
+    let Value::Struct(fault) = &results[1] else {
+        panic!("{:?}", results[1])
+    };
+    assert_eq!(
+        fault.get("faultCode"),
+        Some(&Value::Int(Fault::FORBIDDEN.into()))
+    );
+}
