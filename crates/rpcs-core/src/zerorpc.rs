@@ -41,8 +41,8 @@ impl Id {
     }
 }
 
-/// One event.
-#[derive(Debug, Clone, PartialEq)]
+/// One event. Its `Debug` output leaves the secret out.
+#[derive(Clone, PartialEq)]
 pub struct Event {
     /// This event's id.
     pub message_id: Id,
@@ -55,6 +55,9 @@ pub struct Event {
     pub name: String,
     /// The arguments.
     pub args: Value,
+    /// The `auth` header key: a token's secret, on servers that ask for one
+    /// (zerorpc has no connection-level security, so every request carries it).
+    pub auth: Option<String>,
 }
 
 /// Names of the events a channel carries besides requests.
@@ -73,6 +76,19 @@ pub mod names {
     pub const MORE: &str = "_zpc_more";
 }
 
+impl std::fmt::Debug for Event {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Event")
+            .field("message_id", &self.message_id)
+            .field("version", &self.version)
+            .field("response_to", &self.response_to)
+            .field("name", &self.name)
+            .field("args", &self.args)
+            .field("auth", &self.auth.as_ref().map(|_| "(secret)"))
+            .finish()
+    }
+}
+
 impl Event {
     /// An event answering (or continuing) the channel `channel`.
     pub fn on_channel(message_id: Id, channel: Id, name: &str, args: Value) -> Event {
@@ -82,6 +98,7 @@ impl Event {
             response_to: Some(channel),
             name: name.to_owned(),
             args,
+            auth: None,
         }
     }
 
@@ -122,6 +139,8 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
             Some(Id::from_value(v).ok_or_else(|| invalid("response_to must be str or bin"))?)
         }
     };
+    // A secret that is not text is no secret: the call then has none.
+    let auth = header.swap_remove("auth").and_then(event_name);
     let name = event_name(name).ok_or_else(|| invalid("the name must be a UTF-8 str or bin"))?;
     Ok(Event {
         message_id,
@@ -129,6 +148,7 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
         response_to,
         name,
         args,
+        auth,
     })
 }
 
@@ -165,6 +185,9 @@ pub fn encode(event: &Event) -> Vec<u8> {
     }
     if let Some(to) = &event.response_to {
         header.insert("response_to".into(), to.to_value());
+    }
+    if let Some(auth) = &event.auth {
+        header.insert("auth".into(), Value::String(auth.clone()));
     }
     let mut out = Vec::with_capacity(64);
     out.push(0x93);

@@ -147,7 +147,8 @@ impl Master {
             "ping",
             "Check that the master answers: returns true.",
             || true,
-        );
+        )
+        .access(rpcs_core::Access::Read);
         t
     }
 

@@ -1,7 +1,9 @@
 //! The limits and behaviour of a server: every bound on what a client may make
 //! the server hold (connections, bytes, calls, time), each configurable.
 
+use crate::auth::Authenticator;
 use rpcs_core::xmlrpc;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Limits and behaviour of a [`Server`](crate::Server); every bound applies per
@@ -61,6 +63,15 @@ pub struct ServerConfig {
     pub heartbeat: Duration,
     /// How long shutdown waits for in-flight requests before dropping them.
     pub shutdown_grace: Duration,
+    /// The tokens callers must present; `None` serves everyone (the default,
+    /// fit for loopback only). With tokens, every call needs a principal: HTTP
+    /// by its `Authorization` header, a stream by a first `auth` call, zerorpc
+    /// by an `auth` key in each event's header; stdio trusts its parent.
+    pub auth: Option<Arc<Authenticator>>,
+    /// A stream connection (MessagePack-RPC, WebSocket) that has not
+    /// authenticated this long after it opened is closed, so sockets that
+    /// never authenticate cannot hold the connection slots.
+    pub auth_timeout: Duration,
 }
 
 impl Default for ServerConfig {
@@ -86,6 +97,8 @@ impl Default for ServerConfig {
             service_name: "rpcs".into(),
             heartbeat: crate::zerorpc::DEFAULT_HEARTBEAT,
             shutdown_grace: Duration::from_secs(10),
+            auth: None,
+            auth_timeout: Duration::from_secs(3),
         }
     }
 }

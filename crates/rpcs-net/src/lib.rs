@@ -22,9 +22,12 @@
 //!   a server registered.
 //! - `rpyc`: RPyC's registry protocol on UDP and TCP (with MessagePack-RPC
 //!   datagrams on the same UDP socket), for a registry server.
+//! - [`auth`]: [`Authenticator`], the token file and the credentials each
+//!   transport carries.
 //! - [`compress`]: gzip for HTTP bodies with a bound on the inflated size.
 
 mod accept;
+pub mod auth;
 pub mod client;
 pub mod compress;
 pub mod config;
@@ -38,7 +41,8 @@ mod web;
 mod zerorpc;
 mod zmtp;
 
-pub use client::{BlockingClient, Client, ClientConfig, ClientError, MethodInfo};
+pub use auth::Authenticator;
+pub use client::{BlockingClient, Client, ClientConfig, ClientError, Credentials, MethodInfo};
 pub use config::ServerConfig;
 pub use discovery::{Registrar, Registries};
 pub use server::{shutdown_signal, Listener, Server};

@@ -70,6 +70,7 @@ async fn serve_connection<R, W>(
     let peer = PeerInfo {
         addr,
         conn_id: shared.connection_id(),
+        trusted: false,
     };
     let (_, done) = start(shared.calls(), reader, writer, limits, peer, stop);
     let _ = done.await;
@@ -143,15 +144,18 @@ impl Server {
     /// Serves one MessagePack-RPC session over standard input and output (for
     /// inetd, systemd socket activation with `Accept=yes`, or a parent process),
     /// until the input ends or `shutdown` completes. The parent is trusted: the
-    /// session has no idle timeout.
+    /// session has no idle timeout and, on a server with tokens, runs with
+    /// admin access without authenticating.
     pub async fn serve_stdio(&self, shutdown: impl Future<Output = ()> + Send) -> io::Result<()> {
         let (stop_tx, stop_rx) = watch::channel(false);
         let shared = self.shared.clone();
         let mut limits = StreamLimits::of(&shared.config);
         limits.idle_timeout = None;
+        limits.auth_timeout = None;
         let peer = PeerInfo {
             addr: None,
             conn_id: shared.connection_id(),
+            trusted: true,
         };
         let (_, session) = start(
             shared.calls(),

@@ -47,6 +47,7 @@ impl Shared {
         Calls {
             dispatcher: self.dispatcher.clone(),
             timeout: self.config.call_timeout,
+            auth: self.config.auth.clone(),
         }
     }
 }
@@ -103,7 +104,10 @@ pub struct Server {
 
 impl Server {
     /// A server for `dispatcher` with the given limits.
-    pub fn new(dispatcher: Dispatcher, config: ServerConfig) -> Server {
+    pub fn new(mut dispatcher: Dispatcher, config: ServerConfig) -> Server {
+        if config.auth.is_some() {
+            dispatcher.require_authentication();
+        }
         let slots = Arc::new(Semaphore::new(config.max_connections.max(1)));
         Server {
             shared: Arc::new(Shared {

@@ -19,6 +19,7 @@ mod monitor;
 mod output;
 mod register;
 mod registry;
+mod token;
 
 use clap::{Parser, Subcommand};
 
@@ -63,7 +64,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the master: named stacks, parameter storages and a client provider.
-    Master(master::MasterArgs),
+    Master(Box<master::MasterArgs>),
     /// Call a method; with no method, list the server's methods.
     Call(call::CallArgs),
     /// List a server's methods with their signatures and documentation.
@@ -77,6 +78,9 @@ enum Command {
     Registry(registry::RegistryArgs),
     /// List the instances of a service name, or every name, from the registries.
     Discover(registry::DiscoverArgs),
+    /// Make tokens for servers run with --auth.
+    #[command(subcommand)]
+    Token(token::TokenCommand),
 }
 
 /// An error that already knows its exit status.
@@ -126,13 +130,14 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Master(args) => master::master(args).await,
+            Command::Master(args) => master::master(*args).await,
             Command::Call(args) => call::call(args).await,
             Command::Methods(args) => call::methods(args).await,
             Command::Bench(args) => bench::bench(args).await,
             Command::Monitor(args) => monitor::monitor(args).await,
             Command::Registry(args) => registry::registry(args).await,
             Command::Discover(args) => registry::discover(args).await,
+            Command::Token(command) => token::token(command),
         }
     });
     match result {

@@ -42,7 +42,8 @@ pub struct MasterArgs {
     /// zerorpc_connect, data_dir, backend, durability, session_timeout,
     /// max_item_bytes, max_connections, max_connections_per_listener,
     /// idle_timeout, call_timeout, max_in_flight, max_queued_bytes, register,
-    /// registry, register_ttl, registry_secret_file.
+    /// registry, register_ttl, registry_secret_file, auth, auth_timeout,
+    /// insecure_no_auth.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
     /// Address to serve HTTP on: XML-RPC and JSON-RPC (repeat for several)
@@ -110,6 +111,18 @@ pub struct MasterArgs {
     /// the master stops reading its requests [default: 1048576].
     #[arg(long, value_name = "BYTES")]
     max_queued_bytes: Option<usize>,
+    /// A token file (TOML, see `rpcs token new`): every caller must then
+    /// present a token, and gets only what its access level and namespace allow.
+    #[arg(long, value_name = "FILE")]
+    auth: Option<PathBuf>,
+    /// Seconds a stream connection (MessagePack-RPC, WebSocket) may take to
+    /// authenticate before it is closed [default: 3].
+    #[arg(long, value_name = "SECS")]
+    auth_timeout: Option<f64>,
+    /// Listen beyond loopback with no --auth: anyone who reaches a port can
+    /// then do anything. Without it the master refuses to start that way.
+    #[arg(long)]
+    insecure_no_auth: bool,
     /// Serve one MessagePack-RPC session on standard input and output, then exit
     /// (for inetd, systemd socket activation or a parent process); no listeners.
     #[arg(long, conflicts_with = "once")]
@@ -148,6 +161,9 @@ struct FileConfig {
     registry: Option<String>,
     register_ttl: Option<f64>,
     registry_secret_file: Option<PathBuf>,
+    auth: Option<PathBuf>,
+    auth_timeout: Option<f64>,
+    insecure_no_auth: Option<bool>,
 }
 
 /// The settings in force after merging flags over the file over defaults.
@@ -164,6 +180,8 @@ pub struct Settings {
     pub config: MasterConfig,
     pub server: ServerConfig,
     pub register: RegisterArgs,
+    /// Whether listening beyond loopback without tokens was asked for.
+    pub insecure_no_auth: bool,
 }
 
 impl MasterArgs {
@@ -235,8 +253,20 @@ impl MasterArgs {
                 .registry_secret_file
                 .or(file.registry_secret_file),
         };
+        let auth = match self.auth.or(file.auth) {
+            Some(path) => Some(std::sync::Arc::new(
+                rpcs_net::Authenticator::load(&path)
+                    .with_context(|| format!("loading the token file {}", path.display()))?,
+            )),
+            None => None,
+        };
+        let auth_timeout = match self.auth_timeout.or(file.auth_timeout) {
+            Some(secs) => seconds("auth_timeout", secs)?,
+            None => defaults.auth_timeout,
+        };
         Ok(Settings {
             register,
+            insecure_no_auth: self.insecure_no_auth || file.insecure_no_auth.unwrap_or(false),
             stdio: self.stdio,
             once: self.once,
             listen,
@@ -280,6 +310,8 @@ impl MasterArgs {
                 // item limit.
                 max_request_bytes: (item_bytes * 4).max(defaults.max_request_bytes),
                 max_decompressed_bytes: (item_bytes * 4).max(defaults.max_decompressed_bytes),
+                auth,
+                auth_timeout,
                 ..defaults
             },
         })
@@ -327,8 +359,46 @@ fn flag_or_file<T>(flag: Vec<T>, file: Option<Vec<T>>) -> Vec<T> {
     }
 }
 
+/// Protected mode: without tokens, the master serves only what cannot be
+/// reached from another host, unless told `--insecure-no-auth`.
+fn check_exposure(settings: &Settings) -> anyhow::Result<()> {
+    if settings.server.auth.is_some() || settings.insecure_no_auth || settings.stdio {
+        return Ok(());
+    }
+    let tcp = settings.listen.iter().chain(&settings.msgpack).cloned();
+    let zmq = (settings.zerorpc.iter().chain(&settings.zerorpc_connect))
+        .filter_map(|ep| ep.strip_prefix("tcp://").map(str::to_owned));
+    for addr in tcp.chain(zmq) {
+        if !is_loopback(&addr) {
+            anyhow::bail!(
+                "refusing to serve {addr} without authentication: anyone who can reach it could \
+                 read and change everything. Give --auth FILE (make tokens with `rpcs token new`), \
+                 listen on 127.0.0.1, or pass --insecure-no-auth if this network is trusted"
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Whether every address `addr` (HOST:PORT) names is a loopback one. `*` (a
+/// ZeroMQ wildcard) and names that do not resolve count as not loopback.
+fn is_loopback(addr: &str) -> bool {
+    use std::net::ToSocketAddrs;
+    if addr.starts_with('*') {
+        return false;
+    }
+    match addr.to_socket_addrs() {
+        Ok(resolved) => {
+            let resolved: Vec<_> = resolved.collect();
+            !resolved.is_empty() && resolved.iter().all(|a| a.ip().is_loopback())
+        }
+        Err(_) => false,
+    }
+}
+
 pub async fn master(args: MasterArgs) -> anyhow::Result<()> {
     let settings = args.settings()?;
+    check_exposure(&settings)?;
     let shutdown = rpcs_net::server::shutdown_signal().context("installing signal handlers")?;
     let backend = (settings.backend.open(&settings.config.timing).await)
         .with_context(|| format!("opening the {:?} backend", settings.backend))?;
@@ -366,7 +436,8 @@ pub async fn master(args: MasterArgs) -> anyhow::Result<()> {
         urls.push(l.url()?);
         println!("listening on {}", l.url()?);
     }
-    info!(backend = ?settings.backend, session_timeout = ?settings.config.session_timeout, "master running");
+    let tokens = server.config().auth.is_some();
+    info!(backend = ?settings.backend, session_timeout = ?settings.config.session_timeout, auth = tokens, "master running");
     let registrar = settings.register.start(urls)?;
     // Leave the registries first, so clients stop choosing this master
     // while it drains.

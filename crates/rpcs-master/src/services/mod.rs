@@ -123,15 +123,17 @@ pub fn datetime(ms: i64) -> Value {
         .unwrap_or(Value::Nil)
 }
 
-/// Registers an async method whose body uses a clone of a shared service:
-/// `method!(table, svc => s, "stack.push", "doc", |name: String, item: Value| s.push(&name, item).await)`.
+/// Registers an async method whose body uses a clone of a shared service, with
+/// the access level a token needs to call it:
+/// `method!(table, svc => s, Write, "stack.push", "doc", |name: String, item: Value| s.push(&name, item).await)`.
 macro_rules! method {
-    ($t:expr, $svc:ident => $s:ident, $name:literal, $doc:expr, |$($arg:ident: $ty:ty),*| $body:expr) => {{
+    ($t:expr, $svc:ident => $s:ident, $access:ident, $name:literal, $doc:expr, |$($arg:ident: $ty:ty),*| $body:expr) => {{
         let $s = $svc.clone();
         $t.register_async($name, $doc, move |$($arg: $ty),*| {
             let $s = $s.clone();
             async move { $body }
         })
+        .access(rpcs_core::Access::$access)
     }};
 }
 pub(crate) use method;

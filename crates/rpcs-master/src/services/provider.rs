@@ -377,36 +377,36 @@ async fn nap(recheck: Option<Duration>) {
 
 /// Registers the `provider.*` methods.
 pub fn register(t: &mut MethodTable, svc: &Arc<Provider>) {
-    method!(t, svc => s, "provider.login",
+    method!(t, svc => s, Write, "provider.login",
         "Log a client in (again) with optional info; its host is recorded. Returns true.",
         |ctx: Context, name: String, info: Option<Value>| s.login(&ctx, name, info.unwrap_or_default()).await)
     .params(&["name", "info"]);
-    method!(t, svc => s, "provider.logout",
+    method!(t, svc => s, Write, "provider.logout",
         "End a client's session: its queued messages are dropped and its leased stack items go back.",
         |name: String| s.logout(name).await)
     .params(&["name"]);
-    method!(t, svc => s, "provider.visit",
+    method!(t, svc => s, Write, "provider.visit",
         "Keep a session alive and record a status; returns the next queued message, or nil.",
         |ctx: Context, name: String, status: Option<Value>| s.visit(&ctx, name, status).await)
     .params(&["name", "status"]);
-    method!(t, svc => s, "provider.sendMessage", "Queue a message for a logged-in client; returns true.",
+    method!(t, svc => s, Write, "provider.sendMessage", "Queue a message for a logged-in client; returns true.",
         |recipient: String, message: Value| s.send(recipient, message).await)
     .params(&["recipient", "message"]);
-    method!(t, svc => s, "provider.broadcast", "Queue a message for every logged-in client; returns how many.",
+    method!(t, svc => s, Write, "provider.broadcast", "Queue a message for every logged-in client; returns how many.",
         |message: Value| s.broadcast(message).await)
     .params(&["message"]);
-    method!(t, svc => s, "provider.getAllClientNames", "Names of all logged-in clients, sorted.",
+    method!(t, svc => s, Read, "provider.getAllClientNames", "Names of all logged-in clients, sorted.",
         | | s.names().await);
-    method!(t, svc => s, "provider.getAllClients",
+    method!(t, svc => s, Read, "provider.getAllClients",
         "Every client's details (name, host, loginTime, lastVisit, status, info, pendingMessages) by name.",
         | | s.all().await);
-    method!(t, svc => s, "provider.getClient", "One client's details.",
+    method!(t, svc => s, Read, "provider.getClient", "One client's details.",
         |name: String| s.get(name).await)
     .params(&["name"]);
-    method!(t, svc => s, "provider.hasClient", "Whether the client is logged in.",
+    method!(t, svc => s, Read, "provider.hasClient", "Whether the client is logged in.",
         |name: String| s.has(name).await)
     .params(&["name"]);
-    method!(t, svc => s, "provider.subscribe",
+    method!(t, svc => s, Write, "provider.subscribe",
         "Push the client's messages to this connection as they arrive, as provider.message(subscription, \
          client, message) notifications; returns the subscription id. With confirm, each message is a \
          request instead and leaves the queue only once the client answered it. With endSession, the \
@@ -414,10 +414,10 @@ pub fn register(t: &mut MethodTable, svc: &Arc<Provider>) {
         |ctx: Context, name: String, confirm: Option<bool>, end_session: Option<bool>|
             s.subscribe(ctx, name, confirm.unwrap_or(false), end_session.unwrap_or(false)).await)
     .params(&["name", "confirm", "endSession"]);
-    method!(t, svc => s, "provider.unsubscribe", "End a subscription; false if it was not live.",
+    method!(t, svc => s, Write, "provider.unsubscribe", "End a subscription; false if it was not live.",
         |id: String| Ok::<_, Fault>(s.unsubscribe(&id)))
     .params(&["id"]);
-    method!(t, svc => s, "provider.cleanUp",
+    method!(t, svc => s, Admin, "provider.cleanUp",
         "End every session idle longer than the session timeout; returns how many ended.",
         | | s.clean_up().await);
 }

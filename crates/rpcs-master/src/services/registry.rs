@@ -741,36 +741,36 @@ fn pairs(pairs: Vec<(String, u16)>) -> Vec<Value> {
 
 /// Registers the `registry.*` methods.
 pub fn register(t: &mut MethodTable, svc: &Arc<Registry>) {
-    method!(t, svc => s, "registry.register",
+    method!(t, svc => s, Write, "registry.register",
         "Register (or renew) an instance: a struct with names, urls, and optionally id, metadata, \
          health and ttl (seconds, default 30). Returns {id, ttl}; renew within the ttl.",
         |ctx: Context, record: Value| s.register(&ctx, record).await)
     .params(&["record"]);
-    method!(t, svc => s, "registry.unregister",
+    method!(t, svc => s, Write, "registry.unregister",
         "Remove an instance by id (with a shared secret: {id, time, mac}); false if it was not registered.",
         |request: Value| s.unregister(request).await)
     .params(&["id"]);
-    method!(t, svc => s, "registry.lookup",
+    method!(t, svc => s, Read, "registry.lookup",
         "The live instances serving a name, first registered first: id, names, host, port (RPyC's), \
          urls, metadata, health, source (rpcs or rpyc), registered, lastSeen, age and expiresIn (seconds).",
         |name: String| s.lookup(name).await)
     .params(&["name"]);
-    method!(t, svc => s, "registry.services",
+    method!(t, svc => s, Read, "registry.services",
         "Every registered name with its number of instances (when the registry allows listing).",
         | | s.services().await);
-    method!(t, svc => s, "registry.rpycRegister",
+    method!(t, svc => s, Write, "registry.rpycRegister",
         "RPyC's REGISTER: the aliases served on port of the caller's address; true.",
         |ctx: Context, aliases: Vec<String>, port: u16| s.rpyc_register(&ctx, aliases, port).await)
     .params(&["aliases", "port"]);
-    method!(t, svc => s, "registry.rpycUnregister",
+    method!(t, svc => s, Write, "registry.rpycUnregister",
         "RPyC's UNREGISTER: every name on port of the caller's address; true.",
         |ctx: Context, port: u16| s.rpyc_unregister(&ctx, port).await)
     .params(&["port"]);
-    method!(t, svc => s, "registry.rpycQuery",
+    method!(t, svc => s, Read, "registry.rpycQuery",
         "RPyC's QUERY: [ip, port] pairs serving a name, oldest first.",
         |name: String| s.rpyc_query(name).await.map(pairs))
     .params(&["name"]);
-    method!(t, svc => s, "registry.rpycList",
+    method!(t, svc => s, Read, "registry.rpycList",
         "RPyC's LIST: the names (served from host, if given), or nil when listing is off.",
         |host: Option<String>| s.rpyc_list(host).await)
     .params(&["host"]);

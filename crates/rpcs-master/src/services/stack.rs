@@ -314,73 +314,73 @@ impl Stacks {
 
 /// Registers the `stack.*` methods.
 pub fn register(t: &mut MethodTable, svc: &Arc<Stacks>) {
-    method!(t, svc => s, "stack.create", "Create the named stack; true if it was created, false if it existed.",
+    method!(t, svc => s, Write, "stack.create", "Create the named stack; true if it was created, false if it existed.",
         |name: String| s.create(name).await)
     .params(&["name"]);
-    method!(t, svc => s, "stack.push", "Push an item on the named stack (created if missing); returns the new size.",
+    method!(t, svc => s, Write, "stack.push", "Push an item on the named stack (created if missing); returns the new size.",
         |name: String, item: Value| s.push(name, item).await)
     .params(&["name", "item"]);
-    method!(t, svc => s, "stack.pushMany", "Push several items in order, the last on top; returns the new size.",
+    method!(t, svc => s, Write, "stack.pushMany", "Push several items in order, the last on top; returns the new size.",
         |name: String, items: Vec<Value>| s.push_many(name, items).await)
     .params(&["name", "items"]);
-    method!(t, svc => s, "stack.pushNew",
+    method!(t, svc => s, Write, "stack.pushNew",
         "Push, in order, each item whose key (the item itself unless keys are given, one per item) the \
          stack has never seen, marking it seen, all at once; returns for each item whether it was pushed. \
          A stack forgets its keys only when it is removed.",
         |name: String, items: Vec<Value>, keys: Option<Vec<Value>>| s.push_new(name, items, keys).await)
     .params(&["name", "items", "keys"]);
-    method!(t, svc => s, "stack.markSeen",
+    method!(t, svc => s, Write, "stack.markSeen",
         "Mark keys seen on the stack without pushing anything (so stack.pushNew skips them); returns for \
          each key whether it was new.",
         |name: String, keys: Vec<Value>| s.mark_seen(name, keys).await)
     .params(&["name", "keys"]);
-    method!(t, svc => s, "stack.pop", "Pop the top item; faults StackIndexError when the stack is empty.",
+    method!(t, svc => s, Write, "stack.pop", "Pop the top item; faults StackIndexError when the stack is empty.",
         |ctx: Context, name: String| s.pop(&ctx, name).await)
     .params(&["name"]);
-    method!(t, svc => s, "stack.popMany", "Pop up to n items, top first; fewer when the stack runs out or once they reach the answer budget (4 MiB by default).",
+    method!(t, svc => s, Write, "stack.popMany", "Pop up to n items, top first; fewer when the stack runs out or once they reach the answer budget (4 MiB by default).",
         |ctx: Context, name: String, n: i64| s.pop_many(&ctx, name, n).await)
     .params(&["name", "n"]);
-    method!(t, svc => s, "stack.popWait",
+    method!(t, svc => s, Write, "stack.popWait",
         "Pop the top item, waiting up to timeout seconds for one; faults StackIndexError if none arrives.",
         |ctx: Context, name: String, timeout: f64| s.pop_wait(&ctx, name, timeout).await)
     .params(&["name", "timeout"]);
-    method!(t, svc => s, "stack.take",
+    method!(t, svc => s, Write, "stack.take",
         "Take the top item under a lease: returns {id, item, deadline}. Ack it when done, or it goes back \
          when the lease (default 60 s) expires or the named provider client's session ends. Waits up to \
          timeout seconds (default 0) for an item; faults StackIndexError if none.",
         |ctx: Context, name: String, lease: Option<f64>, timeout: Option<f64>, client: Option<String>|
             s.take(&ctx, name, lease.unwrap_or(60.0), timeout.unwrap_or(0.0), client).await)
     .params(&["name", "lease", "timeout", "client"]);
-    method!(t, svc => s, "stack.ack", "Finish a leased item; false if the lease is unknown or expired.",
+    method!(t, svc => s, Write, "stack.ack", "Finish a leased item; false if the lease is unknown or expired.",
         |name: String, id: String| s.ack(name, id).await)
     .params(&["name", "id"]);
-    method!(t, svc => s, "stack.extend",
+    method!(t, svc => s, Write, "stack.extend",
         "Renew a lease: its item now goes back lease seconds (default 60) from now unless acked. \
          False if the lease is unknown or has already run out.",
         |name: String, id: String, lease: Option<f64>| s.extend(name, id, lease.unwrap_or(60.0)).await)
     .params(&["name", "id", "lease"]);
-    method!(t, svc => s, "stack.release", "Give a leased item back on top of its stack now; false if the lease is unknown.",
+    method!(t, svc => s, Write, "stack.release", "Give a leased item back on top of its stack now; false if the lease is unknown.",
         |name: String, id: String| s.release(name, id).await)
     .params(&["name", "id"]);
-    method!(t, svc => s, "stack.getSize", "The number of items on the named stack.",
+    method!(t, svc => s, Read, "stack.getSize", "The number of items on the named stack.",
         |name: String| s.size(name).await)
     .params(&["name"]);
-    method!(t, svc => s, "stack.getLeaseCount",
+    method!(t, svc => s, Read, "stack.getLeaseCount",
         "The number of the named stack's items under lease (taken, neither acked nor back yet).",
         |name: String| s.leased(name).await)
     .params(&["name"]);
-    method!(t, svc => s, "stack.isEmpty", "Whether the named stack has no items.",
+    method!(t, svc => s, Read, "stack.isEmpty", "Whether the named stack has no items.",
         |name: String| s.size(name).await.map(|n| n == 0))
     .params(&["name"]);
-    method!(t, svc => s, "stack.truncate", "Remove every item; returns how many were removed.",
+    method!(t, svc => s, Write, "stack.truncate", "Remove every item; returns how many were removed.",
         |name: String| s.truncate(name).await)
     .params(&["name"]);
-    method!(t, svc => s, "stack.remove", "Delete the named stack with its items and leases.",
+    method!(t, svc => s, Write, "stack.remove", "Delete the named stack with its items and leases.",
         |name: String| s.remove(name).await)
     .params(&["name"]);
-    method!(t, svc => s, "stack.hasStack", "Whether a stack of that name exists.",
+    method!(t, svc => s, Read, "stack.hasStack", "Whether a stack of that name exists.",
         |name: String| s.exists(name).await)
     .params(&["name"]);
-    method!(t, svc => s, "stack.getAllNames", "The names of all stacks, sorted.",
+    method!(t, svc => s, Read, "stack.getAllNames", "The names of all stacks, sorted.",
         | | s.names().await);
 }

@@ -164,50 +164,50 @@ impl Storages {
 
 /// Registers the `storage.*` methods.
 pub fn register(t: &mut MethodTable, svc: &Arc<Storages>) {
-    method!(t, svc => s, "storage.create", "Create the named storage; true if created, false if it existed.",
+    method!(t, svc => s, Write, "storage.create", "Create the named storage; true if created, false if it existed.",
         |name: String| s.create(name).await)
     .params(&["name"]);
-    method!(t, svc => s, "storage.setParameter", "Set a parameter (the storage is created if missing); returns true.",
+    method!(t, svc => s, Write, "storage.setParameter", "Set a parameter (the storage is created if missing); returns true.",
         |name: String, param: String, value: Value| s.set(name, param, value).await)
     .params(&["name", "param", "value"]);
-    method!(t, svc => s, "storage.setParameters", "Set several parameters from a struct at once; returns true.",
+    method!(t, svc => s, Write, "storage.setParameters", "Set several parameters from a struct at once; returns true.",
         |name: String, params: Map| s.set_many(name, params).await)
     .params(&["name", "params"]);
-    method!(t, svc => s, "storage.getParameter", "A parameter's value; faults ParameterNotFoundError if unset.",
+    method!(t, svc => s, Read, "storage.getParameter", "A parameter's value; faults ParameterNotFoundError if unset.",
         |name: String, param: String| s.get(name, param).await)
     .params(&["name", "param"]);
-    method!(t, svc => s, "storage.getAllParameters", "All parameters of the storage as a struct.",
+    method!(t, svc => s, Read, "storage.getAllParameters", "All parameters of the storage as a struct.",
         |name: String| s.get_all(name).await)
     .params(&["name"]);
-    method!(t, svc => s, "storage.hasParameter", "Whether the parameter is set.",
+    method!(t, svc => s, Read, "storage.hasParameter", "Whether the parameter is set.",
         |name: String, param: String| s.has(name, param).await)
     .params(&["name", "param"]);
-    method!(t, svc => s, "storage.removeParameter", "Remove a parameter; false if it was not set.",
+    method!(t, svc => s, Write, "storage.removeParameter", "Remove a parameter; false if it was not set.",
         |name: String, param: String| s.remove_param(name, param).await)
     .params(&["name", "param"]);
-    method!(t, svc => s, "storage.hasStorage", "Whether a storage of that name exists.",
+    method!(t, svc => s, Read, "storage.hasStorage", "Whether a storage of that name exists.",
         |name: String| s.exists(name).await)
     .params(&["name"]);
-    method!(t, svc => s, "storage.remove", "Delete the storage and all its parameters.",
+    method!(t, svc => s, Write, "storage.remove", "Delete the storage and all its parameters.",
         |name: String| s.remove(name).await)
     .params(&["name"]);
-    method!(t, svc => s, "storage.getAllNames", "The names of all storages, sorted.",
+    method!(t, svc => s, Read, "storage.getAllNames", "The names of all storages, sorted.",
         | | s.names().await);
-    method!(t, svc => s, "storage.compareAndSet",
+    method!(t, svc => s, Write, "storage.compareAndSet",
         "Set a parameter to new only if it currently equals expected (nil matches unset); true if set.",
         |name: String, param: String, expected: Value, new: Value| s.compare_and_set(name, param, expected, new).await)
     .params(&["name", "param", "expected", "new"]);
-    method!(t, svc => s, "storage.setIfAbsent", "Set a parameter only if it is unset; true if set (claims and de-duplication).",
+    method!(t, svc => s, Write, "storage.setIfAbsent", "Set a parameter only if it is unset; true if set (claims and de-duplication).",
         |name: String, param: String, value: Value| s.set_if_absent(name, param, value).await)
     .params(&["name", "param", "value"]);
-    method!(t, svc => s, "storage.reserveSlot",
+    method!(t, svc => s, Write, "storage.reserveSlot",
         "Reserve the moment interval seconds after the last one reserved on the parameter (or now, if \
          later), kept in it as milliseconds since the epoch by the master's clock (Redis's, when \
          shared); returns the seconds to wait until it. Callers that each wait that long before acting \
          act at least interval apart, whichever master they reach: a crawl's politeness per host.",
         |name: String, param: String, interval: f64| s.reserve_slot(name, param, interval).await)
     .params(&["name", "param", "interval"]);
-    method!(t, svc => s, "storage.increment", "Add delta (default 1) to an integer parameter, unset counting as 0; returns the new value.",
+    method!(t, svc => s, Write, "storage.increment", "Add delta (default 1) to an integer parameter, unset counting as 0; returns the new value.",
         |name: String, param: String, delta: Option<i64>| s.increment(name, param, delta.unwrap_or(1)).await)
     .params(&["name", "param", "delta"]);
 }

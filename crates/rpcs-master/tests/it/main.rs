@@ -1,6 +1,7 @@
 //! The master's service suite, run against every backend (called directly) and
 //! over every protocol (through a real server and client on 127.0.0.1).
 
+mod access;
 mod persistence;
 mod provider;
 mod redis_cluster;

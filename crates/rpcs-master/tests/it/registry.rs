@@ -33,6 +33,11 @@ impl Reg {
         }
     }
 
+    /// The dispatcher the registry's methods are served by.
+    pub fn dispatcher(&self) -> &Dispatcher {
+        &self.dispatcher
+    }
+
     /// The registry on each store: in memory, and in a real redis-server.
     pub async fn all(config: RegistryConfig) -> Vec<Reg> {
         let memory = Reg::with_store(Arc::new(MemoryRegistry::new()), config.clone());

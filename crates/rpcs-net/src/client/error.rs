@@ -83,6 +83,85 @@ pub struct ClientConfig {
     /// connection broke after sending (the call may have run): exact names,
     /// or prefixes ending in `*` (`stack.get*`). `system.*` always may.
     pub idempotent_methods: Vec<String>,
+    /// The token presented to a server that asks for one, when the URL
+    /// carries none (`msgpack://NAME:SECRET@host:port` does); by default
+    /// from the `RPCS_TOKEN` environment variable. Sent as an HTTP
+    /// `Authorization` header, a first `auth` call on a stream, the `auth`
+    /// key of every zerorpc request.
+    pub credentials: Option<Credentials>,
+}
+
+/// A token's secret, and optionally its name, as a client presents them.
+/// `Debug` shows the name only.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Credentials {
+    /// The token's name (HTTP Basic sends it; elsewhere it narrows the match).
+    pub name: Option<String>,
+    /// The secret.
+    pub secret: String,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Credentials {
+    /// Reads `NAME:SECRET` or a bare `SECRET` (as the `RPCS_TOKEN` variable
+    /// holds them, and URLs carry them before the `@`).
+    pub fn parse(text: &str) -> Credentials {
+        match text.split_once(':') {
+            Some((name, secret)) => Credentials {
+                name: (!name.is_empty()).then(|| name.to_owned()),
+                secret: secret.to_owned(),
+            },
+            None => Credentials {
+                name: None,
+                secret: text.to_owned(),
+            },
+        }
+    }
+
+    /// The parameters of the `auth` call that presents these credentials.
+    pub(crate) fn auth_params(&self) -> Vec<rpcs_core::Value> {
+        let name = self.name.iter().map(|n| rpcs_core::Value::from(n.as_str()));
+        name.chain([rpcs_core::Value::from(self.secret.as_str())])
+            .collect()
+    }
+
+    /// The HTTP `Authorization` header value: Basic with a name, else Bearer.
+    pub(crate) fn header(&self) -> String {
+        use base64::Engine;
+        match &self.name {
+            Some(name) => format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(format!("{name}:{}", self.secret))
+            ),
+            None => format!("Bearer {}", self.secret),
+        }
+    }
+}
+
+/// The variable a client's default credentials come from: `SECRET` or
+/// `NAME:SECRET`.
+pub const TOKEN_VARIABLE: &str = "RPCS_TOKEN";
+
+fn credentials_from_env() -> Option<Credentials> {
+    let text = std::env::var(TOKEN_VARIABLE).ok()?;
+    (!text.is_empty()).then(|| Credentials::parse(&text))
+}
+
+/// Splits the credentials off a URL's part after `://`: `NAME:SECRET@host:port/path`
+/// gives the credentials and `host:port/path`.
+pub(crate) fn split_credentials(rest: &str) -> (Option<Credentials>, &str) {
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => (Some(Credentials::parse(&rest[..at])), &rest[at + 1..]),
+        None => (None, rest),
+    }
 }
 
 impl ClientConfig {
@@ -108,6 +187,7 @@ impl Default for ClientConfig {
             retry_connect: true,
             resolve_every: super::named_transport::DEFAULT_RESOLVE_EVERY,
             idempotent_methods: Vec::new(),
+            credentials: credentials_from_env(),
         }
     }
 }

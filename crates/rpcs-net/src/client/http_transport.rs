@@ -50,11 +50,21 @@ impl HttpTransport {
         let (auth, host) = match authority.as_str().rsplit_once('@') {
             Some((userinfo, host)) => {
                 let token = base64::engine::general_purpose::STANDARD.encode(userinfo);
-                let value = HeaderValue::from_str(&format!("Basic {token}"))
-                    .map_err(|e| bad(e.to_string()))?;
-                (Some(value), host.to_owned())
+                (Some(format!("Basic {token}")), host.to_owned())
             }
-            None => (None, authority.as_str().to_owned()),
+            None => (
+                config.credentials.as_ref().map(|c| c.header()),
+                authority.as_str().to_owned(),
+            ),
+        };
+        let auth = match auth {
+            Some(text) => {
+                let mut value = HeaderValue::from_str(&text).map_err(|e| bad(e.to_string()))?;
+                // Kept out of hyper's debug output and header compression.
+                value.set_sensitive(true);
+                Some(value)
+            }
+            None => None,
         };
         let path = match parsed.path_and_query().map(|p| p.as_str()) {
             None | Some("") | Some("/") if !url.trim_end().ends_with('/') => "/RPC2",

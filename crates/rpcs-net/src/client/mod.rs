@@ -30,7 +30,7 @@ mod stream_transport;
 mod zerorpc_transport;
 
 pub use blocking::BlockingClient;
-pub use error::{ClientConfig, ClientError};
+pub use error::{ClientConfig, ClientError, Credentials};
 
 use crate::zerorpc::DEFAULT_HEARTBEAT;
 use http_transport::{Format, HttpTransport};
@@ -106,6 +106,13 @@ impl Client {
             return Err(bad("expected a URL such as http://127.0.0.1:8000/"));
         };
         let http_url = format!("http://{rest}");
+        // Credentials in the URL win over the configured ones. (The HTTP
+        // transport reads them from its URL itself.)
+        let (in_url, rest) = error::split_credentials(rest);
+        let mut config = config;
+        if in_url.is_some() {
+            config.credentials = in_url;
+        }
         let transport = match scheme.to_ascii_lowercase().as_str() {
             "http" | "xmlrpc+http" => Transport::Http(Box::new(HttpTransport::new(
                 &http_url,
@@ -153,7 +160,7 @@ impl Client {
                 Transport::Stream(Arc::new(StreamTransport::new(target, config, handlers)))
             }
             "tcp" | "ipc" => {
-                let endpoints = Endpoints::Connect(vec![url.to_owned()]);
+                let endpoints = Endpoints::Connect(vec![format!("{scheme}://{rest}")]);
                 Transport::Zerorpc(Arc::new(ZerorpcTransport::new(
                     endpoints,
                     config,

@@ -65,12 +65,14 @@ impl StreamTransport {
         let client = PeerInfo {
             addr: None,
             conn_id: 0,
+            trusted: false,
         };
         let connect_err =
             |e: std::io::Error| ClientError::NotSent(format!("{:?}: {e}", self.target));
         let calls = Calls {
             dispatcher: self.handlers.clone(),
             timeout: None,
+            auth: None,
         };
         let stop = self.stop_rx.clone();
         let (session, _) = match &self.target {
@@ -99,10 +101,32 @@ impl StreamTransport {
                     tokio_tungstenite::connect_async_with_config(url.as_str(), Some(config), true)
                         .await
                         .map_err(|e| ClientError::NotSent(format!("{url}: {e}")))?;
-                ws::start(calls, ws, limits, None, 0, stop)
+                ws::start(calls, ws, limits, (None, 0), None, stop)
             }
         };
+        self.authenticate(&session).await?;
         Ok(session)
+    }
+
+    /// Presents the configured credentials with a first `auth` call, before
+    /// any other call can use the connection.
+    async fn authenticate(&self, session: &Session) -> Result<(), ClientError> {
+        let Some(credentials) = &self.config.credentials else {
+            return Ok(());
+        };
+        let method = match self.target {
+            Target::Ws(_) => "rpc.auth",
+            Target::Tcp(_) | Target::Unix(_) => "auth",
+        };
+        let params = credentials.auth_params();
+        match session.request(method, &params, self.config.timeout).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(fault)) => Err(ClientError::Fault(fault)),
+            Err(RequestError::Timeout) => Err(ClientError::Timeout(self.config.timeout)),
+            Err(_) => Err(ClientError::NotSent(
+                "the connection closed while authenticating".into(),
+            )),
+        }
     }
 
     /// The live connection, connecting (with backoff) within the call timeout.

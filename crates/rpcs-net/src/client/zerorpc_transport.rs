@@ -203,6 +203,7 @@ impl ZerorpcTransport {
                     response_to: None,
                     name: name.to_owned(),
                     args,
+                    auth: self.config.credentials.as_ref().map(|c| c.secret.clone()),
                 }
             } else {
                 Event::on_channel(new_id(), channel.clone(), name, args)

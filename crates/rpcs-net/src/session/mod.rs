@@ -12,7 +12,10 @@ pub(crate) mod ws;
 
 pub(crate) use outbox::{ByteSink, FrameSink, Outbox};
 
-use rpcs_core::{BoxFuture, CallResult, Context, Dispatcher, Fault, Peer, PeerCall, Value};
+use crate::auth::{Attempt, Authenticator, AUTH_METHODS};
+use rpcs_core::{
+    BoxFuture, CallResult, Context, Dispatcher, Fault, Peer, PeerCall, Principal, Value,
+};
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
@@ -61,6 +64,9 @@ pub(crate) struct StreamLimits {
     /// The most bytes of answers one batch may produce before its other calls
     /// are refused unrun.
     pub max_batch_answer: usize,
+    /// A connection not authenticated this long after it opened is closed
+    /// (`None`: no authentication is asked for).
+    pub auth_timeout: Option<Duration>,
 }
 
 impl StreamLimits {
@@ -75,6 +81,7 @@ impl StreamLimits {
             max_queued_bytes: config.max_queued_bytes,
             write_timeout: Some(config.write_timeout),
             max_batch_answer: config.max_batch_answer_bytes,
+            auth_timeout: config.auth.as_ref().map(|_| config.auth_timeout),
         }
     }
 
@@ -90,6 +97,7 @@ impl StreamLimits {
             max_queued_bytes: 1 << 20,
             write_timeout: None,
             max_batch_answer: max_response,
+            auth_timeout: None,
         }
     }
 }
@@ -105,6 +113,9 @@ pub(crate) struct Session {
     closed: AtomicBool,
     /// Woken when the session is closed.
     closing: tokio::sync::Notify,
+    /// Who the peer authenticated as (by a first `auth` call, or before the
+    /// session started, as a WebSocket upgrade's header does).
+    principal: Mutex<Option<Arc<Principal>>>,
 }
 
 /// The connection ended before the peer answered.
@@ -130,6 +141,7 @@ impl Session {
             max_in_flight,
             closed: AtomicBool::new(false),
             closing: tokio::sync::Notify::new(),
+            principal: Mutex::new(None),
         });
         (session, writer)
     }
@@ -252,7 +264,35 @@ impl Session {
     ) -> Context {
         let mut ctx = Context::new(protocol, peer, conn_id);
         ctx.peer_calls = Some(Peer(Arc::new(Handle(self.clone()))));
+        ctx.principal = self.principal();
         ctx
+    }
+
+    /// Who the peer authenticated as, if it did.
+    pub(crate) fn principal(&self) -> Option<Arc<Principal>> {
+        self.principal
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Makes every call from now on run as `principal`.
+    pub(crate) fn set_principal(&self, principal: Arc<Principal>) {
+        *self.principal.lock().unwrap_or_else(|p| p.into_inner()) = Some(principal);
+    }
+
+    /// Completes when the peer has not authenticated within `limit` of
+    /// `started` (the connection should then close); never completes once it
+    /// has, or when no authentication is asked for (`None`). Cancel-safe: the
+    /// read loops race it against each read.
+    pub(crate) async fn await_auth(&self, limit: Option<Duration>, started: tokio::time::Instant) {
+        let Some(limit) = limit else {
+            return std::future::pending().await;
+        };
+        if self.principal().is_some() {
+            return std::future::pending().await;
+        }
+        tokio::time::sleep_until(started + limit).await;
     }
 
     /// Waits for room for one more call in flight.
@@ -336,6 +376,9 @@ pub(crate) struct Calls {
     pub dispatcher: Arc<Dispatcher>,
     /// The longest one call may run.
     pub timeout: Option<Duration>,
+    /// The tokens a stream's `auth` call is checked against (`None`: the
+    /// server asks for none, and `auth` is an ordinary method name).
+    pub auth: Option<Arc<Authenticator>>,
 }
 
 impl Calls {
@@ -380,6 +423,9 @@ pub(crate) async fn run_call<F>(
 ) where
     F: FnOnce(Result<Value, Fault>, &mut Vec<u8>) + Send + 'static,
 {
+    if let Some(outcome) = log_in(session, calls, &ctx, &call) {
+        return finish(outcome, inline_out);
+    }
     let calls = calls.clone();
     let mut fut: Pin<Box<dyn Future<Output = Result<Value, Fault>> + Send>> =
         Box::pin(async move { calls.run(&ctx, call).await });
@@ -408,6 +454,40 @@ pub(crate) async fn run_call<F>(
             });
         }
     }
+}
+
+/// Answers a stream's `auth` call when the server asks for authentication:
+/// on success every later call on the connection runs as the token's
+/// principal, and the answer is the token's name and access level. `None`
+/// when `call` is not an `auth` call.
+fn log_in(session: &Session, calls: &Calls, ctx: &Context, call: &Call) -> Option<CallResult> {
+    let auth = calls.auth.as_ref()?;
+    let (method, params) = match call {
+        Call::Positional(method, params) => (method, params.clone()),
+        Call::Named(method, named) => {
+            let name = named.get("name").cloned();
+            let secret = named.get("secret").cloned().unwrap_or(Value::Nil);
+            (method, name.into_iter().chain([secret]).collect())
+        }
+    };
+    if !AUTH_METHODS.contains(&method.as_str()) {
+        return None;
+    }
+    let peer = ctx.peer.map_or_else(
+        || format!("connection {}", ctx.connection_id),
+        |a| a.to_string(),
+    );
+    let attempt = Attempt {
+        peer: &peer,
+        protocol: ctx.protocol,
+    };
+    Some(auth.check_call(&params, attempt).map(|principal| {
+        session.set_principal(principal.clone());
+        let mut answer = rpcs_core::Map::new();
+        answer.insert("name".into(), Value::from(&*principal.name));
+        answer.insert("access".into(), Value::from(principal.access.as_str()));
+        Value::Struct(answer)
+    }))
 }
 
 /// A call as the session runs it.

@@ -13,7 +13,7 @@ use crate::accept::stopped;
 use bytes::BytesMut;
 use rpcs_core::msgpack::{self, FrameLen};
 use rpcs_core::msgpack_rpc::{self, RpcMessage};
-use rpcs_core::{Fault, Value};
+use rpcs_core::{Fault, Principal, Value};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
@@ -45,6 +45,8 @@ pub(crate) struct PeerInfo {
     pub addr: Option<SocketAddr>,
     /// The connection's id within this server (0 on a client).
     pub conn_id: u64,
+    /// Whether the peer is trusted without authenticating (stdio's parent).
+    pub trusted: bool,
 }
 
 /// What a read of the stream yielded.
@@ -71,11 +73,15 @@ where
     W: AsyncWrite + Unpin + Send + 'static,
 {
     let (session, writer_task) = Session::start(ByteSink(writer), Box::new(MsgpackWire), &limits);
+    if peer.trusted {
+        session.set_principal(Arc::new(Principal::trusted("stdio")));
+    }
     let handle = session.clone();
     let task = tokio::spawn(async move {
         let mut buf = BytesMut::new();
         let mut need = 1usize;
         let mut idle = limits.idle_timeout.map(IdleTimer::new);
+        let opened = tokio::time::Instant::now();
         loop {
             let mut out = Vec::new();
             let closing = match answer_buffered(
@@ -103,7 +109,14 @@ where
                 &mut stop,
                 &mut idle,
             );
-            match read.await {
+            let read = tokio::select! {
+                r = read => r,
+                () = session.await_auth(limits.auth_timeout, opened) => {
+                    debug!(peer = ?peer.addr, "no authentication in time; closing");
+                    Read::Close
+                }
+            };
+            match read {
                 Read::Bytes(Ok(0)) | Read::Bytes(Err(_)) | Read::Close => break,
                 Read::Bytes(Ok(_)) => {}
             }

@@ -12,7 +12,7 @@ use super::{run_call, Call, Calls, FrameSink, Session, StreamLimits, Wire};
 use crate::accept::stopped;
 use futures_util::{SinkExt, StreamExt};
 use rpcs_core::jsonrpc::{self, Id, Message, Params};
-use rpcs_core::{Context, Fault, Value};
+use rpcs_core::{Context, Fault, Principal, Value};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -123,12 +123,13 @@ fn close_frame(error: &WsError) -> Option<CloseFrame<'static>> {
 /// Starts a WebSocket session (either side): a task reads documents, answering
 /// calls with `calls` and routing answers to the session's pending calls.
 /// Returns the session (to call the peer) and the task, which ends with the socket.
+/// `principal` is who the peer already authenticated as (by the upgrade's header).
 pub(crate) fn start<S>(
     calls: Calls,
     ws: WebSocketStream<S>,
     limits: StreamLimits,
-    peer: Option<SocketAddr>,
-    conn_id: u64,
+    (peer, conn_id): (Option<SocketAddr>, u64),
+    principal: Option<Arc<Principal>>,
     mut stop: watch::Receiver<bool>,
 ) -> (Arc<Session>, JoinHandle<()>)
 where
@@ -141,6 +142,9 @@ where
         close: close.clone(),
     };
     let (session, writer) = Session::start(sink, Box::new(JsonWire), &limits);
+    if let Some(principal) = principal {
+        session.set_principal(principal);
+    }
     let handle = session.clone();
     let task = tokio::spawn(async move {
         let reader = Reader {
@@ -151,10 +155,19 @@ where
             conn_id,
         };
         let mut idle = reader.limits.idle_timeout.map(IdleTimer::new);
+        let opened = tokio::time::Instant::now();
         loop {
             let msg = tokio::select! {
                 m = next_message(&mut stream, &reader, &mut idle) => m,
                 _ = stopped(&mut stop) => break,
+                () = session.await_auth(reader.limits.auth_timeout, opened) => {
+                    debug!(?peer, "no authentication in time; closing");
+                    *close.lock().unwrap_or_else(|p| p.into_inner()) = Some(CloseFrame {
+                        code: CloseCode::Policy,
+                        reason: "authentication required".into(),
+                    });
+                    break;
+                }
             };
             let bytes = match msg {
                 Some(Ok(WsMessage::Text(t))) => t.as_bytes().to_vec(),

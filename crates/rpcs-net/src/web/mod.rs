@@ -13,6 +13,7 @@ mod io;
 mod upgrade;
 
 use crate::accept::{stopped, tune_tcp};
+use crate::auth::Attempt;
 use crate::compress::{self, Encoding, InflateError};
 use crate::config::ServerConfig;
 use crate::server::{Listener, Shared};
@@ -20,7 +21,10 @@ use crate::session::ws::{answer_batch, answer_message};
 use crate::session::Calls;
 use crate::tcp::TcpEndpoint;
 use bytes::Bytes;
-use http::header::{HeaderValue, ALLOW, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE};
+use http::header::{
+    HeaderValue, ALLOW, AUTHORIZATION, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE,
+    WWW_AUTHENTICATE,
+};
 use http::{HeaderMap, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
@@ -28,7 +32,7 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use io::HttpSocket;
-use rpcs_core::{jsonrpc, xmlrpc, Context, Fault};
+use rpcs_core::{jsonrpc, xmlrpc, Context, Fault, Principal};
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -97,11 +101,19 @@ pub(crate) async fn serve_connection(
                 .iter()
                 .any(|p| p == req.uri().path());
             if rpc_path && upgrade::is_upgrade(&req) {
+                // Browsers cannot set the header: without one, the session
+                // asks for an `rpc.auth` message instead.
+                let principal = match authenticate(&shared, peer, req.headers(), "websocket") {
+                    Ok(principal) => principal,
+                    Err(Refusal::Wrong) => return Ok::<_, Infallible>(unauthorized()),
+                    Err(Refusal::Missing) => None,
+                };
                 let ws = upgrade::Session {
                     shared,
                     peer,
                     conn_id,
                     stop,
+                    principal,
                 };
                 return Ok::<_, Infallible>(upgrade::answer(ws, req, &upgraded));
             }
@@ -162,6 +174,15 @@ enum Protocol {
     JsonRpc,
 }
 
+impl Protocol {
+    fn name(self) -> &'static str {
+        match self {
+            Protocol::XmlRpc => "xmlrpc",
+            Protocol::JsonRpc => "jsonrpc",
+        }
+    }
+}
+
 /// The protocol of a content type: XML-RPC for XML (or none), JSON-RPC for the
 /// three JSON types JSON-RPC clients send.
 fn protocol(content_type: Option<&str>) -> Option<Protocol> {
@@ -191,6 +212,13 @@ async fn handle(shared: &Shared, peer: SocketAddr, conn_id: u64, req: Request<In
             return *refusal;
         }
     };
+    let principal = match authenticate(shared, peer, req.headers(), protocol.name()) {
+        Ok(principal) => principal,
+        Err(Refusal::Missing | Refusal::Wrong) => {
+            drain(req.into_body(), config.body_timeout).await;
+            return unauthorized();
+        }
+    };
     let headers = req.headers();
     let declared = header(headers, CONTENT_LENGTH).and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > config.max_request_bytes as u64) {
@@ -202,7 +230,8 @@ async fn handle(shared: &Shared, peer: SocketAddr, conn_id: u64, req: Request<In
         Err(reply) => return reply,
     };
     if protocol == Protocol::JsonRpc {
-        let ctx = Context::new("jsonrpc", Some(peer), conn_id);
+        let mut ctx = Context::new("jsonrpc", Some(peer), conn_id);
+        ctx.principal = principal;
         let limit = config.max_batch_answer_bytes;
         return match jsonrpc_answer(&shared.calls(), &ctx, &body, limit).await {
             Some(answer) => reply(
@@ -218,7 +247,8 @@ async fn handle(shared: &Shared, peer: SocketAddr, conn_id: u64, req: Request<In
     }
     let outcome = match xmlrpc::decode_request(&body, &config.xml_limits) {
         Ok(call) => {
-            let ctx = Context::new("xmlrpc", Some(peer), conn_id);
+            let mut ctx = Context::new("xmlrpc", Some(peer), conn_id);
+            ctx.principal = principal;
             let run = crate::session::Call::Positional(call.method, call.params);
             shared.calls().run(&ctx, run).await
         }
@@ -229,6 +259,53 @@ async fn handle(shared: &Shared, peer: SocketAddr, conn_id: u64, req: Request<In
     };
     let answer = xmlrpc::encode_response(&outcome);
     reply(answer, "text/xml", gzip_reply, config.gzip_threshold)
+}
+
+/// Why a request's credentials were not accepted.
+enum Refusal {
+    /// The server asks for a token and the request has no `Authorization`.
+    Missing,
+    /// The header names no token (answered 401 at once).
+    Wrong,
+}
+
+/// Who a request's `Authorization` header authenticates; `Ok(None)` when the
+/// server asks for no authentication.
+fn authenticate(
+    shared: &Shared,
+    peer: SocketAddr,
+    headers: &HeaderMap,
+    protocol: &str,
+) -> Result<Option<Arc<Principal>>, Refusal> {
+    let Some(auth) = &shared.config.auth else {
+        return Ok(None);
+    };
+    let Some(value) = headers.get(AUTHORIZATION) else {
+        return Err(Refusal::Missing);
+    };
+    let attempt = Attempt {
+        peer: &peer,
+        protocol,
+    };
+    let value = String::from_utf8_lossy(value.as_bytes());
+    match auth.check_header(&value, attempt) {
+        Ok(principal) => Ok(Some(principal)),
+        Err(_) => Err(Refusal::Wrong),
+    }
+}
+
+/// 401, with the challenge that makes browsers and HTTP libraries offer
+/// credentials.
+fn unauthorized() -> Reply {
+    let mut resp = plain(
+        StatusCode::UNAUTHORIZED,
+        "authentication required: send Authorization: Bearer SECRET, or a URL with NAME:SECRET@",
+    );
+    resp.headers_mut().insert(
+        WWW_AUTHENTICATE,
+        HeaderValue::from_static("Basic realm=\"rpcs\", charset=\"UTF-8\""),
+    );
+    resp
 }
 
 /// The protocol and encoding of an RPC request, or the answer to a request

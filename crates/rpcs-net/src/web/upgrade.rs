@@ -11,6 +11,7 @@ use http::{Request, Response, StatusCode};
 use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
 use hyper_util::rt::TokioIo;
+use rpcs_core::Principal;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::sync::watch;
@@ -37,6 +38,9 @@ pub(crate) struct Session {
     pub peer: SocketAddr,
     pub conn_id: u64,
     pub stop: watch::Receiver<bool>,
+    /// Who the upgrade request's `Authorization` header authenticated, if it
+    /// had one; without, the session's first message must be `rpc.auth`.
+    pub principal: Option<Arc<Principal>>,
 }
 
 /// Answers the upgrade request and starts the session once the connection has
@@ -99,7 +103,14 @@ async fn run(s: Session, req: Request<Incoming>) {
         WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config)).await;
     let limits = StreamLimits::of(&s.shared.config);
     let calls = s.shared.calls();
-    let (_, task) = ws::start(calls, ws, limits, Some(s.peer), s.conn_id, s.stop);
+    let (_, task) = ws::start(
+        calls,
+        ws,
+        limits,
+        (Some(s.peer), s.conn_id),
+        s.principal,
+        s.stop,
+    );
     let _ = task.await;
 }
 

@@ -14,6 +14,7 @@
 use super::builtins::builtin;
 use super::{err_args, message, new_id};
 use crate::accept::{accept_loop, drain, stopped, Slots};
+use crate::auth::Attempt;
 use crate::server::Shared;
 use crate::session::idle::IdleTimer;
 use crate::session::{ByteSink, Calls, Outbox};
@@ -21,7 +22,7 @@ use crate::zmtp::endpoint::{connect, Bound, Endpoint, Halves};
 use crate::zmtp::{self, handshake, ConnError, Incoming, Reader};
 use bytes::Bytes;
 use rpcs_core::zerorpc::{self, names, Event, Id};
-use rpcs_core::{Context, Fault, Reply, Value};
+use rpcs_core::{Context, Fault, Principal, Reply, Value};
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -154,6 +155,8 @@ struct Peer {
     channels: Mutex<HashMap<Id, Arc<Channel>>>,
     in_flight: Arc<Semaphore>,
     conn_id: u64,
+    /// The peer's address, for the log lines.
+    name: String,
 }
 
 impl Peer {
@@ -201,6 +204,7 @@ async fn serve_peer(
         in_flight: Arc::new(Semaphore::new(config.max_in_flight.max(1))),
         conn_id: shared.connection_id(),
         shared: shared.clone(),
+        name: name.clone(),
     });
     let mut calls = JoinSet::new();
     let mut idle = IdleTimer::new(config.idle_timeout);
@@ -401,10 +405,15 @@ async fn run(out: &Out, ch: &Channel, event: Event) {
         Value::Nil => Vec::new(),
         other => vec![other],
     };
+    let principal = match peer.authenticate(event.auth.as_deref()) {
+        Ok(principal) => principal,
+        Err(fault) => return finish(out, Err(fault)).await,
+    };
     if let Some(answer) = builtin(&peer.shared.dispatcher, &peer.config, &event.name, &params) {
         return finish(out, answer).await;
     }
-    let ctx = Context::new(PROTOCOL, None, peer.conn_id);
+    let mut ctx = Context::new(PROTOCOL, None, peer.conn_id);
+    ctx.principal = principal;
     let dispatcher = &peer.calls.dispatcher;
     let reply = peer
         .shared_limited(dispatcher.call_streaming(&ctx, &event.name, params))
@@ -431,6 +440,22 @@ async fn run(out: &Out, ch: &Channel, event: Event) {
 }
 
 impl Peer {
+    /// Who a request's `auth` header key makes its caller: zerorpc has no
+    /// connection-level security, so each request carries the secret.
+    fn authenticate(&self, secret: Option<&str>) -> Result<Option<Arc<Principal>>, Fault> {
+        let Some(auth) = &self.shared.config.auth else {
+            return Ok(None);
+        };
+        let Some(secret) = secret else {
+            return Err(Fault::not_authenticated());
+        };
+        let attempt = Attempt {
+            peer: &self.name,
+            protocol: PROTOCOL,
+        };
+        auth.check(None, secret, attempt).map(Some)
+    }
+
     /// Bounds the start of a call by the call time limit.
     async fn shared_limited<T>(
         &self,

@@ -1,5 +1,6 @@
 //! Integration tests for rpcs-net over real sockets on 127.0.0.1.
 
+mod auth;
 mod client;
 mod http_server;
 mod limits;

@@ -60,5 +60,6 @@ pub fn event(u: &mut Unstructured) -> arbitrary::Result<Event> {
         response_to: if u.arbitrary()? { Some(id(u)?) } else { None },
         name: gen::string(u)?,
         args: gen::value(u, gen::MAX_DEPTH)?,
+        auth: if u.arbitrary()? { Some(gen::string(u)?) } else { None },
     })
 }
