@@ -158,7 +158,7 @@ class ServerProcess:
     ``urls`` holds the announced URLs in order; ``stop()`` sends SIGTERM and waits.
     """
 
-    def __init__(self, argv, nlines, log_path):
+    def __init__(self, argv, nlines, log_path, env=None):
         self.log_path = log_path
         with open(log_path, "wb") as log:
             self.proc = subprocess.Popen(
@@ -167,6 +167,7 @@ class ServerProcess:
                 stdout=subprocess.PIPE,
                 stderr=log,
                 text=True,
+                env=env,
             )
         self.urls = []
         for _ in range(nlines):

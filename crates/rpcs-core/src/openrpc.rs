@@ -47,6 +47,8 @@ pub fn document(table: &MethodTable) -> Value {
                 "params": params,
                 "result": {"name": "result", "schema": schema(m.returns())},
                 "paramStructure": "either",
+                // A specification extension: the token level calling it needs.
+                "x-access": m.needed_access().as_str(),
             })
         })
         .collect();
