@@ -185,6 +185,9 @@ impl Dispatcher {
         params: Vec<Value>,
     ) -> Result<Reply, Fault> {
         let m = self.lookup(ctx, method)?;
+        if let Some(prefix) = confined(ctx) {
+            check_names(m, prefix, &params)?;
+        }
         match &m.handler {
             Handler::Stream(f) => catch_unwind(AssertUnwindSafe(|| f(ctx, params)))
                 .unwrap_or_else(|_| Err(panicked(method)))
@@ -205,6 +208,23 @@ impl Dispatcher {
     }
 
     async fn run(&self, method: &Method, ctx: &Context, params: Vec<Value>) -> CallResult {
+        let prefix = confined(ctx);
+        if let Some(prefix) = prefix {
+            check_names(method, prefix, &params)?;
+        }
+        let result = self.run_unchecked(method, ctx, params).await;
+        match prefix {
+            Some(prefix) if method.namespace().lists_names => result.map(|v| only_under(prefix, v)),
+            _ => result,
+        }
+    }
+
+    async fn run_unchecked(
+        &self,
+        method: &Method,
+        ctx: &Context,
+        params: Vec<Value>,
+    ) -> CallResult {
         match &method.handler {
             Handler::Sync(f) => catch_unwind(AssertUnwindSafe(|| f(ctx, params)))
                 .unwrap_or_else(|_| Err(panicked(method.name()))),
@@ -324,6 +344,58 @@ impl Dispatcher {
             });
         }
         Ok(Value::Array(results))
+    }
+}
+
+/// The prefix the caller is confined to, if any.
+fn confined(ctx: &Context) -> Option<&str> {
+    ctx.principal.as_ref()?.prefix.as_deref()
+}
+
+/// Refuses a call by a caller confined to `prefix` that names something
+/// outside it, or that acts on the whole server. A name parameter that is not
+/// a string is refused too: it could not be checked.
+fn check_names(method: &Method, prefix: &str, params: &[Value]) -> Result<(), Fault> {
+    let ns = method.namespace();
+    if ns.whole_server {
+        return Err(Fault::forbidden(format!(
+            "{} acts beyond the namespace {prefix:?}",
+            method.name()
+        )));
+    }
+    for &i in &ns.name_params {
+        match params.get(i) {
+            None | Some(Value::Nil) => {}
+            Some(Value::String(name)) if name.starts_with(prefix) => {}
+            Some(_) => {
+                let param = method.params().get(i).map_or("name", |p| p.name.as_str());
+                return Err(Fault::forbidden(format!(
+                    "{}: {param} must start with {prefix:?}",
+                    method.name()
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A listing reduced to the names under `prefix`: an array of names, or a
+/// struct keyed by them.
+fn only_under(prefix: &str, listing: Value) -> Value {
+    match listing {
+        Value::Array(items) => Value::Array(
+            items
+                .into_iter()
+                .filter(|v| v.as_str().is_some_and(|n| n.starts_with(prefix)))
+                .collect(),
+        ),
+        Value::Struct(members) => Value::Struct(
+            members
+                .into_iter()
+                .filter(|(k, _)| k.starts_with(prefix))
+                .collect(),
+        ),
+        other => other,
     }
 }
 

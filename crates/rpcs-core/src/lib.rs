@@ -79,7 +79,9 @@ pub use params::{
     Context, FromParams, IntoParams, IntoResult, ParamSpec, Params, Peer, PeerCall, Rest,
 };
 pub use ser::{to_value, to_value_ref, Bytes, ConvertError};
-pub use table::{BoxFuture, CallResult, DuplicateMethod, Method, MethodTable, ValueStream};
+pub use table::{
+    BoxFuture, CallResult, DuplicateMethod, Method, MethodTable, Namespace, ValueStream,
+};
 pub use value::{DateTime, DateTimeError, Map, Value};
 
 /// Decodes standard base64, ignoring the line breaks and spaces that

@@ -208,7 +208,23 @@ pub struct Method {
     params: Vec<ParamSpec>,
     returns: Kind,
     access: Option<Access>,
+    namespace: Namespace,
     pub(crate) handler: Handler,
+}
+
+/// How a method meets namespaces: what a principal confined to a prefix may
+/// pass it and see from it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Namespace {
+    /// The positions of the parameters that name something (a stack, a
+    /// storage, a client): each must be under the caller's prefix.
+    pub name_params: Vec<usize>,
+    /// The result lists names (an array of them, or a struct keyed by them):
+    /// the caller sees only those under its prefix.
+    pub lists_names: bool,
+    /// The method acts on the whole server (beyond any namespace): a
+    /// confined caller may not call it.
+    pub whole_server: bool,
 }
 
 impl Method {
@@ -236,6 +252,11 @@ impl Method {
     /// registered without one.
     pub fn access(&self) -> Option<Access> {
         self.access
+    }
+
+    /// How the method meets namespaces.
+    pub fn namespace(&self) -> &Namespace {
+        &self.namespace
     }
 
     /// The access level enforced: a method registered without one needs admin,
@@ -350,6 +371,7 @@ impl MethodTable {
             params,
             returns,
             access: None,
+            namespace: Namespace::default(),
             handler,
         };
         self.methods.insert(name.to_owned(), method);
@@ -407,6 +429,40 @@ impl MethodTable {
             self.insert(name, doc, sig, Handler::Builtin(builtin))
                 .access(Access::Read);
         }
+    }
+
+    /// Marks, in every method, the parameters called one of `names` (by their
+    /// registered names) as naming things in a namespace.
+    pub fn namespace_params(&mut self, names: &[&str]) {
+        for method in self.methods.values_mut() {
+            method.namespace.name_params = (method.params.iter().enumerate())
+                .filter(|(_, p)| names.contains(&p.name.as_str()))
+                .map(|(i, _)| i)
+                .collect();
+        }
+    }
+
+    /// Marks the methods whose results list names, so that a confined caller
+    /// sees only its own; false if one is unknown.
+    pub fn namespace_listings(&mut self, methods: &[&str]) -> bool {
+        self.mark(methods, |ns| ns.lists_names = true)
+    }
+
+    /// Marks the methods that act beyond any namespace, refused to a confined
+    /// caller; false if one is unknown.
+    pub fn whole_server(&mut self, methods: &[&str]) -> bool {
+        self.mark(methods, |ns| ns.whole_server = true)
+    }
+
+    fn mark(&mut self, methods: &[&str], set: impl Fn(&mut Namespace)) -> bool {
+        let mut all = true;
+        for name in methods {
+            match self.methods.get_mut(*name) {
+                Some(m) => set(&mut m.namespace),
+                None => all = false,
+            }
+        }
+        all
     }
 
     /// Makes `alias` answer exactly as `target` does; false if `target` is unknown.

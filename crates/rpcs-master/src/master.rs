@@ -139,6 +139,17 @@ impl Master {
         stack::register(&mut t, &self.stacks);
         storage::register(&mut t, &self.storages);
         provider::register(&mut t, &self.provider);
+        // A token confined to a prefix passes only names under it, sees only
+        // them in listings, and cannot end every idle session.
+        t.namespace_params(&["name", "recipient", "client"]);
+        let listings = [
+            "stack.getAllNames",
+            "storage.getAllNames",
+            "provider.getAllClientNames",
+            "provider.getAllClients",
+        ];
+        let marked = t.namespace_listings(&listings) && t.whole_server(&["provider.cleanUp"]);
+        debug_assert!(marked, "a method marked for namespaces is not registered");
         let dotted: Vec<String> = t.method_names().map(str::to_owned).collect();
         for name in dotted {
             t.alias(&name.replacen('.', "_", 1), &name);

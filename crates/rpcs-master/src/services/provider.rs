@@ -317,9 +317,23 @@ impl Provider {
     }
 
     /// Queues a message for every logged-in client; returns how many got it.
-    pub async fn broadcast(&self, message: Value) -> Result<u64, Fault> {
+    /// A caller confined to a namespace reaches only the clients in it.
+    pub async fn broadcast(&self, ctx: &Context, message: Value) -> Result<u64, Fault> {
         let encoded = self.limits.encode("message", &message)?;
-        self.backend.broadcast(encoded, MAX_QUEUE).await
+        let Some(prefix) = ctx.principal.as_ref().and_then(|p| p.prefix.clone()) else {
+            return self.backend.broadcast(encoded, MAX_QUEUE).await;
+        };
+        // One send per client of the namespace: each is atomic, the whole is
+        // not (a client that logs in meanwhile may miss it, as with a broadcast
+        // that came a moment earlier).
+        let mut reached = 0;
+        for name in self.names().await? {
+            if name.starts_with(&*prefix) {
+                let sent = self.backend.send(name, encoded.clone(), MAX_QUEUE).await;
+                reached += u64::from(sent.is_ok());
+            }
+        }
+        Ok(reached)
     }
 
     /// Ends every session idle longer than the session timeout; returns how many.
@@ -393,7 +407,7 @@ pub fn register(t: &mut MethodTable, svc: &Arc<Provider>) {
         |recipient: String, message: Value| s.send(recipient, message).await)
     .params(&["recipient", "message"]);
     method!(t, svc => s, Write, "provider.broadcast", "Queue a message for every logged-in client; returns how many.",
-        |message: Value| s.broadcast(message).await)
+        |ctx: Context, message: Value| s.broadcast(&ctx, message).await)
     .params(&["message"]);
     method!(t, svc => s, Read, "provider.getAllClientNames", "Names of all logged-in clients, sorted.",
         | | s.names().await);
