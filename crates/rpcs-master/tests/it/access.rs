@@ -16,6 +16,13 @@ fn levels(dispatcher: &Dispatcher) -> Vec<(String, Option<Access>)> {
         .collect()
 }
 
+/// The master's methods on the memory backend, called directly.
+async fn master_dispatcher() -> Dispatcher {
+    let backend = rpcs_master::BackendConfig::Memory;
+    let env = crate::env_with("memory", backend, None, crate::config()).await;
+    Dispatcher::new(env.master.table())
+}
+
 fn assert_all_have_a_level(levels: &[(String, Option<Access>)]) {
     let missing: Vec<&String> = levels
         .iter()
@@ -30,14 +37,7 @@ fn assert_all_have_a_level(levels: &[(String, Option<Access>)]) {
 
 #[tokio::test]
 async fn every_master_method_has_an_access_level() {
-    let env = crate::env_with(
-        "memory",
-        rpcs_master::BackendConfig::Memory,
-        None,
-        crate::config(),
-    )
-    .await;
-    let dispatcher = Dispatcher::new(env.master.table());
+    let dispatcher = master_dispatcher().await;
     let levels = levels(&dispatcher);
     assert_all_have_a_level(&levels);
     let level = |name: &str| levels.iter().find(|(n, _)| n == name).and_then(|(_, a)| *a);
@@ -92,14 +92,7 @@ struct Ns {
 
 impl Ns {
     async fn new() -> Ns {
-        let env = crate::env_with(
-            "memory",
-            rpcs_master::BackendConfig::Memory,
-            None,
-            crate::config(),
-        )
-        .await;
-        let mut dispatcher = Dispatcher::new(env.master.table());
+        let mut dispatcher = master_dispatcher().await;
         dispatcher.require_authentication();
         Ns {
             dispatcher,
