@@ -24,6 +24,8 @@
 //!   datagrams on the same UDP socket), for a registry server.
 //! - [`auth`]: [`Authenticator`], the token file and the credentials each
 //!   transport carries.
+//! - [`tls`]: TLS on rustls (ring): the server's reloadable certificate,
+//!   mutual TLS, and what our clients verify.
 //! - [`compress`]: gzip for HTTP bodies with a bound on the inflated size.
 
 mod accept;
@@ -37,6 +39,7 @@ mod rpyc;
 pub mod server;
 mod session;
 mod tcp;
+pub mod tls;
 mod web;
 mod zerorpc;
 mod zmtp;
@@ -46,3 +49,4 @@ pub use client::{BlockingClient, Client, ClientConfig, ClientError, Credentials,
 pub use config::ServerConfig;
 pub use discovery::{Registrar, Registries};
 pub use server::{shutdown_signal, Listener, Server};
+pub use tls::{ClientTls, Tls, TlsFiles};

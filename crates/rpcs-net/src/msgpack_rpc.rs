@@ -7,6 +7,7 @@ use crate::server::{Endpoint, Listener, Server, Shared};
 use crate::session::msgpack::{start, PeerInfo};
 use crate::session::StreamLimits;
 use crate::tcp::TcpEndpoint;
+use crate::tls::Tls;
 use rpcs_core::BoxFuture;
 use std::future::Future;
 use std::io;
@@ -24,9 +25,28 @@ impl Listener {
             listener: TcpListener::bind(addr).await?,
             scheme: "msgpack",
             path: "",
-            serve: |shared, stream, peer, stop| Box::pin(serve_tcp(shared, stream, peer, stop)),
+            serve: Arc::new(|shared, stream, peer, stop| {
+                Box::pin(serve_tcp(shared, stream, peer, stop))
+            }),
             // MessagePack-RPC has no way to say "busy" unasked: a refused
             // connection is just closed.
+            busy: None,
+        })))
+    }
+
+    /// Binds a MessagePack-RPC listener on TCP with TLS (`msgpack+tls://`).
+    pub async fn msgpack_tls(addr: &str, tls: Arc<Tls>) -> io::Result<Listener> {
+        Ok(Listener(Box::new(TcpEndpoint {
+            listener: TcpListener::bind(addr).await?,
+            scheme: "msgpack+tls",
+            path: "",
+            serve: crate::tls::handler(
+                tls,
+                Arc::new(|shared, stream, peer, stop| {
+                    let (r, w) = tokio::io::split(stream);
+                    Box::pin(serve_connection(shared, r, w, Some(peer), stop))
+                }),
+            ),
             busy: None,
         })))
     }

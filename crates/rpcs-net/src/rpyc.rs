@@ -64,7 +64,9 @@ impl Listener {
             listener: TcpListener::bind(addr).await?,
             scheme: "rpyc+tcp",
             path: "",
-            serve: |shared, stream, peer, _stop| Box::pin(serve_tcp(shared, stream, peer)),
+            serve: std::sync::Arc::new(|shared, stream, peer, _stop| {
+                Box::pin(serve_tcp(shared, stream, peer))
+            }),
             busy: None,
         })))
     }

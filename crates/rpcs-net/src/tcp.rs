@@ -10,9 +10,13 @@ use std::sync::Arc;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
-/// Serves one accepted connection until it ends.
-pub(crate) type ServeTcp =
-    fn(Arc<Shared>, TcpStream, SocketAddr, watch::Receiver<bool>) -> BoxFuture<()>;
+/// Serves one accepted connection until it ends (a closure, so that a TLS
+/// listener's handler can hold its certificate).
+pub(crate) type ServeTcp = Arc<
+    dyn Fn(Arc<Shared>, TcpStream, SocketAddr, watch::Receiver<bool>) -> BoxFuture<()>
+        + Send
+        + Sync,
+>;
 
 /// A TCP listener and what its transport does with each connection.
 pub(crate) struct TcpEndpoint {
@@ -49,7 +53,7 @@ impl Endpoint for TcpEndpoint {
     ) -> BoxFuture<()> {
         Box::pin(async move {
             let grace = shared.config.shutdown_grace;
-            let handler = self.serve;
+            let handler = self.serve.clone();
             let serve = |(stream, peer), stop| handler(shared.clone(), stream, peer, stop);
             let busy = self.busy;
             let refuse = |(stream, _): (TcpStream, SocketAddr)| {

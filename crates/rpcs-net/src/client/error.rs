@@ -89,6 +89,10 @@ pub struct ClientConfig {
     /// `Authorization` header, a first `auth` call on a stream, the `auth`
     /// key of every zerorpc request.
     pub credentials: Option<Credentials>,
+    /// How servers reached over TLS (`https://`, `wss://`, `msgpack+tls://`)
+    /// are verified: the system's CAs by default, or a CA file; a client
+    /// certificate for mutual TLS.
+    pub tls: crate::tls::ClientTls,
 }
 
 /// A token's secret, and optionally its name, as a client presents them.
@@ -188,6 +192,7 @@ impl Default for ClientConfig {
             resolve_every: super::named_transport::DEFAULT_RESOLVE_EVERY,
             idempotent_methods: Vec::new(),
             credentials: credentials_from_env(),
+            tls: crate::tls::ClientTls::default(),
         }
     }
 }

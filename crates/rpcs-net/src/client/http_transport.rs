@@ -7,6 +7,7 @@ use bytes::Bytes;
 use http::header::{HeaderValue, ACCEPT_ENCODING, AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE};
 use http::{Request, Uri};
 use http_body_util::{BodyExt, Full, Limited};
+use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::TokioExecutor;
 use rpcs_core::{jsonrpc, xmlrpc, Value};
@@ -24,7 +25,7 @@ pub(super) enum Format {
 pub(super) struct HttpTransport {
     format: Format,
     next_id: Arc<AtomicU64>,
-    http: Client<HttpConnector, Full<Bytes>>,
+    http: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
     uri: Uri,
     auth: Option<HeaderValue>,
     config: ClientConfig,
@@ -71,8 +72,13 @@ impl HttpTransport {
             Some(p) => p,
             None => "/",
         };
+        let scheme = if parsed.scheme_str() == Some("https") {
+            "https"
+        } else {
+            "http"
+        };
         let uri = Uri::builder()
-            .scheme("http")
+            .scheme(scheme)
             .authority(host)
             .path_and_query(path)
             .build()
@@ -80,6 +86,14 @@ impl HttpTransport {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         connector.set_connect_timeout(Some(config.timeout));
+        // hyper-rustls insists on the scheme; plain http:// passes through.
+        connector.enforce_http(false);
+        let tls = config.tls.config().map_err(|e| bad(e.to_string()))?;
+        let connector = HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(connector);
         let http = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(std::time::Duration::from_secs(60))
             .build(connector);

@@ -4,6 +4,7 @@
 //! | URL | protocol |
 //! |---|---|
 //! | `http://host:port/path`, `xmlrpc+http://...` | XML-RPC over HTTP; `http://host:port` alone means `/RPC2`, as in Python |
+//! | `https://...`, `jsonrpc+https://...`, `wss://...`, `msgpack+tls://host:port` | the same over TLS, verified against [`ClientConfig::tls`] |
 //! | `jsonrpc+http://host:port/path` | JSON-RPC 2.0 over HTTP (no path means `/`) |
 //! | `msgpack://host:port`, `msgpack+tcp://host:port` | MessagePack-RPC over TCP |
 //! | `msgpack+unix:///path/to/socket` | MessagePack-RPC over a Unix socket |
@@ -41,6 +42,18 @@ use std::any::Any;
 use std::sync::Arc;
 use stream_transport::{StreamTransport, Target};
 use zerorpc_transport::{Answer, Endpoints, ZerorpcTransport};
+
+/// The TLS setting of a client, or why it cannot be made.
+fn tls_config(config: &ClientConfig, url: &str) -> Result<Arc<rustls::ClientConfig>, ClientError> {
+    config
+        .tls
+        .config()
+        .map(Arc::new)
+        .map_err(|e| ClientError::Url {
+            url: url.to_owned(),
+            reason: e.to_string(),
+        })
+}
 
 #[derive(Clone)]
 enum Transport {
@@ -105,7 +118,10 @@ impl Client {
         let Some((scheme, rest)) = url.split_once("://") else {
             return Err(bad("expected a URL such as http://127.0.0.1:8000/"));
         };
-        let http_url = format!("http://{rest}");
+        let http_url = match scheme.to_ascii_lowercase().ends_with("https") {
+            true => format!("https://{rest}"),
+            false => format!("http://{rest}"),
+        };
         // Credentials in the URL win over the configured ones. (The HTTP
         // transport reads them from its URL itself.)
         let (in_url, rest) = error::split_credentials(rest);
@@ -114,12 +130,12 @@ impl Client {
             config.credentials = in_url;
         }
         let transport = match scheme.to_ascii_lowercase().as_str() {
-            "http" | "xmlrpc+http" => Transport::Http(Box::new(HttpTransport::new(
+            "http" | "xmlrpc+http" | "https" | "xmlrpc+https" => Transport::Http(Box::new(HttpTransport::new(
                 &http_url,
                 config,
                 Format::XmlRpc,
             )?)),
-            "jsonrpc+http" | "json+http" => {
+            "jsonrpc+http" | "json+http" | "jsonrpc+https" => {
                 // JSON-RPC servers usually listen on "/", not Python's "/RPC2".
                 let with_path = if rest.contains('/') {
                     http_url
@@ -132,12 +148,15 @@ impl Client {
                     Format::JsonRpc,
                 )?))
             }
-            "msgpack" | "msgpack+tcp" => {
+            "msgpack" | "msgpack+tcp" | "msgpack+tls" => {
                 let addr = rest.trim_end_matches('/');
                 if addr.is_empty() || !addr.contains(':') {
                     return Err(bad("expected msgpack://host:port"));
                 }
-                let target = Target::Tcp(addr.to_owned());
+                let target = match scheme.ends_with("tls") {
+                    true => Target::Tls(addr.to_owned(), tls_config(&config, url)?),
+                    false => Target::Tcp(addr.to_owned()),
+                };
                 let handlers = Arc::new(Dispatcher::new(handlers));
                 Transport::Stream(Arc::new(StreamTransport::new(target, config, handlers)))
             }
@@ -149,13 +168,16 @@ impl Client {
                 let handlers = Arc::new(Dispatcher::new(handlers));
                 Transport::Stream(Arc::new(StreamTransport::new(target, config, handlers)))
             }
-            "ws" | "jsonrpc+ws" => {
+            "ws" | "jsonrpc+ws" | "wss" | "jsonrpc+wss" => {
                 let path = if rest.contains('/') {
                     rest.to_owned()
                 } else {
                     format!("{rest}/")
                 };
-                let target = Target::Ws(format!("ws://{path}"));
+                let target = match scheme.ends_with("wss") {
+                    true => Target::Wss(format!("wss://{path}"), tls_config(&config, url)?),
+                    false => Target::Ws(format!("ws://{path}")),
+                };
                 let handlers = Arc::new(Dispatcher::new(handlers));
                 Transport::Stream(Arc::new(StreamTransport::new(target, config, handlers)))
             }
@@ -167,9 +189,8 @@ impl Client {
                     DEFAULT_HEARTBEAT,
                 )))
             }
-            "https" | "wss" => return Err(bad("TLS is not supported; use http:// or ws://")),
             _ => return Err(bad(
-                "unknown scheme (use http://, jsonrpc+http://, ws://, msgpack://, msgpack+unix://, tcp://, rpcs://NAME)",
+                "unknown scheme (use http[s]://, jsonrpc+http[s]://, ws[s]://, msgpack[+tls]://, msgpack+unix://, tcp://, rpcs://NAME)",
             )),
         };
         Ok(Client { transport })

@@ -23,6 +23,27 @@ pub(super) enum Target {
     Unix(PathBuf),
     /// JSON-RPC over WebSocket (a ws:// URL).
     Ws(String),
+    /// MessagePack-RPC over TLS over TCP (host:port).
+    Tls(String, Arc<rustls::ClientConfig>),
+    /// JSON-RPC over WebSocket over TLS (a wss:// URL).
+    Wss(String, Arc<rustls::ClientConfig>),
+}
+
+/// A WebSocket client's frame and message bounds.
+fn ws_config(limits: &StreamLimits) -> WebSocketConfig {
+    WebSocketConfig {
+        max_message_size: Some(limits.max_frame),
+        max_frame_size: Some(limits.max_frame),
+        ..WebSocketConfig::default()
+    }
+}
+
+/// The host part of `host:port` or of a URL's authority.
+fn host_of(addr: &str) -> &str {
+    match addr.rsplit_once(':') {
+        Some((host, port)) if port.chars().all(|c| c.is_ascii_digit()) => host,
+        _ => addr,
+    }
 }
 
 struct State {
@@ -92,13 +113,44 @@ impl StreamTransport {
                 start(calls, r, w, limits, client, stop)
             }
             Target::Ws(url) => {
-                let config = WebSocketConfig {
-                    max_message_size: Some(limits.max_frame),
-                    max_frame_size: Some(limits.max_frame),
-                    ..WebSocketConfig::default()
-                };
+                let config = ws_config(&limits);
                 let (ws, _) =
                     tokio_tungstenite::connect_async_with_config(url.as_str(), Some(config), true)
+                        .await
+                        .map_err(|e| ClientError::NotSent(format!("{url}: {e}")))?;
+                ws::start(calls, ws, limits, (None, 0), None, stop)
+            }
+            Target::Tls(addr, tls) => {
+                let stream = tokio::net::TcpStream::connect(addr)
+                    .await
+                    .map_err(connect_err)?;
+                let _ = stream.set_nodelay(true);
+                let stream = crate::tls::connect(tls.clone(), host_of(addr), stream)
+                    .await
+                    .map_err(connect_err)?;
+                let (r, w) = tokio::io::split(stream);
+                start(calls, r, w, limits, client, stop)
+            }
+            Target::Wss(url, tls) => {
+                let authority = url["wss://".len()..].split('/').next().unwrap_or("");
+                let addr = if authority
+                    .rsplit_once(':')
+                    .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
+                {
+                    authority.to_owned()
+                } else {
+                    format!("{authority}:443")
+                };
+                let stream = tokio::net::TcpStream::connect(&addr)
+                    .await
+                    .map_err(connect_err)?;
+                let _ = stream.set_nodelay(true);
+                let stream = crate::tls::connect(tls.clone(), host_of(&addr), stream)
+                    .await
+                    .map_err(connect_err)?;
+                let config = ws_config(&limits);
+                let (ws, _) =
+                    tokio_tungstenite::client_async_with_config(url.as_str(), stream, Some(config))
                         .await
                         .map_err(|e| ClientError::NotSent(format!("{url}: {e}")))?;
                 ws::start(calls, ws, limits, (None, 0), None, stop)
@@ -115,8 +167,8 @@ impl StreamTransport {
             return Ok(());
         };
         let method = match self.target {
-            Target::Ws(_) => "rpc.auth",
-            Target::Tcp(_) | Target::Unix(_) => "auth",
+            Target::Ws(_) | Target::Wss(..) => "rpc.auth",
+            Target::Tcp(_) | Target::Unix(_) | Target::Tls(..) => "auth",
         };
         let params = credentials.auth_params();
         match session.request(method, &params, self.config.timeout).await {

@@ -10,7 +10,7 @@
 //! answers (a slow-read attack) has its connection ended after the write
 //! timeout, instead of holding its slot for ever.
 //!
-//! Reads and writes go straight to tokio's `TcpStream`, which reads into
+//! Reads and writes go straight to tokio's `TcpStream` (or the TLS stream over it), which reads into
 //! hyper's buffer without initializing it first (doing that here once cost a
 //! memset of the whole buffer on every read).
 
@@ -27,9 +27,9 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::time::Sleep;
 
-/// The socket as hyper reads and writes it.
-pub(crate) struct HttpSocket {
-    stream: TcpStream,
+/// The socket as hyper reads and writes it: a TCP stream, or TLS over one.
+pub(crate) struct HttpSocket<S = TcpStream> {
+    stream: S,
     /// Bytes arrived since the last answer was written: a request is under way.
     mid_request: Arc<AtomicBool>,
     /// How long a write may wait for the client to take bytes.
@@ -42,6 +42,19 @@ pub(crate) struct HttpSocket {
 pub(crate) struct LastWords {
     socket: std::net::TcpStream,
     mid_request: Arc<AtomicBool>,
+}
+
+impl<S> HttpSocket<S> {
+    /// A socket with no second handle (under TLS a raw last answer would be
+    /// garbage to the client). A write that waits longer than `stall` fails.
+    pub(crate) fn new(stream: S, stall: Duration) -> HttpSocket<S> {
+        HttpSocket {
+            stream,
+            mid_request: Arc::new(AtomicBool::new(false)),
+            stall,
+            give_up: None,
+        }
+    }
 }
 
 impl HttpSocket {
@@ -80,7 +93,7 @@ impl LastWords {
     }
 }
 
-impl AsyncRead for HttpSocket {
+impl<S: AsyncRead + Unpin> AsyncRead for HttpSocket<S> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -95,7 +108,7 @@ impl AsyncRead for HttpSocket {
     }
 }
 
-impl HttpSocket {
+impl<S> HttpSocket<S> {
     /// The client takes no bytes: keep waiting, unless it has been too long.
     fn wait_or_give_up(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
         let stall = self.stall;
@@ -110,7 +123,7 @@ impl HttpSocket {
     }
 }
 
-impl AsyncWrite for HttpSocket {
+impl<S: AsyncWrite + Unpin> AsyncWrite for HttpSocket<S> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,

@@ -20,6 +20,7 @@ use crate::server::{Listener, Shared};
 use crate::session::ws::{answer_batch, answer_message};
 use crate::session::Calls;
 use crate::tcp::TcpEndpoint;
+use crate::tls::Tls;
 use bytes::Bytes;
 use http::header::{
     HeaderValue, ALLOW, AUTHORIZATION, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE,
@@ -31,7 +32,7 @@ use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use io::HttpSocket;
+use io::{HttpSocket, LastWords};
 use rpcs_core::{jsonrpc, xmlrpc, Context, Fault, Principal};
 use std::convert::Infallible;
 use std::future::Future;
@@ -57,10 +58,29 @@ impl Listener {
             listener: TcpListener::bind(addr).await?,
             scheme: "http",
             path: "/",
-            serve: |shared, stream, peer, stop| {
+            serve: Arc::new(|shared, stream, peer, stop| {
                 Box::pin(serve_connection(shared, stream, peer, stop))
-            },
+            }),
             busy: Some(BUSY),
+        })))
+    }
+
+    /// Binds an HTTPS listener: as [`Listener::http`], over TLS (`https://`,
+    /// and `wss://` for WebSocket).
+    pub async fn https(addr: &str, tls: Arc<Tls>) -> std::io::Result<Listener> {
+        Ok(Listener(Box::new(TcpEndpoint {
+            listener: TcpListener::bind(addr).await?,
+            scheme: "https",
+            path: "/",
+            serve: crate::tls::handler(
+                tls,
+                Arc::new(|shared, stream, peer, stop| {
+                    let socket = HttpSocket::new(stream, shared.config.write_timeout);
+                    Box::pin(serve_http(shared, socket, None, peer, stop))
+                }),
+            ),
+            // Plaintext "busy" would break the client's handshake: just close.
+            busy: None,
         })))
     }
 }
@@ -85,6 +105,20 @@ pub(crate) async fn serve_connection(
             return;
         }
     };
+    serve_http(shared, socket, Some(ours), peer, stop).await;
+}
+
+/// Serves HTTP on `socket` (plain or TLS); `ours` is the second handle on a
+/// plain socket, for a last answer hyper would not give.
+async fn serve_http<S>(
+    shared: Arc<Shared>,
+    socket: HttpSocket<S>,
+    ours: Option<LastWords>,
+    peer: SocketAddr,
+    stop: watch::Receiver<bool>,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let conn_id = shared.connection_id();
     let upgraded: Upgraded = Arc::default();
     let svc_shared = shared.clone();
@@ -139,7 +173,7 @@ pub(crate) async fn serve_connection(
     };
     if let Err(e) = result {
         debug!(%peer, error = %e, "connection ended with an error");
-        if e.is_timeout() && ours.mid_request() {
+        if let Some(ours) = ours.as_ref().filter(|o| e.is_timeout() && o.mid_request()) {
             ours.say(HEAD_TIMEOUT);
         }
     }

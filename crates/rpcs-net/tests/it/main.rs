@@ -5,6 +5,7 @@ mod client;
 mod http_server;
 mod limits;
 mod streams;
+mod tls;
 mod zerorpc;
 
 use rpcs_core::{Context, Dispatcher, Fault, MethodTable, Value};
