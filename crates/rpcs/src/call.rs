@@ -5,7 +5,7 @@ use crate::{Exit, EXIT_FAULT};
 use anyhow::Context as _;
 use clap::Args;
 use rpcs_core::{json, Value};
-use rpcs_net::{Client, ClientConfig, ClientError, MethodInfo};
+use rpcs_net::{Client, ClientConfig, ClientError, ClientTls, MethodInfo};
 use std::io::Write;
 use std::time::Duration;
 
@@ -13,7 +13,8 @@ use std::time::Duration;
 #[derive(Args, Clone)]
 pub struct Connection {
     /// Server URL: http://HOST:PORT/ (XML-RPC; no path means /RPC2),
-    /// jsonrpc+http://, ws://, msgpack://, msgpack+unix:///PATH, a zerorpc
+    /// jsonrpc+http://, ws://, msgpack://, msgpack+unix:///PATH (and over TLS
+    /// https://, jsonrpc+https://, wss://, msgpack+tls://), a zerorpc
     /// endpoint tcp://HOST:PORT or ipc:///PATH, or a service name rpcs://NAME
     /// (or @NAME) found in the registries. With --connect or --bind, leave it
     /// out: the first word is then the method.
@@ -39,6 +40,20 @@ pub struct Connection {
     /// (calls that never reached an instance are always retried).
     #[arg(long)]
     pub idempotent: bool,
+    /// TLS (https://, wss://, msgpack+tls://): trust this CA file (PEM)
+    /// instead of the system's.
+    #[arg(long, value_name = "FILE")]
+    pub ca: Option<std::path::PathBuf>,
+    /// TLS: present this client certificate (PEM) to a server that asks.
+    #[arg(long, value_name = "FILE", requires = "key")]
+    pub cert: Option<std::path::PathBuf>,
+    /// TLS: the client certificate's key (PEM).
+    #[arg(long, value_name = "FILE", requires = "cert")]
+    pub key: Option<std::path::PathBuf>,
+    /// TLS: accept any server certificate. Anyone on the path can then read
+    /// and change the calls; for tests only.
+    #[arg(long)]
+    pub insecure: bool,
 }
 
 fn seconds(value: f64, flag: &str) -> anyhow::Result<Duration> {
@@ -69,6 +84,12 @@ impl Connection {
                 vec!["*".into()]
             } else {
                 Vec::new()
+            },
+            tls: ClientTls {
+                ca: self.ca.clone(),
+                cert: self.cert.clone(),
+                key: self.key.clone(),
+                insecure_skip_verify: self.insecure,
             },
             ..ClientConfig::default()
         };

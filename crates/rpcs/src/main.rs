@@ -13,6 +13,7 @@
 
 mod bench;
 mod call;
+mod cert;
 mod fdlimit;
 mod master;
 mod monitor;
@@ -81,6 +82,9 @@ enum Command {
     /// Make tokens for servers run with --auth.
     #[command(subcommand)]
     Token(token::TokenCommand),
+    /// Make a CA and certificates, to try TLS (--https, --msgpack-tls).
+    #[command(subcommand)]
+    Cert(cert::CertCommand),
 }
 
 /// An error that already knows its exit status.
@@ -138,6 +142,7 @@ fn main() -> ExitCode {
             Command::Registry(args) => registry::registry(args).await,
             Command::Discover(args) => registry::discover(args).await,
             Command::Token(command) => token::token(command),
+            Command::Cert(command) => cert::cert(command),
         }
     });
     match result {

@@ -6,9 +6,10 @@ use clap::{Args, ValueEnum};
 use rpcs_core::Dispatcher;
 use rpcs_master::remote::RedisConfig;
 use rpcs_master::{BackendConfig, Durability, Limits, Master, MasterConfig};
-use rpcs_net::{Listener, Server, ServerConfig};
+use rpcs_net::{Listener, Server, ServerConfig, Tls, TlsFiles};
 use serde::Deserialize;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 use tracing::{info, warn};
 
@@ -43,7 +44,7 @@ pub struct MasterArgs {
     /// max_item_bytes, max_connections, max_connections_per_listener,
     /// idle_timeout, call_timeout, max_in_flight, max_queued_bytes, register,
     /// registry, register_ttl, registry_secret_file, auth, auth_timeout,
-    /// insecure_no_auth.
+    /// insecure_no_auth, https, msgpack_tls, tls_cert, tls_key, tls_client_ca.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
     /// Address to serve HTTP on: XML-RPC and JSON-RPC (repeat for several)
@@ -111,6 +112,24 @@ pub struct MasterArgs {
     /// the master stops reading its requests [default: 1048576].
     #[arg(long, value_name = "BYTES")]
     max_queued_bytes: Option<usize>,
+    /// Address to serve HTTPS on (XML-RPC, JSON-RPC, and WebSocket as wss://;
+    /// repeat for several); needs --tls-cert and --tls-key.
+    #[arg(long, value_name = "ADDR")]
+    https: Vec<String>,
+    /// Address to serve MessagePack-RPC over TLS on (msgpack+tls://; repeat
+    /// for several); needs --tls-cert and --tls-key.
+    #[arg(long, value_name = "ADDR")]
+    msgpack_tls: Vec<String>,
+    /// The TLS certificate chain (PEM, the leaf first); read again on SIGHUP.
+    #[arg(long, value_name = "FILE")]
+    tls_cert: Option<PathBuf>,
+    /// The TLS certificate's private key (PEM); read again on SIGHUP.
+    #[arg(long, value_name = "FILE")]
+    tls_key: Option<PathBuf>,
+    /// Require TLS clients to present a certificate signed by this CA (PEM):
+    /// mutual TLS.
+    #[arg(long, value_name = "FILE")]
+    tls_client_ca: Option<PathBuf>,
     /// A token file (TOML, see `rpcs token new`): every caller must then
     /// present a token, and gets only what its access level and namespace allow.
     #[arg(long, value_name = "FILE")]
@@ -164,6 +183,11 @@ struct FileConfig {
     auth: Option<PathBuf>,
     auth_timeout: Option<f64>,
     insecure_no_auth: Option<bool>,
+    https: Option<Vec<String>>,
+    msgpack_tls: Option<Vec<String>>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    tls_client_ca: Option<PathBuf>,
 }
 
 /// The settings in force after merging flags over the file over defaults.
@@ -182,6 +206,10 @@ pub struct Settings {
     pub register: RegisterArgs,
     /// Whether listening beyond loopback without tokens was asked for.
     pub insecure_no_auth: bool,
+    pub https: Vec<String>,
+    pub msgpack_tls: Vec<String>,
+    /// The certificate of the TLS listeners, when there are any.
+    pub tls: Option<Arc<Tls>>,
 }
 
 impl MasterArgs {
@@ -264,8 +292,33 @@ impl MasterArgs {
             Some(secs) => seconds("auth_timeout", secs)?,
             None => defaults.auth_timeout,
         };
+        let https = flag_or_file(self.https, file.https);
+        let msgpack_tls = flag_or_file(self.msgpack_tls, file.msgpack_tls);
+        let tls = match (
+            self.tls_cert.or(file.tls_cert),
+            self.tls_key.or(file.tls_key),
+        ) {
+            (Some(cert), Some(key)) => {
+                let client_ca = self.tls_client_ca.or(file.tls_client_ca);
+                let files = TlsFiles {
+                    cert,
+                    key,
+                    client_ca,
+                };
+                Some(Tls::load(files).context("loading the TLS certificate")?)
+            }
+            (None, None) => None,
+            _ => anyhow::bail!("--tls-cert and --tls-key go together"),
+        };
+        anyhow::ensure!(
+            tls.is_some() || (https.is_empty() && msgpack_tls.is_empty()),
+            "--https and --msgpack-tls need --tls-cert and --tls-key"
+        );
         Ok(Settings {
             register,
+            https,
+            msgpack_tls,
+            tls,
             insecure_no_auth: self.insecure_no_auth || file.insecure_no_auth.unwrap_or(false),
             stdio: self.stdio,
             once: self.once,
@@ -359,13 +412,33 @@ fn flag_or_file<T>(flag: Vec<T>, file: Option<Vec<T>>) -> Vec<T> {
     }
 }
 
+/// Reads the TLS certificate and key again on each SIGHUP (as after a
+/// renewal); a failed reload is logged and the old certificate stays.
+fn reload_on_hangup(tls: Arc<Tls>) -> anyhow::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut hangup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
+    tokio::spawn(async move {
+        while hangup.recv().await.is_some() {
+            match tls.reload() {
+                Ok(()) => info!(cert = %tls.files().cert.display(), "TLS certificate reloaded"),
+                Err(e) => warn!(error = %e, "TLS reload failed; still serving the old certificate"),
+            }
+        }
+    });
+    Ok(())
+}
+
 /// Protected mode: without tokens, the master serves only what cannot be
 /// reached from another host, unless told `--insecure-no-auth`.
 fn check_exposure(settings: &Settings) -> anyhow::Result<()> {
     if settings.server.auth.is_some() || settings.insecure_no_auth || settings.stdio {
         return Ok(());
     }
-    let tcp = settings.listen.iter().chain(&settings.msgpack).cloned();
+    let tcp = (settings.listen.iter())
+        .chain(&settings.msgpack)
+        .chain(&settings.https)
+        .chain(&settings.msgpack_tls)
+        .cloned();
     let zmq = (settings.zerorpc.iter().chain(&settings.zerorpc_connect))
         .filter_map(|ep| ep.strip_prefix("tcp://").map(str::to_owned));
     for addr in tcp.chain(zmq) {
@@ -421,6 +494,17 @@ pub async fn master(args: MasterArgs) -> anyhow::Result<()> {
     for addr in &settings.msgpack {
         let l = Listener::msgpack_tcp(addr).await;
         listeners.push(l.with_context(|| format!("listening on {addr}"))?);
+    }
+    if let Some(tls) = &settings.tls {
+        for addr in &settings.https {
+            let l = Listener::https(addr, tls.clone()).await;
+            listeners.push(l.with_context(|| format!("listening on {addr}"))?);
+        }
+        for addr in &settings.msgpack_tls {
+            let l = Listener::msgpack_tls(addr, tls.clone()).await;
+            listeners.push(l.with_context(|| format!("listening on {addr}"))?);
+        }
+        reload_on_hangup(tls.clone())?;
     }
     for path in &settings.msgpack_unix {
         let l = Listener::msgpack_unix(path).await;

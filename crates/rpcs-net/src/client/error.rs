@@ -21,6 +21,10 @@ pub enum ClientError {
     /// elsewhere.
     #[error("cannot connect: {0}")]
     NotSent(String),
+    /// The TLS handshake failed (a certificate not trusted, or not for that
+    /// name; a client certificate refused): trying again will not help.
+    #[error("TLS: {0}")]
+    Tls(String),
     /// The connection broke with the call sent or being sent: it may have run.
     #[error("connection failed: {0}")]
     Connect(String),

@@ -31,8 +31,10 @@ where
                 *backoff = FIRST_BACKOFF;
                 return Ok(conn);
             }
-            // Refused credentials will not improve by trying again.
-            Ok(Err(e)) if !retry || matches!(e, ClientError::Fault(_)) => return Err(e),
+            // Refused credentials or certificates will not improve by trying again.
+            Ok(Err(e)) if !retry || matches!(e, ClientError::Fault(_) | ClientError::Tls(_)) => {
+                return Err(e)
+            }
             Ok(Err(e)) => {
                 let pause = (*backoff).max(FIRST_BACKOFF);
                 *backoff = (pause * 2).min(MAX_BACKOFF);

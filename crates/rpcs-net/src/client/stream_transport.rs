@@ -127,7 +127,7 @@ impl StreamTransport {
                 let _ = stream.set_nodelay(true);
                 let stream = crate::tls::connect(tls.clone(), host_of(addr), stream)
                     .await
-                    .map_err(connect_err)?;
+                    .map_err(|e| ClientError::Tls(format!("{addr}: {e}")))?;
                 let (r, w) = tokio::io::split(stream);
                 start(calls, r, w, limits, client, stop)
             }
@@ -147,7 +147,7 @@ impl StreamTransport {
                 let _ = stream.set_nodelay(true);
                 let stream = crate::tls::connect(tls.clone(), host_of(&addr), stream)
                     .await
-                    .map_err(connect_err)?;
+                    .map_err(|e| ClientError::Tls(format!("{addr}: {e}")))?;
                 let config = ws_config(&limits);
                 let (ws, _) =
                     tokio_tungstenite::client_async_with_config(url.as_str(), stream, Some(config))
