@@ -49,4 +49,4 @@ pub use client::{BlockingClient, Client, ClientConfig, ClientError, Credentials,
 pub use config::ServerConfig;
 pub use discovery::{Registrar, Registries};
 pub use server::{shutdown_signal, Listener, Server};
-pub use tls::{ClientTls, Tls, TlsFiles};
+pub use tls::{ClientTls, Tls, TlsConnector, TlsFiles};

@@ -236,6 +236,32 @@ impl ClientTls {
     }
 }
 
+/// Opens TLS connections as a client, with one setting.
+#[derive(Clone)]
+pub struct TlsConnector(Arc<ClientConfig>);
+
+impl ClientTls {
+    /// A connector with this setting.
+    pub fn connector(&self) -> Result<TlsConnector, TlsError> {
+        Ok(TlsConnector(Arc::new(self.config()?)))
+    }
+}
+
+impl TlsConnector {
+    /// Runs the client side of a handshake over `io`, checking the server's
+    /// certificate against `host`.
+    pub async fn connect<S>(
+        &self,
+        host: &str,
+        io: S,
+    ) -> std::io::Result<tokio_rustls::client::TlsStream<S>>
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        connect(self.0.clone(), host, io).await
+    }
+}
+
 /// The system's trusted CAs (those it has that rustls can use).
 fn system_roots() -> RootCertStore {
     let mut roots = RootCertStore::empty();

@@ -76,8 +76,9 @@ impl Connection {
             .context("a server URL is needed, e.g. http://127.0.0.1:8000/")
     }
 
-    pub fn client(&self) -> anyhow::Result<Client> {
-        let config = ClientConfig {
+    /// The client settings the flags give.
+    pub fn config(&self) -> anyhow::Result<ClientConfig> {
+        Ok(ClientConfig {
             timeout: seconds(self.timeout, "--timeout")?,
             gzip_requests_over: self.gzip_over,
             idempotent_methods: if self.idempotent {
@@ -92,7 +93,11 @@ impl Connection {
                 insecure_skip_verify: self.insecure,
             },
             ..ClientConfig::default()
-        };
+        })
+    }
+
+    pub fn client(&self) -> anyhow::Result<Client> {
+        let config = self.config()?;
         let heartbeat = seconds(self.heartbeat, "--heartbeat")?;
         if self.has_endpoints() {
             return Ok(Client::zerorpc(

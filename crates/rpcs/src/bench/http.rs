@@ -23,6 +23,7 @@ impl HttpLoad {
         rest: &str,
         method: &str,
         params: &[Value],
+        credentials: Option<&rpcs_net::Credentials>,
     ) -> anyhow::Result<HttpLoad> {
         let json = match scheme {
             "http" | "xmlrpc+http" => false,
@@ -49,8 +50,11 @@ impl HttpLoad {
                 b"<fault>",
             )
         };
+        let auth = credentials
+            .map(|c| format!("Authorization: Bearer {}\r\n", c.secret))
+            .unwrap_or_default();
         let mut request = format!(
-            "POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n",
+            "POST {path} HTTP/1.1\r\nHost: {host}\r\n{auth}Content-Type: {content_type}\r\nContent-Length: {}\r\n\r\n",
             body.len()
         )
         .into_bytes();

@@ -88,7 +88,13 @@ enum Load {
 }
 
 impl Load {
-    fn new(url: &str, method: &str, params: &[Value], pipeline: usize) -> anyhow::Result<Load> {
+    fn new(
+        url: &str,
+        method: &str,
+        params: &[Value],
+        pipeline: usize,
+        config: &rpcs_net::ClientConfig,
+    ) -> anyhow::Result<Load> {
         let (scheme, rest) = url.split_once("://").context("expected a URL")?;
         let scheme = scheme.to_ascii_lowercase();
         if scheme.ends_with("http") {
@@ -96,11 +102,15 @@ impl Load {
                 bail!("--pipeline works on msgpack://, ws:// and zerorpc URLs; HTTP sends one call per request");
             }
             return Ok(Load::Http(http::HttpLoad::new(
-                &scheme, rest, method, params,
+                &scheme,
+                rest,
+                method,
+                params,
+                config.credentials.as_ref(),
             )?));
         }
         Ok(Load::Stream(stream::StreamLoad::new(
-            &scheme, rest, method, params, pipeline,
+            &scheme, rest, method, params, pipeline, config,
         )?))
     }
 }
@@ -116,7 +126,13 @@ pub async fn bench(args: BenchArgs) -> anyhow::Result<()> {
         bail!("--pipeline must be at least 1");
     }
     let url = args.conn.url()?;
-    let load = Load::new(url, &args.method, &params, args.pipeline)?;
+    let load = Load::new(
+        url,
+        &args.method,
+        &params,
+        args.pipeline,
+        &args.conn.config()?,
+    )?;
     let label = args.label.clone().unwrap_or_else(|| url.to_owned());
     let measure = Duration::try_from_secs_f64(args.duration).context("--duration")?;
     let warmup = Duration::try_from_secs_f64(args.warmup).context("--warmup")?;
@@ -259,22 +275,47 @@ mod tests {
     fn loads() {
         let p = [Value::Int(1)];
         assert!(matches!(
-            Load::new("http://127.0.0.1:8000", "m", &p, 1),
+            Load::new(
+                "http://127.0.0.1:8000",
+                "m",
+                &p,
+                1,
+                &rpcs_net::ClientConfig::default()
+            ),
             Ok(Load::Http(_))
         ));
         assert!(matches!(
-            Load::new("jsonrpc+http://h:1/", "m", &p, 1),
+            Load::new(
+                "jsonrpc+http://h:1/",
+                "m",
+                &p,
+                1,
+                &rpcs_net::ClientConfig::default()
+            ),
             Ok(Load::Http(_))
         ));
         assert!(matches!(
-            Load::new("msgpack://h:1", "m", &p, 8),
+            Load::new(
+                "msgpack://h:1",
+                "m",
+                &p,
+                8,
+                &rpcs_net::ClientConfig::default()
+            ),
             Ok(Load::Stream(_))
         ));
         assert!(matches!(
-            Load::new("ws://h:1/", "m", &p, 8),
+            Load::new("ws://h:1/", "m", &p, 8, &rpcs_net::ClientConfig::default()),
             Ok(Load::Stream(_))
         ));
-        assert!(Load::new("http://h:1/", "m", &p, 8).is_err());
-        assert!(Load::new("ftp://h:1/", "m", &p, 1).is_err());
+        assert!(Load::new(
+            "http://h:1/",
+            "m",
+            &p,
+            8,
+            &rpcs_net::ClientConfig::default()
+        )
+        .is_err());
+        assert!(Load::new("ftp://h:1/", "m", &p, 1, &rpcs_net::ClientConfig::default()).is_err());
     }
 }

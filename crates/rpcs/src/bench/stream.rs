@@ -28,6 +28,8 @@ fn response_head(frame: &[u8]) -> Option<(u32, bool)> {
 #[derive(Clone)]
 enum Target {
     Tcp(String),
+    /// MessagePack-RPC over TLS: the address, and the connector.
+    Tls(String, rpcs_net::TlsConnector),
     Unix(String),
     Ws(String),
     Zerorpc(String),
@@ -39,6 +41,9 @@ pub(super) struct StreamLoad {
     method: String,
     params: Vec<Value>,
     pipeline: usize,
+    /// Presented with a first `auth` call on each connection, before the
+    /// measured ones.
+    credentials: Option<rpcs_net::Credentials>,
 }
 
 impl StreamLoad {
@@ -48,9 +53,14 @@ impl StreamLoad {
         method: &str,
         params: &[Value],
         pipeline: usize,
+        config: &rpcs_net::ClientConfig,
     ) -> anyhow::Result<StreamLoad> {
         let target = match scheme {
             "msgpack" | "msgpack+tcp" => Target::Tcp(rest.trim_end_matches('/').to_owned()),
+            "msgpack+tls" => Target::Tls(
+                rest.trim_end_matches('/').to_owned(),
+                config.tls.connector().context("the TLS setting")?,
+            ),
             "msgpack+unix" => Target::Unix(rest.to_owned()),
             "ws" | "jsonrpc+ws" => Target::Ws(format!("ws://{rest}")),
             "tcp" | "ipc" => Target::Zerorpc(format!("{scheme}://{rest}")),
@@ -61,6 +71,7 @@ impl StreamLoad {
             method: method.to_owned(),
             params: params.to_vec(),
             pipeline,
+            credentials: config.credentials.clone(),
         })
     }
 
@@ -71,6 +82,15 @@ impl StreamLoad {
                     .await
                     .with_context(|| format!("connecting to {addr}"))?;
                 s.set_nodelay(true)?;
+                self.drive_msgpack(s, window).await
+            }
+            Target::Tls(addr, tls) => {
+                let s = tokio::net::TcpStream::connect(addr)
+                    .await
+                    .with_context(|| format!("connecting to {addr}"))?;
+                s.set_nodelay(true)?;
+                let host = addr.rsplit_once(':').map_or(addr.as_str(), |(h, _)| h);
+                let s = tls.connect(host, s).await.context("the TLS handshake")?;
                 self.drive_msgpack(s, window).await
             }
             Target::Unix(path) => {
@@ -123,6 +143,7 @@ impl StreamLoad {
         mut s: S,
         window: Window,
     ) -> anyhow::Result<Tally> {
+        self.authenticate(&mut s).await?;
         let mut tally = Tally::default();
         let mut sent: HashMap<u32, Instant> = HashMap::with_capacity(self.pipeline * 2);
         let mut next_id = 0u32;
@@ -172,6 +193,34 @@ impl StreamLoad {
             }
             buf.drain(..at);
             fill(&mut out, &mut sent, answered);
+        }
+    }
+
+    /// The `auth` call before the measured ones, when there are credentials.
+    async fn authenticate<S: AsyncRead + AsyncWrite + Unpin>(
+        &self,
+        s: &mut S,
+    ) -> anyhow::Result<()> {
+        let Some(c) = &self.credentials else {
+            return Ok(());
+        };
+        let mut params: Vec<Value> = c.name.iter().map(|n| Value::from(n.as_str())).collect();
+        params.push(Value::from(c.secret.as_str()));
+        let mut out = Vec::new();
+        msgpack_rpc::write_request(&mut out, 0, "auth", &params);
+        s.write_all(&out).await?;
+        let mut buf = Vec::with_capacity(256);
+        loop {
+            if let Ok(FrameLen::Complete(n)) = msgpack::frame_len(&buf, 64) {
+                let answer = msgpack_rpc::parse(msgpack::decode(&buf[..n], 64)?);
+                return match answer {
+                    Ok(RpcMessage::Response { outcome: Ok(_), .. }) => Ok(()),
+                    _ => bail!("the server refused the credentials"),
+                };
+            }
+            if s.read_buf(&mut buf).await? == 0 {
+                bail!("the server closed the connection while authenticating");
+            }
         }
     }
 
