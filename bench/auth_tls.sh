@@ -49,19 +49,5 @@ echo "ping on the master: ${secs}s rounds, $(nproc) cores, $(date -u +%Y-%m-%d)"
         RPCS_TOKEN=$secret "$bin/rpcs" bench "$auth_http" ping -d "$secs" --print-json --label "XML-RPC, auth"
     done
 } | tee "$work/results.jsonl" | python3 bench/summarize.py
-python3 - "$work/results.jsonl" <<'PY'
-import json, statistics, sys
-from collections import defaultdict
-rates = defaultdict(list)
-for line in open(sys.argv[1]):
-    if line.startswith("{"):
-        r = json.loads(line)
-        rates[(r["target"], r["connections"])].append(r["calls_per_sec"])
-print()
-print("| with | against | connections | ratio |")
-print("|---|---|---:|---:|")
-for ours, base in [("msgpack, auth", "msgpack"), ("msgpack, TLS", "msgpack"), ("XML-RPC, auth", "XML-RPC")]:
-    for conns in sorted({c for (t, c) in rates if t == ours}):
-        a, b = rates[(ours, conns)], rates[(base, conns)]
-        print(f"| {ours} | {base} | {conns} | {statistics.median(a) / statistics.median(b):.2f}× |")
-PY
+RATIO_COLUMNS="with,against" python3 bench/ratios.py "msgpack, auth=msgpack" \
+    "msgpack, TLS=msgpack" "XML-RPC, auth=XML-RPC" <"$work/results.jsonl"

@@ -1,6 +1,8 @@
 """Reads `rpcs bench --print-json` lines on stdin and prints, for each pair
 "OURS=THEIRS" of target names given as arguments and each connection count,
-the ratio of the median throughputs, as a Markdown table."""
+the ratio of the median throughputs, as a Markdown table. The columns are
+headed "rpcs" and "Redis" unless RATIO_COLUMNS="A,B" names them."""
+import os
 import json
 import statistics
 import sys
@@ -14,7 +16,8 @@ for line in sys.stdin:
         rates[(r["target"], r["connections"])].append(r["calls_per_sec"])
 
 print()
-print("| rpcs | Redis | connections | ratio |")
+left, right = os.environ.get("RATIO_COLUMNS", "rpcs,Redis").split(",", 1)
+print(f"| {left} | {right} | connections | ratio |")
 print("|---|---|---:|---:|")
 for pair in sys.argv[1:]:
     ours, theirs = pair.split("=", 1)
