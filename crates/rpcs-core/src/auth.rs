@@ -187,6 +187,23 @@ impl Tokens {
     }
 }
 
+/// `url` with any credentials (`user:secret@`) replaced by `***`, fit for
+/// messages and logs; a comma-separated list of URLs (a Redis Cluster's nodes)
+/// has each redacted.
+pub fn redacted(url: &str) -> String {
+    let one = |url: &str| {
+        let Some((scheme, rest)) = url.split_once("://") else {
+            return url.to_owned();
+        };
+        let authority = &rest[..rest.find('/').unwrap_or(rest.len())];
+        match authority.rfind('@') {
+            Some(at) => format!("{scheme}://***@{}", &rest[at + 1..]),
+            None => url.to_owned(),
+        }
+    };
+    url.split(',').map(one).collect::<Vec<_>>().join(",")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -200,6 +217,17 @@ mod tests {
             }),
             digest: hash_secret(secret),
         }
+    }
+
+    #[test]
+    fn redacted_hides_every_credential_and_nothing_else() {
+        assert_eq!(redacted("msgpack://a:s3cret@h:1"), "msgpack://***@h:1");
+        assert_eq!(redacted("http://h:1/x@y"), "http://h:1/x@y");
+        assert_eq!(
+            redacted("redis://:p1@a:7000,redis://u:p2@b:7000"),
+            "redis://***@a:7000,redis://***@b:7000"
+        );
+        assert_eq!(redacted("tcp://h:1"), "tcp://h:1");
     }
 
     #[test]

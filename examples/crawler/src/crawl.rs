@@ -148,7 +148,7 @@ pub async fn run(mut config: CrawlConfig, control: Control) -> Result<Summary, C
     config.master = Client::resolve_instance(&config.master, &ClientConfig::default())
         .await
         .map_err(|e| CrawlError::Config(e.to_string()))?;
-    tracing::info!(master = %config.master, "crawling");
+    tracing::info!(master = %rpcs_net::client::redacted(&config.master), "crawling");
     let crawler = Arc::new(Crawler::new(config, control)?);
     crawler.start_session().await;
     let session = tokio::spawn(crawler.clone().keep_session());

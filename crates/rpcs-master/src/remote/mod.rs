@@ -75,17 +75,8 @@ impl std::fmt::Debug for RedisConfig {
     }
 }
 
-/// `url` without the password it may carry (`redis://user:secret@host`), for
-/// logs and messages.
-pub fn redacted(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
-    };
-    match rest.split_once('@') {
-        Some((_, host)) => format!("{scheme}://***@{host}"),
-        None => url.to_owned(),
-    }
-}
+/// `url` with any credentials replaced by `***`, fit for messages and logs.
+pub use rpcs_core::auth::redacted;
 
 /// Why the backend could not start.
 #[derive(Debug, thiserror::Error)]

@@ -12,7 +12,7 @@ pub enum ClientError {
     /// The URL cannot be used.
     #[error("bad URL {url:?}: {reason}")]
     Url {
-        /// The URL as given.
+        /// The URL as given, credentials replaced by `***`.
         url: String,
         /// What is wrong with it.
         reason: String,
@@ -162,6 +162,8 @@ fn credentials_from_env() -> Option<Credentials> {
     (!text.is_empty()).then(|| Credentials::parse(&text))
 }
 
+pub use rpcs_core::auth::redacted;
+
 /// Splits the credentials off a URL's part after `://`: `NAME:SECRET@host:port/path`
 /// gives the credentials and `host:port/path`.
 pub(crate) fn split_credentials(rest: &str) -> (Option<Credentials>, &str) {
@@ -198,5 +200,28 @@ impl Default for ClientConfig {
             credentials: credentials_from_env(),
             tls: crate::tls::ClientTls::default(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_read_from_text_and_show_no_secret() {
+        let c = Credentials::parse("crawler:s3:cret");
+        assert_eq!(
+            (c.name.as_deref(), c.secret.as_str()),
+            (Some("crawler"), "s3:cret")
+        );
+        assert_eq!(Credentials::parse("only").name, None);
+        assert!(!format!("{c:?}").contains("s3"));
+        assert_eq!(
+            c.header(),
+            format!("Basic {}", {
+                use base64::Engine;
+                base64::engine::general_purpose::STANDARD.encode("crawler:s3:cret")
+            })
+        );
     }
 }

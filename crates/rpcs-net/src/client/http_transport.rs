@@ -40,7 +40,7 @@ impl HttpTransport {
         format: Format,
     ) -> Result<HttpTransport, ClientError> {
         let bad = |reason: String| ClientError::Url {
-            url: url.to_owned(),
+            url: super::error::redacted(url),
             reason,
         };
         let parsed: Uri = url.parse().map_err(|e| bad(format!("{e}")))?;

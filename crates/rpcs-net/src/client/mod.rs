@@ -31,7 +31,7 @@ mod stream_transport;
 mod zerorpc_transport;
 
 pub use blocking::BlockingClient;
-pub use error::{ClientConfig, ClientError, Credentials};
+pub use error::{redacted, ClientConfig, ClientError, Credentials};
 
 use crate::zerorpc::DEFAULT_HEARTBEAT;
 use http_transport::{Format, HttpTransport};
@@ -50,7 +50,7 @@ fn tls_config(config: &ClientConfig, url: &str) -> Result<Arc<rustls::ClientConf
         .config()
         .map(Arc::new)
         .map_err(|e| ClientError::Url {
-            url: url.to_owned(),
+            url: error::redacted(url),
             reason: e.to_string(),
         })
 }
@@ -106,7 +106,7 @@ impl Client {
         handlers: MethodTable,
     ) -> Result<Client, ClientError> {
         let bad = |reason: &str| ClientError::Url {
-            url: url.to_owned(),
+            url: error::redacted(url),
             reason: reason.to_owned(),
         };
         if url.starts_with('@') || url.starts_with("rpcs://") {

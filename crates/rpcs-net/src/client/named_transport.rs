@@ -84,7 +84,7 @@ impl NamedTransport {
     /// Reads `rpcs://NAME?...` or `@NAME` (nothing is looked up yet).
     pub(super) fn new(url: &str, config: ClientConfig) -> Result<NamedTransport, ClientError> {
         let bad = |reason: &str| ClientError::Url {
-            url: url.to_owned(),
+            url: super::error::redacted(url),
             reason: reason.to_owned(),
         };
         let rest = url

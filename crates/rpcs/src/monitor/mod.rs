@@ -38,7 +38,7 @@ pub struct MonitorArgs {
 
 /// Runs the monitor.
 pub async fn monitor(args: MonitorArgs) -> Result<()> {
-    let client = Client::new(&args.url).with_context(|| args.url.clone())?;
+    let client = Client::new(&args.url).with_context(|| rpcs_net::client::redacted(&args.url))?;
     let interval = Duration::try_from_secs_f64(args.interval)
         .ok()
         .filter(|d| !d.is_zero())
