@@ -9,6 +9,7 @@ import base64
 import json
 import os
 import re
+import resource
 import socket
 import subprocess
 import uuid
@@ -356,8 +357,11 @@ def test_rpcs_call_takes_credentials_from_the_url_or_the_environment(auth_master
 
 
 def test_unauthenticated_stream_sockets_are_closed_and_do_not_block_others(auth_master):
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = 2500 if hard == resource.RLIM_INFINITY else min(hard, 2500)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, want), hard))
     idle = []
-    for _ in range(500):
+    for _ in range(min(2000, want - 300)):  # thousands, within what this process may open
         s = socket.create_connection(auth_master.msgpack_addr, timeout=TIMEOUT)
         idle.append(s)
     for _ in range(100):
@@ -384,6 +388,24 @@ def test_unauthenticated_stream_sockets_are_closed_and_do_not_block_others(auth_
         for s in idle:
             s.close()
         ws.close()
+
+
+def test_stdio_trusts_its_parent(bin_dir, tmp_path, auth_master):
+    entry, _ = new_token(bin_dir, "someone", "read")
+    (tmp_path / "tokens.toml").write_text(entry)
+    proc = subprocess.Popen([str(bin_dir / "rpcs"), "master", "--backend", "memory", "--stdio",
+                             "--auth", str(tmp_path / "tokens.toml")], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd=tmp_path)
+    try:
+        # No auth call: the parent is trusted, with admin access.
+        proc.stdin.write(msgpack.packb([0, 1, "stack.push", ["from-parent", "x"]]))
+        proc.stdin.write(msgpack.packb([0, 2, "provider.cleanUp", []]))
+        proc.stdin.close()
+        answers = list(msgpack.Unpacker(proc.stdout, raw=False))
+        assert answers == [[1, 1, None, 1], [1, 2, None, 0]], answers
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
 
 
 # --- 5. protected mode -------------------------------------------------------------------------
