@@ -12,6 +12,7 @@ import re
 import resource
 import socket
 import subprocess
+import urllib.request
 import uuid
 import xmlrpc.client
 
@@ -58,8 +59,10 @@ class AuthMaster:
 def auth_master(bin_dir, tmp_path_factory):
     d = tmp_path_factory.mktemp("auth-master")
     entries, secrets = [], {}
-    for name, access in [("writer", "write"), ("reader", "read"), ("ops", "admin")]:
-        entry, secrets[name] = new_token(bin_dir, name, access)
+    for name, access, prefix in [("writer", "write", None), ("reader", "read", None),
+                                 ("ops", "admin", None), ("team-a", "admin", "a/"),
+                                 ("team-b", "write", "b/")]:
+        entry, secrets[name] = new_token(bin_dir, name, access, prefix)
         entries.append(entry)
     (d / "tokens.toml").write_text("".join(entries))
     sock = d / "master.sock"
@@ -351,6 +354,94 @@ def test_rpcs_call_takes_credentials_from_the_url_or_the_environment(auth_master
     r = subprocess.run([rpcs, "call", auth_master.msgpack, "ping"], capture_output=True,
                        text=True, env=env, timeout=TIMEOUT)
     assert r.returncode != 0 and "NOAUTH" in r.stderr, r.stderr
+
+
+# --- 3b. namespaces ---------------------------------------------------------------------------
+
+
+def b_state(m):
+    """What team b has, as the admin token sees it."""
+    c = xmlrpc.client.ServerProxy(m.http_url("ops"))
+    return (c.stack.getSize("b/jobs"), c.storage.getAllParameters("b/conf"),
+            [n for n in c.provider.getAllClientNames() if n.startswith("b/")])
+
+
+def test_a_namespace_token_reaches_nothing_of_another_namespace(auth_master):
+    m = auth_master
+    b = xmlrpc.client.ServerProxy(m.http_url("team-b"))
+    b.stack.push("b/jobs", "secret job")
+    b.storage.setParameter("b/conf", "password", "hunter2")
+    b.provider.login("b/worker")
+    before = b_state(m)
+    a = xmlrpc.client.ServerProxy(m.http_url("team-a"))
+    a.stack.push("a/jobs", "ours")
+    # Every method, with arguments naming team b's things: refused or told nothing of them.
+    conn = MsgpackConn(m.msgpack_addr)
+    try:
+        assert conn.call("auth", "team-a", m.secrets["team-a"])[0] is None
+        for method in a.system.listMethods():
+            err, result = conn.call(method, "b/jobs", "b/worker", "b/conf")
+            leaked = [x for x in ("b/", "hunter2", "secret job") if x in repr(result)]
+            assert not leaked, (method, result)
+            if err is None:
+                continue
+            assert "hunter2" not in repr(err) and "secret job" not in repr(err), (method, err)
+    finally:
+        conn.close()
+    assert b_state(m) == before
+    # Listings show team a's own names only.
+    assert a.stack.getAllNames() == ["a/jobs"]
+    assert "b/conf" not in a.storage.getAllNames()
+    assert all(n.startswith("a/") for n in a.provider.getAllClientNames())
+    # A multicall and a JSON-RPC batch: each inner call on its own.
+    multi = xmlrpc.client.MultiCall(a)
+    multi.stack.getSize("a/jobs")
+    multi.stack.pop("b/jobs")
+    results = multi()
+    assert results[0] == 1
+    with pytest.raises(xmlrpc.client.Fault) as e:
+        results[1]
+    assert e.value.faultCode == -32003
+    body = json.dumps([{"jsonrpc": "2.0", "id": 1, "method": "stack.getSize", "params": ["a/jobs"]},
+                       {"jsonrpc": "2.0", "id": 2, "method": "stack.pop", "params": ["b/jobs"]}])
+    answer = json.loads(post_json(m, "team-a", body))
+    by_id = {x["id"]: x for x in answer}
+    assert by_id[1]["result"] == 1 and by_id[2]["error"]["code"] == -32003
+    assert b_state(m) == before
+
+
+def post_json(m, name, body):
+    """POSTs a JSON-RPC document with Basic credentials (urllib: batches as they are)."""
+    req = urllib.request.Request(f"http://127.0.0.1:{m.port}/", data=body.encode(),
+                                 headers={"Content-Type": "application/json",
+                                          "Authorization": "Basic " + base64.b64encode(
+                                              f"{name}:{m.secrets[name]}".encode()).decode()})
+    with urllib.request.urlopen(req, timeout=TIMEOUT) as resp:
+        return resp.read().decode()
+
+
+def test_messages_and_broadcasts_stay_inside_a_namespace(auth_master):
+    m = auth_master
+    b = WsConn(m.http_url(prefix="ws"), header=[f"Authorization: Bearer {m.secrets['team-b']}"])
+    try:
+        assert b.call("provider.login", "b/listener")[0] is None
+        err, sub = b.call("provider.subscribe", "b/listener")
+        assert err is None, err
+        a = xmlrpc.client.ServerProxy(m.http_url("team-a"))
+        a.provider.login("a/speaker")
+        with pytest.raises(xmlrpc.client.Fault) as e:
+            a.provider.sendMessage("b/listener", "hello from a")
+        assert e.value.faultCode == -32003
+        with pytest.raises(xmlrpc.client.Fault):
+            a.provider.subscribe("b/listener")
+        assert a.provider.broadcast("to a only") >= 1
+        # team b's own broadcast reaches its listener; a's never did (it would come first).
+        xmlrpc.client.ServerProxy(m.http_url("team-b")).provider.broadcast("to b")
+        pushed = json.loads(b.ws.recv())
+        assert pushed["method"] == "provider.message", pushed
+        assert pushed["params"][2] == "to b", pushed
+    finally:
+        b.close()
 
 
 # --- 4. connections that never authenticate ----------------------------------------------------
