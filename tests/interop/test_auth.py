@@ -448,23 +448,24 @@ def test_messages_and_broadcasts_stay_inside_a_namespace(auth_master):
 
 
 def test_unauthenticated_stream_sockets_are_closed_and_do_not_block_others(auth_master):
+    # The clients under test first, on low descriptors (websocket-client uses select()).
+    ws = websocket.create_connection(auth_master.http_url(prefix="ws"), timeout=TIMEOUT)
+    conn = MsgpackConn(auth_master.msgpack_addr)
+    assert conn.call("auth", auth_master.secrets["writer"])[0] is None
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     want = 2500 if hard == resource.RLIM_INFINITY else min(hard, 2500)
+    # Raised for this test only: later tests use select(), which fails past 1024.
     resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, want), hard))
     idle = []
-    for _ in range(min(2000, want - 300)):  # thousands, within what this process may open
-        s = socket.create_connection(auth_master.msgpack_addr, timeout=TIMEOUT)
-        idle.append(s)
-    for _ in range(100):
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        s.settimeout(TIMEOUT)
-        s.connect(auth_master.unix)
-        idle.append(s)
-    ws = websocket.create_connection(auth_master.http_url(prefix="ws"), timeout=TIMEOUT)
     try:
+        for _ in range(min(2000, want - 300)):  # thousands, within what this process may open
+            idle.append(socket.create_connection(auth_master.msgpack_addr, timeout=TIMEOUT))
+        for _ in range(100):
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.settimeout(TIMEOUT)
+            s.connect(auth_master.unix)
+            idle.append(s)
         # An authenticated client is served while they are held.
-        conn = MsgpackConn(auth_master.msgpack_addr)
-        assert conn.call("auth", auth_master.secrets["writer"])[0] is None
         assert conn.call("ping") == (None, True)
         # Every silent socket is closed by the server (end of stream), none answered.
         for s in idle:
@@ -474,11 +475,12 @@ def test_unauthenticated_stream_sockets_are_closed_and_do_not_block_others(auth_
                 ws.recv()
         # The authenticated one is still served after the auth timeout passed.
         assert conn.call("ping") == (None, True)
-        conn.close()
     finally:
         for s in idle:
             s.close()
+        conn.close()
         ws.close()
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 
 
 def test_stdio_trusts_its_parent(bin_dir, tmp_path, auth_master):
