@@ -84,6 +84,14 @@ def half_close(sock):
         pass
 
 
+def wait_for(sock, event, timeout):
+    """Whether ``sock`` is ready for ``event`` (POLLIN, POLLOUT) within ``timeout`` seconds.
+    poll(), not select(): a process holding thousands of sockets has descriptors past 1024."""
+    poller = select.poll()
+    poller.register(sock, event)
+    return bool(poller.poll(timeout * 1000))
+
+
 def send_until_stalled(sock, chunk, max_bytes, stall=2.0):
     """Writes ``chunk`` over and over without reading, until ``max_bytes`` are written or the
     peer takes nothing for ``stall`` seconds (it stopped reading: backpressure). Returns the
@@ -93,8 +101,7 @@ def send_until_stalled(sock, chunk, max_bytes, stall=2.0):
     try:
         view, offset = memoryview(chunk), 0
         while written < max_bytes:
-            _, writable, _ = select.select([], [sock], [], stall)
-            if not writable:
+            if not wait_for(sock, select.POLLOUT, stall):
                 break
             try:
                 n = sock.send(view[offset:])
@@ -407,7 +414,7 @@ class Trickler:
         try:
             sent = 0
             while True:
-                readable, _, _ = select.select([self.sock], [], [], self.interval)
+                readable = wait_for(self.sock, select.POLLIN, self.interval)
                 if readable:
                     self.received, self.closed = read_until_closed(self.sock, GUARD)
                     return
