@@ -137,10 +137,17 @@ class AuthMiddleware:
         event.header["auth"] = self.secret
 
 
+# One zerorpc context per secret: each holds descriptors and threads until it is collected,
+# and the matrix makes a client per method.
+_contexts = {}
+
+
 def zerorpc_client(endpoint, secret=None):
-    context = zerorpc.Context()
-    if secret is not None:
-        context.register_middleware(AuthMiddleware(secret))
+    context = _contexts.get(secret)
+    if context is None:
+        context = _contexts[secret] = zerorpc.Context()
+        if secret is not None:
+            context.register_middleware(AuthMiddleware(secret))
     c = zerorpc.Client(timeout=TIMEOUT, heartbeat=5, context=context)
     c.connect(endpoint)
     return c
