@@ -603,11 +603,19 @@ class RawWs:
 
 
 class MsgpackConn:
-    """A raw MessagePack-RPC connection."""
+    """A raw MessagePack-RPC connection to ``addr`` (host, port), or a Unix socket's path, or
+    over ``sock``, a socket already connected (an ssl one, say)."""
 
-    def __init__(self, addr, timeout=GUARD):
-        self.sock = socket.create_connection(addr, timeout=timeout)
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    def __init__(self, addr=None, timeout=GUARD, sock=None):
+        if sock is not None:
+            self.sock = sock
+        elif isinstance(addr, str):
+            self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            self.sock.settimeout(timeout)
+            self.sock.connect(addr)
+        else:
+            self.sock = socket.create_connection(addr, timeout=timeout)
+            self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.unpacker = msgpack.Unpacker(raw=False, timestamp=0)
         self.next_id = 1
 
@@ -615,6 +623,9 @@ class MsgpackConn:
         return self
 
     def __exit__(self, *exc):
+        self.sock.close()
+
+    def close(self):
         self.sock.close()
 
     def send(self, data):

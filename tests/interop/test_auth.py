@@ -24,6 +24,7 @@ import zerorpc
 from pynvim.msgpack_rpc import tcp_session
 
 from conftest import ServerProcess
+from hostile_helpers import MsgpackConn
 
 TIMEOUT = 20
 AUTH_TIMEOUT = 1  # seconds the master gives a stream connection to authenticate
@@ -79,35 +80,7 @@ def auth_master(bin_dir, tmp_path_factory):
         proc.stop()
 
 
-# --- a small raw client per stream protocol (the msgpack package over a plain socket) ----------
-
-
-class MsgpackConn:
-    """MessagePack-RPC over a TCP or Unix socket, with the ``msgpack`` package."""
-
-    def __init__(self, addr):
-        family = socket.AF_UNIX if isinstance(addr, str) else socket.AF_INET
-        self.sock = socket.socket(family, socket.SOCK_STREAM)
-        self.sock.settimeout(TIMEOUT)
-        self.sock.connect(addr)
-        self.unpacker = msgpack.Unpacker(raw=False)
-        self.msgid = 0
-
-    def call(self, method, *params):
-        """(error, result) of one call."""
-        self.msgid += 1
-        self.sock.sendall(msgpack.packb([0, self.msgid, method, list(params)]))
-        while True:
-            for msg in self.unpacker:
-                assert msg[0] == 1 and msg[1] == self.msgid, msg
-                return msg[2], msg[3]
-            data = self.sock.recv(65536)
-            if not data:
-                raise ConnectionError("closed by the server")
-            self.unpacker.feed(data)
-
-    def close(self):
-        self.sock.close()
+# --- a small raw client per stream protocol (MessagePack-RPC's is in hostile_helpers) ----------
 
 
 class WsConn:

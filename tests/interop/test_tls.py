@@ -15,11 +15,11 @@ import uuid
 import xmlrpc.client
 
 import jsonrpclib
-import msgpack
 import pytest
 import websocket
 
-from conftest import ServerProcess, read_line_with_timeout  # noqa: F401
+from conftest import ServerProcess
+from hostile_helpers import MsgpackConn
 from test_auth import new_token
 
 TIMEOUT = 20
@@ -111,23 +111,12 @@ def test_websocket_client_over_wss(tls_master):
         ws.close()
 
 
-def msgpack_call(sock, msgid, method, *params):
-    sock.sendall(msgpack.packb([0, msgid, method, list(params)]))
-    unpacker = msgpack.Unpacker(raw=False)
-    while True:
-        for msg in unpacker:
-            return msg[2], msg[3]
-        data = sock.recv(65536)
-        if not data:
-            raise ConnectionError("closed")
-        unpacker.feed(data)
-
-
 def test_msgpack_package_over_an_ssl_socket(tls_master):
     raw = socket.create_connection(("127.0.0.1", tls_master.mport), timeout=TIMEOUT)
     with tls_master.context().wrap_socket(raw, server_hostname="localhost") as s:
-        assert msgpack_call(s, 1, "auth", tls_master.secret)[0] is None
-        assert msgpack_call(s, 2, "ping") == (None, True)
+        conn = MsgpackConn(sock=s)
+        assert conn.call("auth", tls_master.secret)[0] is None
+        assert conn.call("ping") == (None, True)
 
 
 def test_rpcs_call_verifies_by_default_and_takes_a_ca(tls_master, bin_dir):
@@ -209,6 +198,6 @@ def test_mutual_tls_needs_a_client_certificate(bin_dir, tmp_path):
             xmlrpc.client.ServerProxy(m.url(), context=m.context()).ping()
         raw = socket.create_connection(("127.0.0.1", m.mport), timeout=TIMEOUT)
         with m.context("worker").wrap_socket(raw, server_hostname="localhost") as s:
-            assert msgpack_call(s, 1, "auth", m.secret)[0] is None
+            assert MsgpackConn(sock=s).call("auth", m.secret)[0] is None
     finally:
         m.proc.stop()

@@ -187,6 +187,16 @@ impl Tokens {
     }
 }
 
+/// Splits the user part off what follows a URL's `://`: `NAME:SECRET@host:port/path`
+/// gives `NAME:SECRET` and `host:port/path` (an `@` in the path is not one).
+pub fn split_userinfo(rest: &str) -> (Option<&str>, &str) {
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => (Some(&rest[..at]), &rest[at + 1..]),
+        None => (None, rest),
+    }
+}
+
 /// `url` with any credentials (`user:secret@`) replaced by `***`, fit for
 /// messages and logs; a comma-separated list of URLs (a Redis Cluster's nodes)
 /// has each redacted.
@@ -195,10 +205,9 @@ pub fn redacted(url: &str) -> String {
         let Some((scheme, rest)) = url.split_once("://") else {
             return url.to_owned();
         };
-        let authority = &rest[..rest.find('/').unwrap_or(rest.len())];
-        match authority.rfind('@') {
-            Some(at) => format!("{scheme}://***@{}", &rest[at + 1..]),
-            None => url.to_owned(),
+        match split_userinfo(rest) {
+            (Some(_), host) => format!("{scheme}://***@{host}"),
+            (None, _) => url.to_owned(),
         }
     };
     url.split(',').map(one).collect::<Vec<_>>().join(",")

@@ -226,14 +226,14 @@ impl Authenticator {
         params: &[rpcs_core::Value],
         attempt: Attempt<'_>,
     ) -> Result<Arc<Principal>, Fault> {
-        let text = |v: &rpcs_core::Value| v.as_str().map(str::to_owned);
+        let text = rpcs_core::Value::as_str;
         match params {
             [secret] => match text(secret) {
-                Some(secret) => self.check(None, &secret, attempt),
+                Some(secret) => self.check(None, secret, attempt),
                 None => Err(auth_usage()),
             },
             [name, secret] => match (text(name), text(secret)) {
-                (Some(name), Some(secret)) => self.check(Some(&name), &secret, attempt),
+                (Some(name), Some(secret)) => self.check(Some(name), secret, attempt),
                 _ => Err(auth_usage()),
             },
             _ => Err(auth_usage()),

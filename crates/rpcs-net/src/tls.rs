@@ -240,6 +240,12 @@ impl ClientTls {
 #[derive(Clone)]
 pub struct TlsConnector(Arc<ClientConfig>);
 
+impl std::fmt::Debug for TlsConnector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TlsConnector")
+    }
+}
+
 impl ClientTls {
     /// A connector with this setting.
     pub fn connector(&self) -> Result<TlsConnector, TlsError> {
@@ -248,17 +254,31 @@ impl ClientTls {
 }
 
 impl TlsConnector {
-    /// Runs the client side of a handshake over `io`, checking the server's
-    /// certificate against `host`.
+    /// Runs the client side of a handshake over `io`, connected to `addr`
+    /// (`host:port`): the server's certificate must be valid for the host.
     pub async fn connect<S>(
         &self,
-        host: &str,
+        addr: &str,
         io: S,
     ) -> std::io::Result<tokio_rustls::client::TlsStream<S>>
     where
         S: AsyncRead + AsyncWrite + Unpin,
     {
-        connect(self.0.clone(), host, io).await
+        let name =
+            ServerName::try_from(host_of(addr).trim_start_matches('[').trim_end_matches(']'))
+                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?
+                .to_owned();
+        tokio_rustls::TlsConnector::from(self.0.clone())
+            .connect(name, io)
+            .await
+    }
+}
+
+/// The host part of `host:port`.
+fn host_of(addr: &str) -> &str {
+    match addr.rsplit_once(':') {
+        Some((host, port)) if port.chars().all(|c| c.is_ascii_digit()) => host,
+        _ => addr,
     }
 }
 
@@ -270,23 +290,6 @@ fn system_roots() -> RootCertStore {
         let _ = roots.add(cert);
     }
     roots
-}
-
-/// Connects TLS over `io` to `host` (checked against the certificate).
-pub(crate) async fn connect<S>(
-    config: Arc<ClientConfig>,
-    host: &str,
-    io: S,
-) -> std::io::Result<tokio_rustls::client::TlsStream<S>>
-where
-    S: AsyncRead + AsyncWrite + Unpin,
-{
-    let name = ServerName::try_from(host.trim_start_matches('[').trim_end_matches(']'))
-        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?
-        .to_owned();
-    tokio_rustls::TlsConnector::from(config)
-        .connect(name, io)
-        .await
 }
 
 /// The verifier of `insecure_skip_verify`: any certificate passes, signatures

@@ -167,11 +167,8 @@ pub use rpcs_core::auth::redacted;
 /// Splits the credentials off a URL's part after `://`: `NAME:SECRET@host:port/path`
 /// gives the credentials and `host:port/path`.
 pub(crate) fn split_credentials(rest: &str) -> (Option<Credentials>, &str) {
-    let authority_end = rest.find('/').unwrap_or(rest.len());
-    match rest[..authority_end].rfind('@') {
-        Some(at) => (Some(Credentials::parse(&rest[..at])), &rest[at + 1..]),
-        None => (None, rest),
-    }
+    let (userinfo, host) = rpcs_core::auth::split_userinfo(rest);
+    (userinfo.map(Credentials::parse), host)
 }
 
 impl ClientConfig {

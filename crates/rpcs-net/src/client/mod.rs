@@ -43,16 +43,12 @@ use std::sync::Arc;
 use stream_transport::{StreamTransport, Target};
 use zerorpc_transport::{Answer, Endpoints, ZerorpcTransport};
 
-/// The TLS setting of a client, or why it cannot be made.
-fn tls_config(config: &ClientConfig, url: &str) -> Result<Arc<rustls::ClientConfig>, ClientError> {
-    config
-        .tls
-        .config()
-        .map(Arc::new)
-        .map_err(|e| ClientError::Url {
-            url: error::redacted(url),
-            reason: e.to_string(),
-        })
+/// The TLS connector of a client, or why it cannot be made.
+fn tls_connector(config: &ClientConfig, url: &str) -> Result<crate::TlsConnector, ClientError> {
+    config.tls.connector().map_err(|e| ClientError::Url {
+        url: error::redacted(url),
+        reason: e.to_string(),
+    })
 }
 
 #[derive(Clone)]
@@ -154,7 +150,7 @@ impl Client {
                     return Err(bad("expected msgpack://host:port"));
                 }
                 let target = match scheme.ends_with("tls") {
-                    true => Target::Tls(addr.to_owned(), tls_config(&config, url)?),
+                    true => Target::Tls(addr.to_owned(), tls_connector(&config, url)?),
                     false => Target::Tcp(addr.to_owned()),
                 };
                 let handlers = Arc::new(Dispatcher::new(handlers));
@@ -175,7 +171,7 @@ impl Client {
                     format!("{rest}/")
                 };
                 let target = match scheme.ends_with("wss") {
-                    true => Target::Wss(format!("wss://{path}"), tls_config(&config, url)?),
+                    true => Target::Wss(format!("wss://{path}"), tls_connector(&config, url)?),
                     false => Target::Ws(format!("ws://{path}")),
                 };
                 let handlers = Arc::new(Dispatcher::new(handlers));

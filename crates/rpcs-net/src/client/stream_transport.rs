@@ -7,6 +7,7 @@ use super::retry::reconnect;
 use super::{ClientConfig, ClientError};
 use crate::session::msgpack::{start, PeerInfo};
 use crate::session::{ws, Calls, RequestError, Session, StreamLimits};
+use crate::TlsConnector;
 use rpcs_core::{Dispatcher, Value};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -24,9 +25,9 @@ pub(super) enum Target {
     /// JSON-RPC over WebSocket (a ws:// URL).
     Ws(String),
     /// MessagePack-RPC over TLS over TCP (host:port).
-    Tls(String, Arc<rustls::ClientConfig>),
+    Tls(String, TlsConnector),
     /// JSON-RPC over WebSocket over TLS (a wss:// URL).
-    Wss(String, Arc<rustls::ClientConfig>),
+    Wss(String, TlsConnector),
 }
 
 /// A WebSocket client's frame and message bounds.
@@ -38,12 +39,19 @@ fn ws_config(limits: &StreamLimits) -> WebSocketConfig {
     }
 }
 
-/// The host part of `host:port` or of a URL's authority.
-fn host_of(addr: &str) -> &str {
-    match addr.rsplit_once(':') {
-        Some((host, port)) if port.chars().all(|c| c.is_ascii_digit()) => host,
-        _ => addr,
-    }
+/// A TCP connection to `addr` with TLS over it: a failed connection is
+/// `NotSent`, a failed handshake `Tls` (not retried).
+async fn tls_stream(
+    addr: &str,
+    tls: &TlsConnector,
+) -> Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>, ClientError> {
+    let stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .map_err(|e| ClientError::NotSent(format!("{addr}: {e}")))?;
+    let _ = stream.set_nodelay(true);
+    tls.connect(addr, stream)
+        .await
+        .map_err(|e| ClientError::Tls(format!("{addr}: {e}")))
 }
 
 struct State {
@@ -121,14 +129,7 @@ impl StreamTransport {
                 ws::start(calls, ws, limits, (None, 0), None, stop)
             }
             Target::Tls(addr, tls) => {
-                let stream = tokio::net::TcpStream::connect(addr)
-                    .await
-                    .map_err(connect_err)?;
-                let _ = stream.set_nodelay(true);
-                let stream = crate::tls::connect(tls.clone(), host_of(addr), stream)
-                    .await
-                    .map_err(|e| ClientError::Tls(format!("{addr}: {e}")))?;
-                let (r, w) = tokio::io::split(stream);
+                let (r, w) = tokio::io::split(tls_stream(addr, tls).await?);
                 start(calls, r, w, limits, client, stop)
             }
             Target::Wss(url, tls) => {
@@ -141,13 +142,7 @@ impl StreamTransport {
                 } else {
                     format!("{authority}:443")
                 };
-                let stream = tokio::net::TcpStream::connect(&addr)
-                    .await
-                    .map_err(connect_err)?;
-                let _ = stream.set_nodelay(true);
-                let stream = crate::tls::connect(tls.clone(), host_of(&addr), stream)
-                    .await
-                    .map_err(|e| ClientError::Tls(format!("{addr}: {e}")))?;
+                let stream = tls_stream(&addr, tls).await?;
                 let config = ws_config(&limits);
                 let (ws, _) =
                     tokio_tungstenite::client_async_with_config(url.as_str(), stream, Some(config))

@@ -462,17 +462,22 @@ pub(crate) async fn run_call<F>(
 /// when `call` is not an `auth` call.
 fn log_in(session: &Session, calls: &Calls, ctx: &Context, call: &Call) -> Option<CallResult> {
     let auth = calls.auth.as_ref()?;
-    let (method, params) = match call {
-        Call::Positional(method, params) => (method, params.clone()),
-        Call::Named(method, named) => {
-            let name = named.get("name").cloned();
-            let secret = named.get("secret").cloned().unwrap_or(Value::Nil);
-            (method, name.into_iter().chain([secret]).collect())
-        }
+    let method = match call {
+        Call::Positional(method, _) | Call::Named(method, _) => method,
     };
     if !AUTH_METHODS.contains(&method.as_str()) {
         return None;
     }
+    let named;
+    let params: &[Value] = match call {
+        Call::Positional(_, params) => params,
+        Call::Named(_, map) => {
+            let name = map.get("name").cloned();
+            let secret = map.get("secret").cloned().unwrap_or(Value::Nil);
+            named = name.into_iter().chain([secret]).collect::<Vec<_>>();
+            &named
+        }
+    };
     let peer = ctx.peer.map_or_else(
         || format!("connection {}", ctx.connection_id),
         |a| a.to_string(),
@@ -481,7 +486,7 @@ fn log_in(session: &Session, calls: &Calls, ctx: &Context, call: &Call) -> Optio
         peer: &peer,
         protocol: ctx.protocol,
     };
-    Some(auth.check_call(&params, attempt).map(|principal| {
+    Some(auth.check_call(params, attempt).map(|principal| {
         session.set_principal(principal.clone());
         let mut answer = rpcs_core::Map::new();
         answer.insert("name".into(), Value::from(&*principal.name));

@@ -89,8 +89,7 @@ impl StreamLoad {
                     .await
                     .with_context(|| format!("connecting to {addr}"))?;
                 s.set_nodelay(true)?;
-                let host = addr.rsplit_once(':').map_or(addr.as_str(), |(h, _)| h);
-                let s = tls.connect(host, s).await.context("the TLS handshake")?;
+                let s = tls.connect(addr, s).await.context("the TLS handshake")?;
                 self.drive_msgpack(s, window).await
             }
             Target::Unix(path) => {
