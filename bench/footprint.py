@@ -1,6 +1,7 @@
 """The master's footprint next to Redis's, in one run: resident memory per small
 stack item (1,000,000 items of 15 bytes, RSS growth, rpcs master on the memory
-and embedded backends, redis-server with persistence off), the embedded
+and embedded backends pushed over MessagePack-RPC, the memory backend over
+XML-RPC too, redis-server with persistence off), the embedded
 backend's files for them before and after compaction, and its restart time for
 ITEMS items (default 10,000,000) from a snapshot and from a journal.
 
@@ -41,16 +42,20 @@ def free_port():
 
 
 def start_master(*args):
-    """Starts `rpcs master ARGS`; returns the process, its XML-RPC proxy and
+    """Starts `rpcs master ARGS` with an HTTP and a MessagePack-RPC listener;
+    returns the process, its XML-RPC proxy, its MessagePack-RPC address and
     the seconds until it listened."""
     began = time.monotonic()
-    p = subprocess.Popen([RPCS, "master", "--listen", "127.0.0.1:0", *args],
+    p = subprocess.Popen([RPCS, "master", "--listen", "127.0.0.1:0",
+                          "--msgpack", "127.0.0.1:0", *args],
                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    line = p.stdout.readline()
-    if not line.startswith("listening on "):
-        raise RuntimeError(f"rpcs master did not start: {line!r}")
+    urls = [p.stdout.readline() for _ in range(2)]
+    if not all(u.startswith("listening on ") for u in urls):
+        raise RuntimeError(f"rpcs master did not start: {urls!r}")
     took = time.monotonic() - began
-    return p, xmlrpc.client.ServerProxy(line.split()[-1]), took
+    http, msgpack = (u.split()[-1] for u in urls)
+    host, port = msgpack.removeprefix("msgpack://").rsplit(":", 1)
+    return p, xmlrpc.client.ServerProxy(http), (host, int(port)), took
 
 
 def stop(p, graceful=True):
@@ -61,9 +66,33 @@ def stop(p, graceful=True):
     p.wait()
 
 
-def push_rpcs(proxy, n):
+def push_xmlrpc(proxy, n):
     for start in range(0, n, BATCH):
         proxy.stack.pushMany("bench", items(start, min(BATCH, n - start)))
+
+
+def pack(value):
+    """MessagePack for the few types a pushMany request holds."""
+    if isinstance(value, int):
+        return b"\xd2" + value.to_bytes(4, "big", signed=True)
+    if isinstance(value, str):
+        raw = value.encode()
+        return b"\xdb" + len(raw).to_bytes(4, "big") + raw if len(raw) > 31 \
+            else bytes([0xa0 | len(raw)]) + raw
+    return b"\xdd" + len(value).to_bytes(4, "big") + b"".join(pack(v) for v in value)
+
+
+def push_msgpack(address, n):
+    """pushMany over MessagePack-RPC, one call at a time; the answer (small,
+    an integer) must have no error."""
+    with socket.create_connection(address) as s:
+        for start in range(0, n, BATCH):
+            request = [0, start, "stack.pushMany", ["bench", items(start, min(BATCH, n - start))]]
+            s.sendall(pack(request))
+            reply = s.recv(64)
+            # [1, msgid, nil, result]: fixarray 4, 1, an int32 msgid, then nil
+            if not reply.startswith(b"\x94\x01") or b"\xc0" not in reply[2:8]:
+                raise RuntimeError(f"pushMany failed: {reply!r}")
 
 
 def resp(*args):
@@ -96,13 +125,19 @@ def per_item(before, after):
 
 def memory(work):
     rows = []
-    for label, args in [("rpcs master, memory backend", ["--backend", "memory"]),
-                        ("rpcs master, embedded (relaxed)",
-                         ["--durability", "relaxed", "--data-dir", os.path.join(work, "mem")])]:
-        p, proxy, _ = start_master(*args)
+    for label, args, xml in [
+            ("rpcs master, memory backend, MessagePack-RPC", ["--backend", "memory"], False),
+            ("rpcs master, embedded (relaxed), MessagePack-RPC",
+             ["--durability", "relaxed", "--data-dir", os.path.join(work, "mem")], False),
+            ("rpcs master, memory backend, XML-RPC", ["--backend", "memory"], True)]:
+        p, proxy, address, _ = start_master(*args)
         proxy.stack.create("bench")
         before = settle(p.pid)
-        push_rpcs(proxy, ITEMS)
+        if xml:
+            push_xmlrpc(proxy, ITEMS)
+        else:
+            push_msgpack(address, ITEMS)
+        assert proxy.stack.getSize("bench") == ITEMS
         rows.append((label, per_item(before, settle(p.pid))))
         stop(p)
     port = free_port()
@@ -130,8 +165,8 @@ def files(path):
 
 def disk(work):
     data = os.path.join(work, "disk")
-    p, proxy, _ = start_master("--data-dir", data)
-    push_rpcs(proxy, ITEMS)
+    p, _, address, _ = start_master("--data-dir", data)
+    push_msgpack(address, ITEMS)
     journal = files(data)
     stop(p)  # a graceful stop compacts the journal into a snapshot
     return journal, files(data)
@@ -139,18 +174,18 @@ def disk(work):
 
 def restart(work):
     data = os.path.join(work, "restart")
-    p, proxy, _ = start_master("--durability", "relaxed", "--data-dir", data)
-    push_rpcs(proxy, RESTART_ITEMS)
+    p, _, address, _ = start_master("--durability", "relaxed", "--data-dir", data)
+    push_msgpack(address, RESTART_ITEMS)
     stop(p, graceful=False)
     journal_bytes = files(data)
-    p, proxy, from_journal = start_master("--data-dir", data)
+    p, proxy, _, from_journal = start_master("--data-dir", data)
     assert proxy.stack.getSize("bench") == RESTART_ITEMS
     stop(p)
-    p, proxy, from_snapshot = start_master("--data-dir", data)
+    p, proxy, _, from_snapshot = start_master("--data-dir", data)
     assert proxy.stack.getSize("bench") == RESTART_ITEMS
     snapshot_bytes = files(data)
     stop(p)
-    _, _, empty = start_master("--backend", "memory")
+    _, _, _, empty = start_master("--backend", "memory")
     return from_journal, journal_bytes, from_snapshot, snapshot_bytes, empty
 
 

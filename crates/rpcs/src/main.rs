@@ -11,6 +11,7 @@
 //!   `--register` flags of servers.
 //! - `output.rs`: rendering values for people and for machines.
 
+mod alloc;
 mod bench;
 mod call;
 mod cert;
@@ -24,27 +25,7 @@ mod token;
 
 use clap::{Parser, Subcommand};
 
-// A server allocates and frees small buffers for every call; mimalloc does that
-// markedly faster than the system allocator under concurrency.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::process::ExitCode;
-
-/// Makes mimalloc give freed memory back to the system at once. By default it
-/// purges freed pages only on a later allocation by the same thread, so the
-/// buffers of a few large calls (a `pushMany` of 10,000 items) can stay
-/// resident for good: a million small stack items then cost the master 80
-/// bytes each in RSS instead of 40. (Its arenas are committed eagerly before
-/// `main` runs; `MIMALLOC_ARENA_EAGER_COMMIT=0` in the environment changes
-/// that too, for 24 bytes.)
-fn return_freed_memory() {
-    // mimalloc's option number (mimalloc.h, v2), which the -sys crate does
-    // not name.
-    const PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
-    // SAFETY: setting an option is a plain store into mimalloc's option table,
-    // safe at any time; this one is read on every purge.
-    unsafe { libmimalloc_sys::mi_option_set(PURGE_DELAY, 0) }
-}
 
 /// Exit status for a call the server answered with a fault.
 const EXIT_FAULT: u8 = 1;
@@ -107,8 +88,12 @@ fn normalized_args() -> Vec<std::ffi::OsString> {
 }
 
 fn main() -> ExitCode {
-    return_freed_memory();
+    alloc::return_freed_memory();
     let cli = Cli::parse_from(normalized_args());
+    // The master does this once it has loaded its state (see there).
+    if !matches!(cli.command, Command::Master(_)) {
+        alloc::stop_huge_pages();
+    }
     // Servers report what they do; one-shot commands only warn.
     let default_level = match cli.command {
         Command::Master(_) | Command::Registry(_) => "info",
@@ -124,6 +109,7 @@ fn main() -> ExitCode {
         .init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .on_thread_park(alloc::collect_after_large_calls)
         .build()
     {
         Ok(rt) => rt,

@@ -475,6 +475,7 @@ pub async fn master(args: MasterArgs) -> anyhow::Result<()> {
     let shutdown = rpcs_net::server::shutdown_signal().context("installing signal handlers")?;
     let backend = (settings.backend.open(&settings.config.timing).await)
         .with_context(|| format!("opening the {:?} backend", settings.backend))?;
+    crate::alloc::stop_huge_pages();
     let master = Master::new(backend.clone(), settings.config.clone());
     let server_config = fit_open_files(settings.server);
     let server = Server::new(Dispatcher::new(master.table()), server_config);
