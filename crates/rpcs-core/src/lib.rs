@@ -19,6 +19,7 @@
 //! - [`jsonrpc`]: the JSON-RPC 2.0 codec; [`openrpc`]: the `rpc.discover` document.
 //! - [`msgpack`]: MessagePack encoding of [`Value`]; [`msgpack_rpc`]: its RPC messages.
 //! - [`zmtp`]: ZeroMQ's ZMTP 3 framing (greeting, handshake commands, frames).
+//! - [`metrics`]: the Prometheus text format and lock-free latency histograms.
 //! - [`auth`]: access levels ([`Access`]), the [`Principal`] a call runs as, and
 //!   token secrets checked against their hashes.
 //! - [`brine`]: RPyC's serializer; [`rpyc_registry`]: RPyC's registry requests and answers;
@@ -55,6 +56,7 @@ pub mod fault;
 pub mod json;
 pub mod jsonrpc;
 pub mod kind;
+pub mod metrics;
 pub mod msgpack;
 pub mod msgpack_rpc;
 pub mod openrpc;

@@ -18,6 +18,8 @@
 //!   (injectable, for tests), and how often waits look again.
 //! - [`remote`]: the Redis backend, for masters that share their state.
 //! - [`waiters`]: the callers blocked on a stack or a client, woken by name.
+//! - [`metrics`]: the master's stacks, clients and store times on
+//!   `GET /metrics`.
 //! - [`master`]: [`Master`] ties the services to a backend, adds the original
 //!   underscore names, and runs lease expiry and session clean-up.
 
@@ -26,6 +28,7 @@ pub mod clock;
 pub mod journal;
 pub mod local;
 pub mod master;
+pub mod metrics;
 pub mod remote;
 pub mod services;
 pub mod state;

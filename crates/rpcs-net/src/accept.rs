@@ -15,11 +15,14 @@ use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tracing::{debug, warn};
 
+use crate::metrics::ListenerStats;
+
 /// The slots of one listener, under the server's.
 pub(crate) struct Slots {
     global: Arc<Semaphore>,
     local: Arc<Semaphore>,
     listener: String,
+    stats: Arc<ListenerStats>,
     /// When a refusal was last logged (milliseconds since `start`), so a flood
     /// of refused connections logs once a second, not once per connection.
     last_warning: AtomicU64,
@@ -30,16 +33,29 @@ pub(crate) struct Slots {
 pub(crate) struct Slot {
     _local: OwnedSemaphorePermit,
     _global: OwnedSemaphorePermit,
+    stats: Arc<ListenerStats>,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.stats.open.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl Slots {
     /// Slots for a listener (named `listener` in logs) allowing `per_listener`
     /// connections, each also taking one of `global`.
-    pub(crate) fn new(global: Arc<Semaphore>, per_listener: usize, listener: &str) -> Arc<Slots> {
+    pub(crate) fn new(
+        global: Arc<Semaphore>,
+        per_listener: usize,
+        listener: &str,
+        stats: Arc<ListenerStats>,
+    ) -> Arc<Slots> {
         Arc::new(Slots {
             global,
             local: Arc::new(Semaphore::new(per_listener.max(1))),
             listener: listener.to_owned(),
+            stats,
             last_warning: AtomicU64::new(u64::MAX),
             start: Instant::now(),
         })
@@ -47,25 +63,33 @@ impl Slots {
 
     /// A slot, if both caps allow one more connection.
     pub(crate) fn try_take(&self) -> Option<Slot> {
-        let local = self.local.clone().try_acquire_owned().ok()?;
+        let Ok(local) = self.local.clone().try_acquire_owned() else {
+            self.stats.refused.fetch_add(1, Ordering::Relaxed);
+            return None;
+        };
         let Ok(global) = self.global.clone().try_acquire_owned() else {
+            self.stats.refused.fetch_add(1, Ordering::Relaxed);
             self.refused("the server");
             return None;
         };
-        Some(Slot {
-            _local: local,
-            _global: global,
-        })
+        Some(self.slot(local, global))
     }
 
     /// Waits for a slot (the one-shot mode serves one connection and may wait).
     pub(crate) async fn take(&self) -> Option<Slot> {
         let local = self.local.clone().acquire_owned().await.ok()?;
         let global = self.global.clone().acquire_owned().await.ok()?;
-        Some(Slot {
+        Some(self.slot(local, global))
+    }
+
+    fn slot(&self, local: OwnedSemaphorePermit, global: OwnedSemaphorePermit) -> Slot {
+        self.stats.accepted.fetch_add(1, Ordering::Relaxed);
+        self.stats.open.fetch_add(1, Ordering::Relaxed);
+        Slot {
             _local: local,
             _global: global,
-        })
+            stats: self.stats.clone(),
+        }
     }
 
     fn refused(&self, whose: &str) {

@@ -27,6 +27,7 @@
 //! - [`tls`]: TLS on rustls (ring): the server's reloadable certificate,
 //!   mutual TLS, and what our clients verify.
 //! - [`compress`]: gzip for HTTP bodies with a bound on the inflated size.
+//! - [`metrics`]: what a server counts, served as `GET /metrics`.
 
 mod accept;
 pub mod auth;
@@ -34,6 +35,7 @@ pub mod client;
 pub mod compress;
 pub mod config;
 pub mod discovery;
+pub mod metrics;
 mod msgpack_rpc;
 mod rpyc;
 pub mod server;
@@ -48,5 +50,6 @@ pub use auth::Authenticator;
 pub use client::{BlockingClient, Client, ClientConfig, ClientError, Credentials, MethodInfo};
 pub use config::ServerConfig;
 pub use discovery::{Registrar, Registries};
+pub use metrics::MetricsSource;
 pub use server::{shutdown_signal, Listener, Server};
 pub use tls::{ClientTls, Tls, TlsConnector, TlsFiles};

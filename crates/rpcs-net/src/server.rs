@@ -7,6 +7,7 @@
 
 use crate::accept::Slots;
 use crate::config::ServerConfig;
+use crate::metrics::{Metrics, MetricsSource};
 use crate::session::Calls;
 use rpcs_core::{BoxFuture, Dispatcher};
 use std::future::Future;
@@ -22,6 +23,7 @@ use tracing::{info, warn};
 pub(crate) struct Shared {
     pub(crate) dispatcher: Arc<Dispatcher>,
     pub(crate) config: ServerConfig,
+    pub(crate) metrics: Arc<Metrics>,
     next_connection: AtomicU64,
     /// The server-wide connection cap, under which each listener has its own.
     slots: Arc<Semaphore>,
@@ -39,6 +41,7 @@ impl Shared {
             self.slots.clone(),
             self.config.max_connections_per_listener,
             url,
+            self.metrics.listener(url),
         )
     }
 
@@ -48,6 +51,7 @@ impl Shared {
             dispatcher: self.dispatcher.clone(),
             timeout: self.config.call_timeout,
             auth: self.config.auth.clone(),
+            metrics: self.metrics.clone(),
         }
     }
 }
@@ -109,14 +113,26 @@ impl Server {
             dispatcher.require_authentication();
         }
         let slots = Arc::new(Semaphore::new(config.max_connections.max(1)));
+        let metrics = Arc::new(Metrics::new(dispatcher.table()));
         Server {
             shared: Arc::new(Shared {
                 dispatcher: Arc::new(dispatcher),
                 config,
+                metrics,
                 next_connection: AtomicU64::new(1),
                 slots,
             }),
         }
+    }
+
+    /// Adds the application's own metrics to every `GET /metrics` (before the
+    /// server runs; afterwards the server is shared and this does nothing).
+    pub fn with_metrics_source(mut self, source: Arc<dyn MetricsSource>) -> Server {
+        let metrics = Arc::get_mut(&mut self.shared).and_then(|s| Arc::get_mut(&mut s.metrics));
+        if let Some(metrics) = metrics {
+            metrics.set_source(source);
+        }
+        self
     }
 
     /// The dispatcher being served.

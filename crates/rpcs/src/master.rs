@@ -4,9 +4,10 @@ use crate::register::{self, RegisterArgs};
 use anyhow::Context as _;
 use clap::{Args, ValueEnum};
 use rpcs_core::Dispatcher;
+use rpcs_master::metrics::MasterMetrics;
 use rpcs_master::remote::RedisConfig;
 use rpcs_master::{BackendConfig, Durability, Limits, Master, MasterConfig};
-use rpcs_net::{Listener, Server, ServerConfig, Tls, TlsFiles};
+use rpcs_net::{Listener, MetricsSource, Server, ServerConfig, Tls, TlsFiles};
 use serde::Deserialize;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -478,7 +479,9 @@ pub async fn master(args: MasterArgs) -> anyhow::Result<()> {
     crate::alloc::stop_huge_pages();
     let master = Master::new(backend.clone(), settings.config.clone());
     let server_config = fit_open_files(settings.server);
-    let server = Server::new(Dispatcher::new(master.table()), server_config);
+    let metrics = Arc::new(MasterSource(MasterMetrics::new(backend.clone())));
+    let server =
+        Server::new(Dispatcher::new(master.table()), server_config).with_metrics_source(metrics);
     let maintenance = master.spawn_maintenance();
     if settings.stdio {
         info!(backend = ?settings.backend, "master serving one session on stdin/stdout");
@@ -539,4 +542,14 @@ pub async fn master(args: MasterArgs) -> anyhow::Result<()> {
     backend.shutdown().await.context("stopping the backend")?;
     info!("master stopped");
     Ok(())
+}
+
+/// The master's metrics, on the server's `GET /metrics`.
+struct MasterSource(MasterMetrics);
+
+impl MetricsSource for MasterSource {
+    fn render(&self) -> rpcs_core::BoxFuture<String> {
+        let metrics = self.0.clone();
+        Box::pin(async move { metrics.render().await })
+    }
 }

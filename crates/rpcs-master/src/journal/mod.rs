@@ -29,6 +29,7 @@ pub mod file;
 pub mod record;
 
 use file::JournalFile;
+use rpcs_core::metrics::Histogram;
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -135,6 +136,12 @@ impl Receipt {
         Receipt { rx, journal: None }
     }
 }
+
+/// How long each strict commit (a batch's write and its sync) took, in this
+/// process, over every journal.
+pub static COMMIT_TIMES: Histogram = Histogram::new();
+/// How long each relaxed mode's periodic sync took.
+pub static SYNC_TIMES: Histogram = Histogram::new();
 
 /// An append-only journal; see the module documentation.
 pub struct Journal {
@@ -456,7 +463,10 @@ impl Writer {
         self.last_sync = Instant::now();
         lock(&self.shared.pending).dirty = false;
         let mut disk = lock(&self.shared.disk);
-        match disk.file.sync() {
+        let started = Instant::now();
+        let synced = disk.file.sync();
+        SYNC_TIMES.observe(started.elapsed());
+        match synced {
             Ok(()) => self.shared.synced.store(disk.good, Ordering::SeqCst),
             Err(e) => {
                 lock(&self.shared.pending).dirty = true;
@@ -469,7 +479,9 @@ impl Writer {
 impl Disk {
     /// Writes a batch and syncs it (strict mode), then tells its callers.
     fn commit(&mut self, shared: &Shared, bytes: &[u8], receipts: Receipts) {
+        let started = Instant::now();
         let result = self.file.append(bytes).and_then(|()| self.file.sync());
+        COMMIT_TIMES.observe(started.elapsed());
         let outcome = match result {
             Ok(()) => {
                 self.good += bytes.len() as u64;

@@ -5,6 +5,7 @@
 
 use super::retry::reconnect;
 use super::{ClientConfig, ClientError};
+use crate::metrics::Metrics;
 use crate::session::msgpack::{start, PeerInfo};
 use crate::session::{ws, Calls, RequestError, Session, StreamLimits};
 use crate::TlsConnector;
@@ -102,6 +103,8 @@ impl StreamTransport {
             dispatcher: self.handlers.clone(),
             timeout: None,
             auth: None,
+            // Calls the server makes to this client are counted nowhere.
+            metrics: Arc::new(Metrics::new(self.handlers.table())),
         };
         let stop = self.stop_rx.clone();
         let (session, _) = match &self.target {

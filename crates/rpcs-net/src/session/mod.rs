@@ -13,6 +13,7 @@ pub(crate) mod ws;
 pub(crate) use outbox::{ByteSink, FrameSink, Outbox};
 
 use crate::auth::{Attempt, Authenticator, AUTH_METHODS};
+use crate::metrics::Metrics;
 use rpcs_core::{
     BoxFuture, CallResult, Context, Dispatcher, Fault, Peer, PeerCall, Principal, Value,
 };
@@ -22,7 +23,7 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::Poll;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 
@@ -379,11 +380,23 @@ pub(crate) struct Calls {
     /// The tokens a stream's `auth` call is checked against (`None`: the
     /// server asks for none, and `auth` is an ordinary method name).
     pub auth: Option<Arc<Authenticator>>,
+    /// Where each answered call is counted.
+    pub metrics: Arc<Metrics>,
 }
 
 impl Calls {
-    /// Runs one call under the time limit.
+    /// Runs one call under the time limit, and counts it.
     pub(crate) async fn run(&self, ctx: &Context, call: Call) -> CallResult {
+        let started = Instant::now();
+        let stats = match &call {
+            Call::Positional(method, _) | Call::Named(method, _) => self.metrics.method(method),
+        };
+        let outcome = self.run_timed(ctx, call).await;
+        stats.record(ctx.protocol, &outcome, started.elapsed());
+        outcome
+    }
+
+    async fn run_timed(&self, ctx: &Context, call: Call) -> CallResult {
         match self.timeout {
             None => self.dispatch(ctx, call).await,
             // Boxed, so that the common case carries no timer in its future.

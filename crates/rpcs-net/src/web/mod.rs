@@ -151,6 +151,9 @@ async fn serve_http<S>(
                 };
                 return Ok::<_, Infallible>(upgrade::answer(ws, req, &upgraded));
             }
+            if req.uri().path() == METRICS_PATH && !rpc_path {
+                return Ok::<_, Infallible>(metrics(&shared, peer, &req).await);
+            }
             Ok::<_, Infallible>(handle(&shared, peer, conn_id, req).await)
         }
     });
@@ -267,7 +270,10 @@ async fn handle(shared: &Shared, peer: SocketAddr, conn_id: u64, req: Request<In
         let mut ctx = Context::new("jsonrpc", Some(peer), conn_id);
         ctx.principal = principal;
         let limit = config.max_batch_answer_bytes;
-        return match jsonrpc_answer(&shared.calls(), &ctx, &body, limit).await {
+        let answer = jsonrpc_answer(&shared.calls(), &ctx, &body, limit).await;
+        let sent = answer.as_ref().map_or(0, Vec::len);
+        shared.metrics.record_bytes("jsonrpc", body.len(), sent);
+        return match answer {
             Some(answer) => reply(
                 answer,
                 "application/json",
@@ -292,7 +298,43 @@ async fn handle(shared: &Shared, peer: SocketAddr, conn_id: u64, req: Request<In
         }
     };
     let answer = xmlrpc::encode_response(&outcome);
+    shared
+        .metrics
+        .record_bytes("xmlrpc", body.len(), answer.len());
     reply(answer, "text/xml", gzip_reply, config.gzip_threshold)
+}
+
+/// Where the server's metrics are served.
+const METRICS_PATH: &str = "/metrics";
+
+/// `GET /metrics`: every counter in the Prometheus text format. With tokens,
+/// only a token that sees the whole server may read them (they name every
+/// stack and listener).
+async fn metrics(shared: &Shared, peer: SocketAddr, req: &Request<Incoming>) -> Reply {
+    if req.method() != Method::GET {
+        let mut resp = plain(StatusCode::METHOD_NOT_ALLOWED, "metrics are read with GET");
+        resp.headers_mut()
+            .insert(ALLOW, HeaderValue::from_static("GET"));
+        return resp;
+    }
+    match authenticate(shared, peer, req.headers(), "metrics") {
+        Err(_) => return unauthorized(),
+        Ok(Some(principal)) if principal.prefix.is_some() => {
+            return plain(
+                StatusCode::FORBIDDEN,
+                "NOPERM: metrics need a token that sees the whole server",
+            );
+        }
+        Ok(_) => {}
+    }
+    let failures = shared.config.auth.as_ref().map(|a| a.failures());
+    let text = shared.metrics.render(failures).await;
+    let mut resp = Response::new(Full::new(Bytes::from(text)));
+    resp.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static(crate::metrics::CONTENT_TYPE),
+    );
+    resp
 }
 
 /// Why a request's credentials were not accepted.

@@ -415,9 +415,18 @@ async fn run(out: &Out, ch: &Channel, event: Event) {
     let mut ctx = Context::new(PROTOCOL, None, peer.conn_id);
     ctx.principal = principal;
     let dispatcher = &peer.calls.dispatcher;
+    let started = std::time::Instant::now();
     let reply = peer
         .shared_limited(dispatcher.call_streaming(&ctx, &event.name, params))
         .await;
+    // A stream counts when it starts: its items can go on for as long as the
+    // client keeps asking.
+    let outcome = match &reply {
+        Ok(_) => Ok(Value::Nil),
+        Err(f) => Err(f.clone()),
+    };
+    let stats = peer.calls.metrics.method(&event.name);
+    stats.record(PROTOCOL, &outcome, started.elapsed());
     match reply {
         Ok(Reply::Value(v)) => finish(out, Ok(v)).await,
         Err(f) => finish(out, Err(f)).await,
