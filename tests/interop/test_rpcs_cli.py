@@ -284,3 +284,17 @@ def test_bytes_and_datetime_output(typed_server, run_rpcs):
     assert json.loads(out) == "2026-11-21T05:17:00"
     out = ok(run_rpcs("call", typed_server, "both", "--print-json"))
     assert json.loads(out) == {"b": "aGk=", "t": "1999-01-02T23:59:59"}
+
+
+def test_methods_hides_the_underscore_aliases_unless_asked(master_endpoints, run_rpcs):
+    def names(*flags):
+        listing = json.loads(ok(run_rpcs("methods", master_endpoints.http, "--json", *flags)))
+        return {m["name"] for m in listing}
+
+    shown, every = names(), names("--all")
+    assert {"stack.push", "provider.login"} <= shown
+    assert not {"stack_push", "provider_login"} & shown
+    assert {"stack.push", "stack_push", "provider_login"} <= every
+    # The plain listing hides them too (remote_repr, with no dotted twin, stays: see above).
+    text = ok(run_rpcs("methods", master_endpoints.http))
+    assert "stack_push(" not in text and "stack.push(" in text

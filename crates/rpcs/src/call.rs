@@ -146,6 +146,10 @@ pub struct MethodsArgs {
     /// Print the list as JSON.
     #[arg(long)]
     json: bool,
+    /// Also list the underscore aliases (`stack_push` beside `stack.push`),
+    /// which are hidden by default.
+    #[arg(long)]
+    all: bool,
 }
 
 /// Turns command-line arguments into call parameters.
@@ -184,7 +188,7 @@ pub async fn call(mut args: CallArgs) -> anyhow::Result<()> {
         }
     }
     let Some(method) = args.method else {
-        return list(&args.conn, args.print_json).await;
+        return list(&args.conn, args.print_json, false).await;
     };
     let client = args.conn.client()?;
     let params = parse_args(&args.args, args.json_args)?;
@@ -219,12 +223,15 @@ pub async fn call(mut args: CallArgs) -> anyhow::Result<()> {
 }
 
 pub async fn methods(args: MethodsArgs) -> anyhow::Result<()> {
-    list(&args.conn, args.json).await
+    list(&args.conn, args.json, args.all).await
 }
 
-async fn list(conn: &Connection, as_json: bool) -> anyhow::Result<()> {
+async fn list(conn: &Connection, as_json: bool, aliases: bool) -> anyhow::Result<()> {
     let client = conn.client()?;
-    let methods = client.describe().await.map_err(fault_exit)?;
+    let mut methods = client.describe().await.map_err(fault_exit)?;
+    if !aliases {
+        methods = without_aliases(methods);
+    }
     if as_json {
         let items: Vec<serde_json::Value> = methods.iter().map(method_json).collect();
         println!("{}", serde_json::to_string(&items)?);
@@ -238,6 +245,20 @@ async fn list(conn: &Connection, as_json: bool) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The methods without the underscore aliases of dotted names: `stack_push`
+/// goes when `stack.push` is there too (the master keeps the original
+/// rpcServices names beside its own).
+fn without_aliases(methods: Vec<MethodInfo>) -> Vec<MethodInfo> {
+    let names: std::collections::HashSet<String> = methods.iter().map(|m| m.name.clone()).collect();
+    methods
+        .into_iter()
+        .filter(|m| {
+            let dotted = m.name.replacen('_', ".", 1);
+            dotted == m.name || !names.contains(&dotted)
+        })
+        .collect()
 }
 
 fn method_json(m: &MethodInfo) -> serde_json::Value {
