@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs the whole test suite: Rust unit and integration tests, then the interop
-# tests against real Python peers. Installs what it needs on the way: system
+# tests against real Python peers, then the Python client package's tests
+# (clients/python). Installs what it needs on the way: system
 # packages through apt when missing (redis-server for the Redis backend's
 # tests, Python's venv), and a Python virtualenv (.venv) with the
 # interop peers from tests/interop/requirements.txt.
@@ -43,6 +44,9 @@ if [ "$(cat "$req_stamp" 2>/dev/null)" != "$want" ]; then
     .venv/bin/python -m pip install -q --disable-pip-version-check -r tests/interop/requirements.txt
     echo "$want" > "$req_stamp"
 fi
+# The client package (clients/python), installed afresh each run: the interop tests run the
+# examples that use it, and its own suite runs last.
+.venv/bin/python -m pip install -q --disable-pip-version-check ./clients/python
 
 say "building"
 cargo build --workspace --bins --quiet
@@ -57,3 +61,6 @@ cargo test --workspace --doc --quiet
 
 say "interop tests against real Python peers"
 RPCS_BIN_DIR="$root/target/debug" .venv/bin/python -m pytest tests/interop -q -p no:cacheprovider
+
+say "Python client package tests (clients/python)"
+RPCS_BIN_DIR="$root/target/debug" .venv/bin/python -m pytest clients/python/tests -q -p no:cacheprovider

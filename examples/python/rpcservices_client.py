@@ -1,8 +1,7 @@
-"""A tiny standard-library client for an rpcs master (Python 3, xmlrpc.client only).
+"""The master's dotted methods, with faults as exception classes (Python 3).
 
-The master reports errors as XML-RPC faults whose string starts with the error's name,
-e.g. ``'StackIndexError: pop from empty stack "in"'``. This module turns such faults back
-into local exception classes, as the original rpcServices stubs did::
+Superseded by the ``rpcservices`` package (``pip install ./clients/python``), which carries
+the original rpcServices API; this module keeps the older call style on top of it::
 
     from rpcservices_client import Master, StackIndexError
 
@@ -15,128 +14,54 @@ into local exception classes, as the original rpcServices stubs did::
 
 ``Master(url).stack``, ``.storage`` and ``.provider`` proxy the dotted methods
 (``stack.push``, ``storage.getParameter``, ``provider.login``, ...). A fault whose name has
-no class here raises the generic ``RemoteError``.
+no class raises the generic ``RemoteError``. Without the package installed, it is taken from
+this checkout's ``clients/python/src``.
 """
 
-import re
-import xmlrpc.client
+import sys
+from pathlib import Path
 
-__all__ = [
-    "Master",
-    "RemoteError",
-    "StackIndexError",
-    "StackNotFoundError",
-    "StorageNotFoundError",
-    "ParameterNotFoundError",
-    "ClientNotFoundError",
-    "ItemTooLargeError",
-    "QueueFullError",
-    "StoreError",
-    "RemoteValueError",
-    "RemoteTypeError",
-    "RemoteOverflowError",
-    "error_from_fault",
-]
+try:
+    import rpcservices
+except ImportError:  # run from a checkout
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "clients" / "python" / "src"))
+    import rpcservices
 
+import rpcservices._transport
+from rpcservices import errors
+from rpcservices.errors import *  # noqa: F401,F403 - the exception classes
+from rpcservices.errors import ERRORS  # noqa: F401
 
-class RemoteError(Exception):
-    """A fault from the master; ``name`` is the error name before ':' (or None)."""
-
-    def __init__(self, fault, name=None, message=None):
-        super().__init__(fault.faultString)
-        self.fault = fault
-        self.fault_code = fault.faultCode
-        self.name = name
-        self.message = fault.faultString if message is None else message
-
-
-class StackIndexError(RemoteError, IndexError):
-    """Pop or take from an empty stack."""
-
-
-class StackNotFoundError(RemoteError, LookupError):
-    """No stack of that name."""
-
-
-class StorageNotFoundError(RemoteError, LookupError):
-    """No storage of that name."""
-
-
-class ParameterNotFoundError(RemoteError, LookupError):
-    """The storage has no such parameter."""
-
-
-class ClientNotFoundError(RemoteError, LookupError):
-    """No provider client of that name is logged in."""
-
-
-class ItemTooLargeError(RemoteError, ValueError):
-    """An item, value or message is larger than the master accepts."""
-
-
-class QueueFullError(RemoteError):
-    """A client's message queue is full."""
-
-
-class StoreError(RemoteError):
-    """The master's store failed (fault name ``StorageError``)."""
-
-
-class RemoteValueError(RemoteError, ValueError):
-    """The master rejected an argument (fault name ``ValueError``)."""
-
-
-class RemoteTypeError(RemoteError, TypeError):
-    """An argument or stored value has the wrong type (fault name ``TypeError``)."""
-
-
-class RemoteOverflowError(RemoteError, OverflowError):
-    """A counter left the 64-bit range (fault name ``OverflowError``)."""
-
-
-ERRORS = {
-    "StackIndexError": StackIndexError,
-    "StackNotFoundError": StackNotFoundError,
-    "StorageNotFoundError": StorageNotFoundError,
-    "ParameterNotFoundError": ParameterNotFoundError,
-    "ClientNotFoundError": ClientNotFoundError,
-    "ItemTooLargeError": ItemTooLargeError,
-    "QueueFullError": QueueFullError,
-    "StorageError": StoreError,
-    "ValueError": RemoteValueError,
-    "TypeError": RemoteTypeError,
-    "OverflowError": RemoteOverflowError,
-}
-
-_NAMED = re.compile(r"([A-Za-z_][A-Za-z0-9_]*):\s?(.*)", re.DOTALL)
+__all__ = ["Master", *errors.__all__]
 
 
 def error_from_fault(fault):
     """The exception for an ``xmlrpc.client.Fault``: its named class, else ``RemoteError``."""
-    m = _NAMED.match(fault.faultString)
-    if not m:
-        return RemoteError(fault)
-    name, message = m.groups()
-    return ERRORS.get(name, RemoteError)(fault, name, message)
+    return errors.error_from_fault(fault.faultCode, fault.faultString)
+
+
+class _Transport(rpcservices._transport.XmlRpcTransport):
+    use_builtin_types = False  # xmlrpc.client's DateTime and Binary, as before
+
+
+class _Client(rpcservices.XmlRpcClient):
+    transport_class = _Transport
 
 
 class _Service:
     """Calls ``<service>.<method>`` on the master, raising mapped exceptions for faults."""
 
-    def __init__(self, proxy, service):
-        self._proxy = proxy
+    def __init__(self, client, service):
+        self._client = client
         self._service = service
 
     def __getattr__(self, method):
         if method.startswith("_"):
             raise AttributeError(method)
-        remote = getattr(self._proxy, f"{self._service}.{method}")
+        name = f"{self._service}.{method}"
 
         def call(*args):
-            try:
-                return remote(*args)
-            except xmlrpc.client.Fault as fault:
-                raise error_from_fault(fault) from None
+            return self._client.call(name, *args)
 
         call.__name__ = method
         return call
@@ -146,17 +71,17 @@ class Master:
     """A connection to an rpcs master: ``stack``, ``storage`` and ``provider`` services."""
 
     def __init__(self, url="http://localhost:8000"):
-        self._proxy = xmlrpc.client.ServerProxy(url, allow_none=True)
-        self.stack = _Service(self._proxy, "stack")
-        self.storage = _Service(self._proxy, "storage")
-        self.provider = _Service(self._proxy, "provider")
+        self._client = _Client(url)
+        self.stack = _Service(self._client, "stack")
+        self.storage = _Service(self._client, "storage")
+        self.provider = _Service(self._client, "provider")
 
     def ping(self):
         """True if the master answers."""
-        return self._proxy.ping()
+        return self._client.ping()
 
     def close(self):
-        self._proxy("close")()
+        self._client.close()
 
     def __enter__(self):
         return self
