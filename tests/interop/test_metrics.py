@@ -266,3 +266,29 @@ def test_with_tokens_a_scrape_needs_one_that_sees_the_whole_server(auth_master):
     assert "rpcs_build_info" in families
     # The wrong secret was counted (a request with no header names no token).
     assert sample(families, "rpcs_auth_failures") >= 1
+
+
+def test_rpc_stats_counts_every_answered_call_on_any_protocol(master):
+    proxy = xmlrpc.client.ServerProxy(master.http)
+    first = proxy.rpc.stats()
+    stack = f"stats-{uuid.uuid4().hex}"
+    proxy.stack.push(stack, "a")
+    assert msgpack_call(master.msgpack_addr, "stack.push", [stack, "b"])[2] is None
+    with pytest.raises(xmlrpc.client.Fault):
+        proxy.stack.pop(f"nothere-{uuid.uuid4().hex}")
+    second = msgpack_call(master.msgpack_addr, "rpc.stats", [])[3]
+    # The three calls and the first rpc.stats (counted once it was answered).
+    assert second["calls"] - first["calls"] == 4
+    assert second["faults"] - first["faults"] == 1
+    assert second["connections"] >= 1
+
+
+def test_the_monitor_shows_the_servers_totals(master, run_rpcs):
+    out = run_rpcs("monitor", master.http, "--once", "--json")
+    assert out.returncode == 0, out.stderr
+    server = json.loads(out.stdout)["server"]
+    assert server["calls"] >= 1 and server["faults"] >= 0
+    assert server["callsPerSecond"] is None  # one look has no rate yet
+    plain = run_rpcs("monitor", master.http, "--once")
+    assert plain.returncode == 0, plain.stderr
+    assert plain.stdout.splitlines()[0].startswith("calls ")

@@ -159,6 +159,12 @@ impl Dispatcher {
         &self.table
     }
 
+    /// The table, to add methods to (a server adds its own, such as
+    /// `rpc.stats`).
+    pub fn table_mut(&mut self) -> &mut MethodTable {
+        &mut self.table
+    }
+
     /// Runs one call. Multicall expands into one dispatch per inner call.
     pub async fn call(&self, ctx: &Context, method: &str, params: Vec<Value>) -> CallResult {
         let m = self.lookup(ctx, method)?;

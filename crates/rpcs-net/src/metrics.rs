@@ -11,11 +11,12 @@
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 pub use rpcs_core::metrics::{escape, family, Histogram, CONTENT_TYPE};
 use rpcs_core::table::{BoxFuture, CallResult, MethodTable};
+use rpcs_core::value::{Map, Value};
 
 /// The protocols calls are counted under (as `Context::protocol` names them);
 /// anything else counts as the last, `other`.
@@ -95,7 +96,7 @@ pub(crate) struct Metrics {
     unknown: MethodStats,
     traffic: [Traffic; PROTOCOLS.len()],
     listeners: Mutex<Vec<(String, Arc<ListenerStats>)>>,
-    source: Option<Arc<dyn MetricsSource>>,
+    source: OnceLock<Arc<dyn MetricsSource>>,
 }
 
 impl Metrics {
@@ -109,13 +110,14 @@ impl Metrics {
             unknown: MethodStats::default(),
             traffic: Default::default(),
             listeners: Mutex::new(Vec::new()),
-            source: None,
+            source: OnceLock::new(),
         }
     }
 
-    /// Adds the application's own metrics to every scrape.
-    pub(crate) fn set_source(&mut self, source: Arc<dyn MetricsSource>) {
-        self.source = Some(source);
+    /// Adds the application's own metrics to every scrape (the first source
+    /// set stays).
+    pub(crate) fn set_source(&self, source: Arc<dyn MetricsSource>) {
+        let _ = self.source.set(source);
     }
 
     /// The counts of `method` (of unknown methods when the table has none
@@ -139,6 +141,32 @@ impl Metrics {
         stats
     }
 
+    /// The totals `rpc.stats` answers: calls and faults over every method
+    /// and protocol, and the connections open now.
+    pub(crate) fn totals(&self) -> Value {
+        let sum = |pick: fn(&MethodStats) -> &[AtomicU64; PROTOCOLS.len()]| -> i64 {
+            let all = self.methods.values().chain(std::iter::once(&self.unknown));
+            let n: u64 = all
+                .flat_map(|m| pick(m).iter())
+                .map(|c| c.load(Ordering::Relaxed))
+                .sum();
+            i64::try_from(n).unwrap_or(i64::MAX)
+        };
+        let listeners = self.listeners.lock().unwrap_or_else(|p| p.into_inner());
+        let open: u64 = listeners
+            .iter()
+            .map(|(_, s)| s.open.load(Ordering::Relaxed))
+            .sum();
+        let mut map = Map::new();
+        map.insert("calls".into(), Value::Int(sum(|m| &m.calls)));
+        map.insert("faults".into(), Value::Int(sum(|m| &m.faults)));
+        map.insert(
+            "connections".into(),
+            Value::Int(i64::try_from(open).unwrap_or(i64::MAX)),
+        );
+        Value::Struct(map)
+    }
+
     /// Every metric, in the text format; `auth_failures` when the server
     /// checks tokens.
     pub(crate) async fn render(&self, auth_failures: Option<u64>) -> String {
@@ -157,7 +185,7 @@ impl Metrics {
             );
             let _ = writeln!(out, "rpcs_auth_failures_total {failures}");
         }
-        if let Some(source) = &self.source {
+        if let Some(source) = self.source.get() {
             out.push_str(&source.render().await);
         }
         out

@@ -9,12 +9,14 @@ use crate::accept::Slots;
 use crate::config::ServerConfig;
 use crate::metrics::{Metrics, MetricsSource};
 use crate::session::Calls;
+use rpcs_core::auth::Access;
+use rpcs_core::Value;
 use rpcs_core::{BoxFuture, Dispatcher};
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 use tracing::{info, warn};
@@ -98,6 +100,25 @@ impl Listener {
     }
 }
 
+/// Adds `rpc.stats` to the table: the server's call, fault and connection
+/// totals, for monitors that speak any protocol (`GET /metrics` has the
+/// detail, on HTTP). The metrics it reads are made from the table, this
+/// method included, so they are filled in afterwards.
+fn add_stats_method(dispatcher: &mut Dispatcher) -> Arc<OnceLock<Arc<Metrics>>> {
+    let metrics: Arc<OnceLock<Arc<Metrics>>> = Arc::default();
+    let read = metrics.clone();
+    dispatcher
+        .table_mut()
+        .register(
+            "rpc.stats",
+            "Return the server's totals: {calls, faults} answered since it started \
+             (over every method and protocol) and the connections open now.",
+            move || -> Value { read.get().map_or(Value::Nil, |m| m.totals()) },
+        )
+        .access(Access::Read);
+    metrics
+}
+
 /// Serves one [`Dispatcher`] on any number of listeners.
 ///
 /// Cloning is cheap; clones serve the same dispatcher and share the connection cap.
@@ -113,7 +134,9 @@ impl Server {
             dispatcher.require_authentication();
         }
         let slots = Arc::new(Semaphore::new(config.max_connections.max(1)));
+        let totals = add_stats_method(&mut dispatcher);
         let metrics = Arc::new(Metrics::new(dispatcher.table()));
+        let _ = totals.set(metrics.clone());
         Server {
             shared: Arc::new(Shared {
                 dispatcher: Arc::new(dispatcher),
@@ -125,13 +148,10 @@ impl Server {
         }
     }
 
-    /// Adds the application's own metrics to every `GET /metrics` (before the
-    /// server runs; afterwards the server is shared and this does nothing).
-    pub fn with_metrics_source(mut self, source: Arc<dyn MetricsSource>) -> Server {
-        let metrics = Arc::get_mut(&mut self.shared).and_then(|s| Arc::get_mut(&mut s.metrics));
-        if let Some(metrics) = metrics {
-            metrics.set_source(source);
-        }
+    /// Adds the application's own metrics to every `GET /metrics` (once: a
+    /// second source is ignored).
+    pub fn with_metrics_source(self, source: Arc<dyn MetricsSource>) -> Server {
+        self.shared.metrics.set_source(source);
         self
     }
 

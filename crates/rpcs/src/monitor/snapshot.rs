@@ -40,6 +40,21 @@ pub struct StackRow {
     pub rate: Option<f64>,
 }
 
+/// The server's own totals (`rpc.stats`) and their rates.
+#[derive(Debug, Clone, Default)]
+pub struct ServerRow {
+    /// Calls answered since the server started.
+    pub calls: i64,
+    /// Of which faults.
+    pub faults: i64,
+    /// Connections open now.
+    pub connections: i64,
+    /// Calls per second since the snapshot before, the monitor's own left out.
+    pub calls_rate: Option<f64>,
+    /// Faults per second since the snapshot before.
+    pub faults_rate: Option<f64>,
+}
+
 /// What a master looks like now.
 #[derive(Debug, Clone)]
 pub struct Snapshot {
@@ -47,6 +62,8 @@ pub struct Snapshot {
     pub clients: Vec<ClientRow>,
     pub stacks: Vec<StackRow>,
     pub storages: Vec<(String, i64)>,
+    /// `None` from a server without `rpc.stats`.
+    pub server: Option<ServerRow>,
 }
 
 fn names(v: Value) -> Vec<String> {
@@ -138,12 +155,17 @@ impl Snapshot {
                 vec![Value::String(s.clone())],
             ));
         }
+        // The calls this look costs, counted in the server's totals: three
+        // listings, the multicall, and the previous look's `rpc.stats`.
+        let own = 3 + i64::from(!calls.is_empty()) + 1;
         let answers = if calls.is_empty() {
             Vec::new()
         } else {
             client.multicall(calls).await?
         };
+        let stats = client.call("rpc.stats", ()).await.ok();
         let at = Instant::now();
+        let server = stats.and_then(|v| server_row(&v, before, at, own));
         let int = |i: usize| {
             answers
                 .get(i)
@@ -185,6 +207,7 @@ impl Snapshot {
             clients,
             stacks,
             storages,
+            server,
         })
     }
 
@@ -226,6 +249,16 @@ impl Snapshot {
             .map(|(n, size)| (n.clone(), Value::Int(*size)))
             .collect();
         let mut m = Map::new();
+        if let Some(server) = &self.server {
+            let rate = |r: Option<f64>| r.map_or(Value::Nil, Value::Double);
+            let mut s = Map::new();
+            s.insert("calls".into(), Value::Int(server.calls));
+            s.insert("faults".into(), Value::Int(server.faults));
+            s.insert("connections".into(), Value::Int(server.connections));
+            s.insert("callsPerSecond".into(), rate(server.calls_rate));
+            s.insert("faultsPerSecond".into(), rate(server.faults_rate));
+            m.insert("server".into(), Value::Struct(s));
+        }
         m.insert("clients".into(), Value::Array(clients));
         m.insert("stacks".into(), Value::Array(stacks));
         m.insert("storages".into(), Value::Struct(storages));
@@ -234,7 +267,11 @@ impl Snapshot {
 
     /// As plain lines.
     pub fn lines(&self) -> Vec<String> {
-        let mut out = vec![format!("clients {}", self.clients.len())];
+        let mut out = Vec::new();
+        if let Some(server) = &self.server {
+            out.push(server_line(server));
+        }
+        out.push(format!("clients {}", self.clients.len()));
         for c in &self.clients {
             out.push(format!("  {}", client_line(c)));
         }
@@ -248,6 +285,41 @@ impl Snapshot {
         }
         out
     }
+}
+
+/// The server's row from an `rpc.stats` answer, with rates against `before`
+/// (`own`: the calls the monitor itself made in between).
+fn server_row(v: &Value, before: Option<&Snapshot>, at: Instant, own: i64) -> Option<ServerRow> {
+    let m = v.as_struct()?;
+    let get = |k: &str| m.get(k).and_then(Value::as_i64).unwrap_or(0);
+    let mut row = ServerRow {
+        calls: get("calls"),
+        faults: get("faults"),
+        connections: get("connections"),
+        ..ServerRow::default()
+    };
+    if let Some(old) = before.and_then(|b| Some((b.at, b.server.as_ref()?))) {
+        let secs = at.duration_since(old.0).as_secs_f64();
+        if secs > 0.0 {
+            let calls = (row.calls - old.1.calls - own).max(0);
+            row.calls_rate = Some(calls as f64 / secs);
+            row.faults_rate = Some((row.faults - old.1.faults).max(0) as f64 / secs);
+        }
+    }
+    Some(row)
+}
+
+/// `calls 1234 (56.0/s)  faults 2 (0.0/s)  connections 5`.
+pub fn server_line(s: &ServerRow) -> String {
+    let rate = |r: Option<f64>| r.map_or(String::new(), |r| format!(" ({r:.1}/s)"));
+    format!(
+        "calls {}{}  faults {}{}  connections {}",
+        s.calls,
+        rate(s.calls_rate),
+        s.faults,
+        rate(s.faults_rate),
+        s.connections
+    )
 }
 
 fn or_dash(v: Option<i64>) -> String {

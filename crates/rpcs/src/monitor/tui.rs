@@ -2,7 +2,7 @@
 //! keys to steer the selected client or all of them.
 
 use super::send;
-use super::snapshot::{Snapshot, StackRow};
+use super::snapshot::{server_line, Snapshot, StackRow};
 use anyhow::Result;
 use ratatui::crossterm::event::{self, Event, KeyCode, KeyEventKind};
 use ratatui::layout::{Constraint, Layout};
@@ -174,17 +174,19 @@ impl View {
             Constraint::Length(1),
         ])
         .areas(f.area());
-        f.render_widget(
-            Paragraph::new(format!("rpcs monitor {}   {HELP}", self.url)),
-            title,
-        );
         let empty = Snapshot {
             at: std::time::Instant::now(),
             clients: Vec::new(),
             stacks: Vec::new(),
             storages: Vec::new(),
+            server: None,
         };
         let snap = self.snapshot.clone().unwrap_or(empty);
+        let totals = snap.server.as_ref().map_or(String::new(), server_line);
+        f.render_widget(
+            Paragraph::new(format!("rpcs monitor {}   {totals}   {HELP}", self.url)),
+            title,
+        );
         let rows = snap.clients.iter().map(|c| {
             let dash = |v: Option<i64>| v.map_or("-".into(), |n| n.to_string());
             Row::new(vec![
