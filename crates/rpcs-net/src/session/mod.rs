@@ -392,7 +392,7 @@ impl Calls {
             Call::Positional(method, _) | Call::Named(method, _) => self.metrics.method(method),
         };
         let outcome = self.run_timed(ctx, call).await;
-        stats.record(ctx.protocol, &outcome, started.elapsed());
+        stats.record(ctx.protocol, outcome.is_err(), started.elapsed());
         outcome
     }
 
