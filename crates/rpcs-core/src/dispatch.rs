@@ -179,7 +179,7 @@ impl Dispatcher {
     /// a missing required one or an unknown name is an invalid-params fault.
     pub async fn call_named(&self, ctx: &Context, method: &str, named: Map) -> CallResult {
         let m = self.lookup(ctx, method)?;
-        let params = positional(m, named)?;
+        let params = m.positional(named)?;
         self.call(ctx, method, params).await
     }
 
@@ -429,43 +429,6 @@ fn approx_len(value: &Value) -> usize {
         };
     }
     total
-}
-
-/// Orders named parameters by the method's parameter names.
-fn positional(method: &Method, mut named: Map) -> Result<Vec<Value>, Fault> {
-    let mut params = Vec::with_capacity(method.params().len());
-    for spec in method.params() {
-        match named.swap_remove(&spec.name) {
-            Some(Value::Array(rest)) if spec.variadic => params.extend(rest),
-            Some(v) if spec.variadic => params.push(v),
-            Some(v) => params.push(v),
-            None if spec.optional => params.push(Value::Nil),
-            None => {
-                return Err(Fault::invalid_params(format!(
-                    "missing parameter {:?}",
-                    spec.name
-                )))
-            }
-        }
-    }
-    if let Some(unknown) = named.keys().next() {
-        return Err(Fault::invalid_params(format!(
-            "unknown parameter {unknown:?} (takes {})",
-            method
-                .params()
-                .iter()
-                .map(|p| p.name.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        )));
-    }
-    // Trailing nils stand for left-out optional parameters: drop them, so a
-    // variadic or optional tail sees no extra arguments.
-    let required = method.params().iter().filter(|p| !p.optional).count();
-    while params.len() > required && params.last() == Some(&Value::Nil) {
-        params.pop();
-    }
-    Ok(params)
 }
 
 /// Builds the `{faultCode, faultString}` struct every protocol's fault shape uses.

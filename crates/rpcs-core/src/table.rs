@@ -4,7 +4,7 @@ use crate::auth::Access;
 use crate::fault::Fault;
 use crate::kind::Kind;
 use crate::params::{check_arity, Context, FromParams, IntoResult, ParamSpec, Params};
-use crate::value::Value;
+use crate::value::{Map, Value};
 use futures_core::Stream;
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -41,6 +41,16 @@ pub(crate) enum Handler {
     Async(Arc<AsyncFn>),
     Stream(Arc<StreamFn>),
     Builtin(Builtin),
+}
+
+/// A raw call's parameters checked against `specs`, with left-out optional
+/// ones filled in as nil (unless a variadic parameter takes the rest).
+fn padded(specs: &[ParamSpec], mut values: Vec<Value>) -> Result<Vec<Value>, Fault> {
+    check_arity(specs, values.len())?;
+    if !specs.iter().any(|p| p.variadic) {
+        values.resize(specs.len(), Value::Nil);
+    }
+    Ok(values)
 }
 
 /// A function returning a stream, usable as a streaming method: any `Fn` of up to
@@ -295,6 +305,46 @@ impl Method {
             .collect()
     }
 
+    /// Orders named parameters (as JSON-RPC sends them) by the method's
+    /// parameter names: a missing optional one is nil, a missing required one
+    /// or an unknown name is an invalid-params fault.
+    pub fn positional(&self, mut named: Map) -> Result<Vec<Value>, Fault> {
+        let method = self;
+        let mut params = Vec::with_capacity(method.params().len());
+        for spec in method.params() {
+            match named.swap_remove(&spec.name) {
+                Some(Value::Array(rest)) if spec.variadic => params.extend(rest),
+                Some(v) if spec.variadic => params.push(v),
+                Some(v) => params.push(v),
+                None if spec.optional => params.push(Value::Nil),
+                None => {
+                    return Err(Fault::invalid_params(format!(
+                        "missing parameter {:?}",
+                        spec.name
+                    )))
+                }
+            }
+        }
+        if let Some(unknown) = named.keys().next() {
+            return Err(Fault::invalid_params(format!(
+                "unknown parameter {unknown:?} (takes {})",
+                method
+                    .params()
+                    .iter()
+                    .map(|p| p.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
+        // Trailing nils stand for left-out optional parameters: drop them, so a
+        // variadic or optional tail sees no extra arguments.
+        let required = method.params().iter().filter(|p| !p.optional).count();
+        while params.len() > required && params.last() == Some(&Value::Nil) {
+            params.pop();
+        }
+        Ok(params)
+    }
+
     /// A one-line rendering like `quadratic(a: double, b: double, c: double) -> array`.
     pub fn synopsis(&self) -> String {
         let params: Vec<String> = self
@@ -417,6 +467,59 @@ impl MethodTable {
         self.insert(name, doc, H::describe(), Handler::Stream(f))
     }
 
+    /// Registers a method known only at run time (read from a config file, say):
+    /// its parameters and result type are given rather than derived from Rust
+    /// types, and `handler` takes the raw positional parameters.
+    ///
+    /// The call's parameters are checked against `params` before the handler
+    /// runs (a wrong count is an invalid-params fault naming what the method
+    /// takes), and left-out optional parameters are passed as [`Value::Nil`],
+    /// so without a variadic parameter the handler always gets exactly
+    /// `params.len()` values. Named parameters (JSON-RPC) map to the names in
+    /// `params`. Checking each value's type is the handler's job.
+    pub fn register_raw<F, Fut>(
+        &mut self,
+        name: &str,
+        doc: &str,
+        params: Vec<ParamSpec>,
+        returns: Kind,
+        handler: F,
+    ) -> MethodBuilder<'_>
+    where
+        F: Fn(&Context, Vec<Value>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = CallResult> + Send + 'static,
+    {
+        let specs = params.clone();
+        let f = move |ctx: &Context, values: Vec<Value>| -> BoxFuture<CallResult> {
+            match padded(&specs, values) {
+                Ok(values) => Box::pin(handler(ctx, values)),
+                Err(fault) => Box::pin(std::future::ready(Err(fault))),
+            }
+        };
+        self.insert(name, doc, (params, returns), Handler::Async(Arc::new(f)))
+    }
+
+    /// Registers a streaming method known only at run time, as
+    /// [`register_raw`](Self::register_raw) does a plain one: `item` is the
+    /// type of each item (introspection reports an array of them), and
+    /// `handler` returns the stream, or a fault before the first item.
+    pub fn register_raw_stream<F>(
+        &mut self,
+        name: &str,
+        doc: &str,
+        params: Vec<ParamSpec>,
+        item: Kind,
+        handler: F,
+    ) -> MethodBuilder<'_>
+    where
+        F: Fn(&Context, Vec<Value>) -> Result<ValueStream, Fault> + Send + Sync + 'static,
+    {
+        let specs = params.clone();
+        let f = move |ctx: &Context, values: Vec<Value>| handler(ctx, padded(&specs, values)?);
+        let returns = Kind::Array(Box::new(item));
+        self.insert(name, doc, (params, returns), Handler::Stream(Arc::new(f)))
+    }
+
     pub(crate) fn register_builtin(
         &mut self,
         name: &str,
@@ -522,5 +625,148 @@ impl MethodTable {
     /// Whether there are none.
     pub fn is_empty(&self) -> bool {
         self.methods.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dispatch::{Dispatcher, Reply};
+
+    fn block_on<F: Future>(f: F) -> F::Output {
+        let mut f = std::pin::pin!(f);
+        let waker = std::task::Waker::noop();
+        let mut cx = std::task::Context::from_waker(waker);
+        loop {
+            if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) {
+                return v;
+            }
+        }
+    }
+
+    fn spec(name: &str, kind: Kind, optional: bool) -> ParamSpec {
+        ParamSpec {
+            name: name.to_owned(),
+            kind,
+            optional,
+            variadic: false,
+        }
+    }
+
+    /// A table with one raw method that echoes its parameters, and a raw
+    /// stream that yields them one by one.
+    fn raw_table() -> MethodTable {
+        let mut table = MethodTable::new();
+        let params = vec![
+            spec("text", Kind::String, false),
+            spec("count", Kind::Optional(Box::new(Kind::Int)), true),
+        ];
+        table
+            .register_raw(
+                "echo",
+                "Answers its parameters.",
+                params.clone(),
+                Kind::Array(Box::new(Kind::Any)),
+                |_ctx: &Context, values: Vec<Value>| async move { Ok(Value::Array(values)) },
+            )
+            .access(Access::Read);
+        table.register_raw_stream(
+            "each",
+            "Streams its parameters.",
+            params,
+            Kind::Any,
+            |_ctx: &Context, values: Vec<Value>| {
+                let items: Vec<CallResult> = values.into_iter().map(Ok).collect();
+                Ok(Box::pin(Iter(items.into_iter())) as ValueStream)
+            },
+        );
+        table
+    }
+
+    struct Iter(std::vec::IntoIter<CallResult>);
+
+    impl Stream for Iter {
+        type Item = CallResult;
+        fn poll_next(
+            mut self: Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Option<CallResult>> {
+            std::task::Poll::Ready(self.0.next())
+        }
+    }
+
+    #[test]
+    fn raw_methods_describe_what_they_were_given() {
+        let table = raw_table();
+        let echo = table.get("echo").unwrap();
+        assert_eq!(echo.doc(), "Answers its parameters.");
+        assert_eq!(echo.access(), Some(Access::Read));
+        assert!(echo.is_async() && !echo.is_stream());
+        assert_eq!(
+            echo.signatures(),
+            vec![vec!["array", "string"], vec!["array", "string", "int"]]
+        );
+        assert_eq!(echo.synopsis(), "echo(text: string, count?: int) -> array");
+        let each = table.get("each").unwrap();
+        assert!(each.is_stream());
+        assert_eq!(each.returns(), &Kind::Array(Box::new(Kind::Any)));
+    }
+
+    #[test]
+    fn raw_calls_are_checked_and_padded() {
+        let d = Dispatcher::new(raw_table());
+        let ctx = Context::default();
+        let s = |t: &str| Value::String(t.into());
+        assert_eq!(
+            block_on(d.call(&ctx, "echo", vec![s("a")])),
+            Ok(Value::Array(vec![s("a"), Value::Nil]))
+        );
+        assert_eq!(
+            block_on(d.call(&ctx, "echo", vec![s("a"), Value::Int(2)])),
+            Ok(Value::Array(vec![s("a"), Value::Int(2)]))
+        );
+        let none = block_on(d.call(&ctx, "echo", vec![])).unwrap_err();
+        assert_eq!(none.code, Fault::INVALID_PARAMS);
+        assert!(
+            none.message.contains("takes 1 to 2 parameters, got 0"),
+            "{none}"
+        );
+        let many = vec![s("a"), Value::Int(1), Value::Int(2)];
+        assert_eq!(
+            block_on(d.call(&ctx, "echo", many)).unwrap_err().code,
+            Fault::INVALID_PARAMS
+        );
+        let mut named = Map::new();
+        named.insert("count".into(), Value::Int(3));
+        named.insert("text".into(), s("b"));
+        assert_eq!(
+            block_on(d.call_named(&ctx, "echo", named)),
+            Ok(Value::Array(vec![s("b"), Value::Int(3)]))
+        );
+        let mut unknown = Map::new();
+        unknown.insert("text".into(), s("b"));
+        unknown.insert("colour".into(), s("red"));
+        assert!(block_on(d.call_named(&ctx, "echo", unknown))
+            .unwrap_err()
+            .message
+            .contains("unknown parameter \"colour\""));
+    }
+
+    #[test]
+    fn raw_streams_stream_or_collect() {
+        let d = Dispatcher::new(raw_table());
+        let ctx = Context::default();
+        let params = vec![Value::String("x".into())];
+        assert_eq!(
+            block_on(d.call(&ctx, "each", params.clone())),
+            Ok(Value::Array(vec![Value::String("x".into()), Value::Nil]))
+        );
+        let Ok(Reply::Stream(mut stream)) = block_on(d.call_streaming(&ctx, "each", params)) else {
+            panic!("expected a stream");
+        };
+        let first = block_on(std::future::poll_fn(|cx| stream.as_mut().poll_next(cx)));
+        assert_eq!(first, Some(Ok(Value::String("x".into()))));
+        let refused = block_on(d.call_streaming(&ctx, "each", vec![]));
+        assert!(matches!(refused, Err(f) if f.code == Fault::INVALID_PARAMS));
     }
 }
