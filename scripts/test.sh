@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Runs the whole test suite: Rust unit and integration tests, then the interop
 # tests against real Python peers, then the Python client package's tests
-# (clients/python). Installs what it needs on the way: system
-# packages through apt when missing (redis-server for the Redis backend's
-# tests, Python's venv), and a Python virtualenv (.venv) with the
-# interop peers from tests/interop/requirements.txt.
+# (clients/python). Installs what it needs on the way: system packages
+# through apt when missing (redis-server for the Redis backend's tests, tmux
+# for the monitor's, chromium for the web page's, Python's venv), and a
+# Python virtualenv (.venv) with the interop peers from
+# tests/interop/requirements.txt.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -28,6 +29,8 @@ apt_install() {
 command -v redis-server >/dev/null || apt_install redis-server
 # The monitor's test drives it in a real terminal.
 command -v tmux >/dev/null || apt_install tmux
+# The web page's tests load it in a real headless browser.
+command -v chromium >/dev/null || apt_install chromium
 
 python=${PYTHON:-python3}
 if ! "$python" -c 'import venv, ensurepip' >/dev/null 2>&1; then

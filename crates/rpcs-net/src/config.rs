@@ -44,8 +44,15 @@ pub struct ServerConfig {
     pub call_timeout: Option<Duration>,
     /// Replies larger than this are gzipped when the client accepts gzip.
     pub gzip_threshold: usize,
-    /// The HTTP paths that serve RPC (POST only).
+    /// The HTTP paths that serve RPC: POST for calls, GET with an upgrade for
+    /// WebSocket, plain GET for the page listing the methods.
     pub rpc_paths: Vec<String>,
+    /// Web origins (`https://dash.example.com`) whose pages may open a
+    /// WebSocket here besides this server's own page. A browser sends any
+    /// site's page's sockets with the user's credentials and to loopback, so
+    /// an upgrade naming another origin is refused unless listed here; clients
+    /// that send no `Origin` (programs, not browsers) are not affected.
+    pub allowed_origins: Vec<String>,
     /// Depth and size bounds for XML-RPC documents (the depth bounds every codec).
     pub xml_limits: xmlrpc::Limits,
     /// Calls one stream connection or zerorpc peer may have running at once.
@@ -90,6 +97,7 @@ impl Default for ServerConfig {
             call_timeout: None,
             gzip_threshold: 1400,
             rpc_paths: vec!["/".into(), "/RPC2".into()],
+            allowed_origins: Vec::new(),
             xml_limits: xmlrpc::Limits::default(),
             max_in_flight: 256,
             max_queued_bytes: 1 << 20,

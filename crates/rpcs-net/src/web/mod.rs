@@ -1,8 +1,9 @@
 //! The HTTP transport: XML-RPC and JSON-RPC on POST to the RPC paths (told apart
 //! by content type), over HTTP/1.1 keep-alive, and JSON-RPC over WebSocket on GET
 //! with an upgrade (see `upgrade`; the session itself is [`crate::session::ws`]).
+//! A plain GET gets the page (see `page`): the methods, and a live view.
 //!
-//! Status codes: 404 for other paths, 405 (with `Allow: POST`) for other methods,
+//! Status codes: 404 for other paths, 405 (with `Allow`) for other methods,
 //! 415 for a content type or encoding that is not served, 413 for a body over
 //! the size limits, 408 when the head or the body is too slow to arrive, 400 for
 //! a body that cannot be read, 503 when the connection caps are reached.
@@ -10,6 +11,7 @@
 //! response, faults included, as XML-RPC requires.
 
 mod io;
+mod page;
 mod upgrade;
 
 use crate::accept::{stopped, tune_tcp};
@@ -135,6 +137,12 @@ async fn serve_http<S>(
                 .iter()
                 .any(|p| p == req.uri().path());
             if rpc_path && upgrade::is_upgrade(&req) {
+                if !upgrade::origin_allowed(&req, &shared.config.allowed_origins) {
+                    return Ok::<_, Infallible>(plain(
+                        StatusCode::FORBIDDEN,
+                        "WebSocket from another site's page: not in allowed_origins",
+                    ));
+                }
                 // Browsers cannot set the header: without one, the session
                 // asks for an `rpc.auth` message instead.
                 let principal = match authenticate(&shared, peer, req.headers(), "websocket") {
@@ -150,6 +158,9 @@ async fn serve_http<S>(
                     principal,
                 };
                 return Ok::<_, Infallible>(upgrade::answer(ws, req, &upgraded));
+            }
+            if rpc_path && matches!(*req.method(), Method::GET | Method::HEAD) {
+                return Ok::<_, Infallible>(web_page(&shared, peer, &req));
             }
             if req.uri().path() == METRICS_PATH && !rpc_path {
                 return Ok::<_, Infallible>(metrics(&shared, peer, &req).await);
@@ -337,6 +348,43 @@ async fn metrics(shared: &Shared, peer: SocketAddr, req: &Request<Incoming>) -> 
     resp
 }
 
+/// `GET` of an RPC path: the page with the method list and the live view.
+/// With tokens, any valid token may read it (as any may list the methods).
+fn web_page(shared: &Shared, peer: SocketAddr, req: &Request<Incoming>) -> Reply {
+    if authenticate(shared, peer, req.headers(), "http").is_err() {
+        return unauthorized();
+    }
+    let info = page::PageInfo {
+        service: &shared.config.service_name,
+        tokens: shared.config.auth.is_some(),
+    };
+    let html = page::render(shared.dispatcher.table(), &info);
+    let gzip_ok = compress::accepts_gzip(header(req.headers(), http::header::ACCEPT_ENCODING));
+    let mut resp = reply(
+        html.into_bytes(),
+        "text/html; charset=utf-8",
+        gzip_ok,
+        shared.config.gzip_threshold,
+    );
+    let headers = resp.headers_mut();
+    if let Ok(policy) = HeaderValue::from_str(&page::POLICY) {
+        headers.insert(http::header::CONTENT_SECURITY_POLICY, policy);
+    }
+    headers.insert(
+        http::header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        http::header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    headers.insert(
+        http::header::CACHE_CONTROL,
+        HeaderValue::from_static("no-cache"),
+    );
+    resp
+}
+
 /// Why a request's credentials were not accepted.
 enum Refusal {
     /// The server asks for a token and the request has no `Authorization`.
@@ -397,9 +445,12 @@ fn accepted(
         )));
     }
     if req.method() != Method::POST {
-        let mut resp = plain(StatusCode::METHOD_NOT_ALLOWED, "RPC requests use POST");
+        let mut resp = plain(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "RPC requests use POST (GET shows the method list)",
+        );
         resp.headers_mut()
-            .insert(ALLOW, HeaderValue::from_static("POST"));
+            .insert(ALLOW, HeaderValue::from_static("GET, HEAD, POST"));
         return Err(Box::new(resp));
     }
     let headers = req.headers();

@@ -4,8 +4,8 @@ use super::Upgraded;
 use crate::server::Shared;
 use crate::session::{ws, StreamLimits};
 use http::header::{
-    HeaderValue, CONNECTION, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_KEY, SEC_WEBSOCKET_VERSION,
-    UPGRADE,
+    HeaderValue, CONNECTION, HOST, ORIGIN, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_KEY,
+    SEC_WEBSOCKET_VERSION, UPGRADE,
 };
 use http::{Request, Response, StatusCode};
 use http_body_util::Full;
@@ -30,6 +30,50 @@ pub(crate) fn is_upgrade(req: &Request<Incoming>) -> bool {
         })
     };
     has(CONNECTION, "upgrade") && has(UPGRADE, "websocket")
+}
+
+/// Whether a browser page may open this WebSocket: a request without
+/// `Origin` (a program) may; one from a page may when the page came from this
+/// server (the origin's host and port are the request's `Host`) or from an
+/// origin in `allowed`. Without the check any site the user visits could
+/// drive a server on their loopback, with their cached credentials.
+pub(crate) fn origin_allowed(req: &Request<Incoming>, allowed: &[String]) -> bool {
+    let Some(origin) = req.headers().get(ORIGIN) else {
+        return true;
+    };
+    let Ok(origin) = origin.to_str() else {
+        return false;
+    };
+    let origin = origin.trim_end_matches('/');
+    if allowed
+        .iter()
+        .any(|a| a == "*" || a.trim_end_matches('/').eq_ignore_ascii_case(origin))
+    {
+        return true;
+    }
+    let authority = origin
+        .strip_prefix("http://")
+        .or_else(|| origin.strip_prefix("https://"));
+    let host = req.headers().get(HOST).and_then(|h| h.to_str().ok());
+    match (authority, host) {
+        (Some(authority), Some(host)) => {
+            same_authority(authority, host, origin.starts_with("https"))
+        }
+        _ => false,
+    }
+}
+
+/// `host[:port]` against `host[:port]`, a missing port being the scheme's default.
+fn same_authority(origin: &str, host: &str, https: bool) -> bool {
+    let default = if https { "443" } else { "80" };
+    let split = |a: &str| -> (String, String) {
+        // An IPv6 literal keeps its colons inside brackets.
+        match a.rfind(':').filter(|&i| !a[i..].contains(']')) {
+            Some(i) => (a[..i].to_ascii_lowercase(), a[i + 1..].to_owned()),
+            None => (a.to_ascii_lowercase(), default.to_owned()),
+        }
+    };
+    split(origin) == split(host)
 }
 
 /// Who the WebSocket session will serve.
@@ -118,4 +162,30 @@ fn status(code: StatusCode, text: &str) -> Response<Full<Bytes>> {
     let mut resp = Response::new(Full::new(Bytes::from(format!("{text}\n"))));
     *resp.status_mut() = code;
     resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::same_authority;
+
+    #[test]
+    fn authorities_match_with_default_ports_and_case() {
+        assert!(same_authority("127.0.0.1:8000", "127.0.0.1:8000", false));
+        assert!(same_authority("Example.com", "example.com:80", false));
+        assert!(same_authority("example.com", "example.com:443", true));
+        assert!(same_authority("[::1]:8000", "[::1]:8000", false));
+        assert!(same_authority("[::1]", "[::1]:80", false));
+    }
+
+    #[test]
+    fn other_hosts_and_ports_do_not_match() {
+        assert!(!same_authority(
+            "evil.example:8000",
+            "127.0.0.1:8000",
+            false
+        ));
+        assert!(!same_authority("127.0.0.1:8001", "127.0.0.1:8000", false));
+        assert!(!same_authority("example.com", "example.com:80", true));
+        assert!(!same_authority("[::1]:8000", "[::1]:8001", false));
+    }
 }

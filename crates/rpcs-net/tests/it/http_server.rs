@@ -46,13 +46,24 @@ async fn status_codes() {
     assert!(ok.contains("<int>3</int>"), "{ok}");
     assert_eq!(status(&raw(srv.addr, &post("/", "", &call)).await), 200);
     assert_eq!(status(&raw(srv.addr, &post("/x", "", &call)).await), 404);
+    let put = raw(
+        srv.addr,
+        b"PUT / HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert_eq!(status(&put), 405);
+    assert!(
+        put.to_ascii_lowercase().contains("allow: get, head, post"),
+        "{put}"
+    );
+    // A plain GET is the page listing the methods.
     let get = raw(
         srv.addr,
         b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
     )
     .await;
-    assert_eq!(status(&get), 405);
-    assert!(get.to_ascii_lowercase().contains("allow: post"), "{get}");
+    assert_eq!(status(&get), 200);
+    assert!(get.contains("data-name=\"add\""), "{get}");
     let plain_text = raw(srv.addr, &post("/", "Content-Type: text/plain\r\n", &call)).await;
     assert_eq!(status(&plain_text), 415);
     // XML sent as JSON is answered as JSON-RPC: a parse error.
