@@ -110,6 +110,8 @@ def test_the_families_have_the_types_prometheus_expects(master):
         "rpcs_sent_bytes": "counter",
         "rpcs_stacks": "gauge",
         "rpcs_stack_items": "gauge",
+        "rpcs_stack_items_in": "counter",
+        "rpcs_stack_items_out": "counter",
         "rpcs_leases": "gauge",
         "rpcs_clients": "gauge",
         "rpcs_store_commit_duration_seconds": "histogram",
@@ -197,6 +199,19 @@ def test_leases_clients_and_bytes_move(master):
     assert received > (sample(before, "rpcs_received_bytes", protocol="xmlrpc") or 0)
     proxy.stack.ack(stack, taken["id"])
     assert sample(scrape(master.metrics_url), "rpcs_stack_leased_items", stack=stack) == 0
+
+
+def test_items_in_and_out_are_counted_per_stack(master):
+    stack = f"flow-{uuid.uuid4().hex}"
+    proxy = xmlrpc.client.ServerProxy(master.http)
+    proxy.stack.pushMany(stack, ["a", "b", "c"])
+    proxy.stack.pop(stack)
+    taken = proxy.stack.take(stack)
+    proxy.stack.release(stack, taken["id"])
+    families = scrape(master.metrics_url)
+    assert sample(families, "rpcs_stack_items_in", stack=stack) == 4
+    assert sample(families, "rpcs_stack_items_out", stack=stack) == 2
+    assert proxy.stack.getStats(stack) == {"size": 2, "leased": 0, "itemsIn": 4, "itemsOut": 2}
 
 
 def test_connections_are_counted_per_listener(master):

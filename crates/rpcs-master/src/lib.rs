@@ -19,7 +19,7 @@
 //! - [`remote`]: the Redis backend, for masters that share their state.
 //! - [`waiters`]: the callers blocked on a stack or a client, woken by name.
 //! - [`metrics`]: the master's stacks, clients and store times on
-//!   `GET /metrics`.
+//!   `GET /metrics`; [`traffic`]: items in and out per stack, for rates.
 //! - [`master`]: [`Master`] ties the services to a backend, adds the original
 //!   underscore names, and runs lease expiry and session clean-up.
 
@@ -32,6 +32,7 @@ pub mod metrics;
 pub mod remote;
 pub mod services;
 pub mod state;
+pub mod traffic;
 pub mod waiters;
 
 pub use backend::Backend;

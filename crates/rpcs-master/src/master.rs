@@ -127,6 +127,13 @@ impl Master {
         &self.stacks
     }
 
+    /// The master's metrics for `GET /metrics`: the backend's state and the
+    /// stacks' traffic.
+    pub fn metrics(&self) -> crate::metrics::MasterMetrics {
+        crate::metrics::MasterMetrics::new(self.backend.clone())
+            .with_traffic(self.stacks.traffic().clone())
+    }
+
     /// The provider service.
     pub fn provider(&self) -> &Arc<Provider> {
         &self.provider

@@ -9,6 +9,7 @@ use rpcs_core::metrics::{escape, family};
 
 use crate::backend::Backend;
 use crate::journal::{COMMIT_TIMES, SYNC_TIMES};
+use crate::traffic::Traffic;
 
 /// Stacks listed one by one, at most (the first by name): a master with
 /// millions of stacks must not answer a scrape with millions of lines.
@@ -18,12 +19,22 @@ const MAX_STACKS_LISTED: usize = 1000;
 #[derive(Clone)]
 pub struct MasterMetrics {
     backend: Arc<dyn Backend>,
+    traffic: Option<Arc<Traffic>>,
 }
 
 impl MasterMetrics {
     /// Metrics read from `backend`.
     pub fn new(backend: Arc<dyn Backend>) -> MasterMetrics {
-        MasterMetrics { backend }
+        MasterMetrics {
+            backend,
+            traffic: None,
+        }
+    }
+
+    /// Adds the counters of items in and out per stack.
+    pub fn with_traffic(mut self, traffic: Arc<Traffic>) -> MasterMetrics {
+        self.traffic = Some(traffic);
+        self
     }
 }
 
@@ -31,14 +42,14 @@ impl MasterMetrics {
     /// The metrics as they are now, in the Prometheus text format.
     pub async fn render(&self) -> String {
         let mut out = String::new();
-        stacks(&*self.backend, &mut out).await;
+        stacks(&*self.backend, self.traffic.as_deref(), &mut out).await;
         storages_and_clients(&*self.backend, &mut out).await;
         store(&mut out);
         out
     }
 }
 
-async fn stacks(backend: &dyn Backend, out: &mut String) {
+async fn stacks(backend: &dyn Backend, traffic: Option<&Traffic>, out: &mut String) {
     // A backend that cannot answer (Redis down) leaves its families out; the
     // scrape still succeeds with the rest.
     let Ok(mut names) = backend.stack_names().await else {
@@ -81,6 +92,32 @@ async fn stacks(backend: &dyn Backend, out: &mut String) {
     );
     let held: u64 = rows.iter().map(|r| r.2).sum();
     let _ = writeln!(out, "rpcs_leases {held}");
+    if let Some(traffic) = traffic {
+        traffic_counters(traffic, &names[..names.len().min(MAX_STACKS_LISTED)], out);
+    }
+}
+
+/// Items in and out of each listed stack through this master, as counters
+/// (a rate is what Prometheus makes of them).
+fn traffic_counters(traffic: &Traffic, names: &[String], out: &mut String) {
+    for (name, help, pick) in [
+        (
+            "rpcs_stack_items_in_total",
+            "Items pushed on a stack or released back to it, through this master.",
+            (|c: (u64, u64)| c.0) as fn((u64, u64)) -> u64,
+        ),
+        (
+            "rpcs_stack_items_out_total",
+            "Items popped or taken from a stack, through this master.",
+            |c: (u64, u64)| c.1,
+        ),
+    ] {
+        family(out, name, "counter", help);
+        for stack in names {
+            let n = pick(traffic.of(stack));
+            let _ = writeln!(out, "{name}{{stack=\"{}\"}} {n}", escape(stack));
+        }
+    }
 }
 
 async fn storages_and_clients(backend: &dyn Backend, out: &mut String) {

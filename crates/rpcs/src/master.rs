@@ -479,7 +479,7 @@ pub async fn master(args: MasterArgs) -> anyhow::Result<()> {
     crate::alloc::stop_huge_pages();
     let master = Master::new(backend.clone(), settings.config.clone());
     let server_config = fit_open_files(settings.server);
-    let metrics = Arc::new(MasterSource(MasterMetrics::new(backend.clone())));
+    let metrics = Arc::new(MasterSource(master.metrics()));
     let server =
         Server::new(Dispatcher::new(master.table()), server_config).with_metrics_source(metrics);
     let maintenance = master.spawn_maintenance();

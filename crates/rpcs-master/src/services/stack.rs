@@ -11,6 +11,7 @@
 use super::{carriable, decode, method, Limits};
 use crate::backend::{Backend, PopLimit};
 use crate::clock::Timing;
+use crate::traffic::Traffic;
 use rpcs_core::{Context, Fault, Map, MethodTable, Value};
 use std::sync::Arc;
 use std::time::Duration;
@@ -42,6 +43,7 @@ pub struct Stacks {
     backend: Arc<dyn Backend>,
     limits: Limits,
     timing: Timing,
+    traffic: Arc<Traffic>,
 }
 
 impl Stacks {
@@ -51,7 +53,13 @@ impl Stacks {
             backend,
             limits,
             timing,
+            traffic: Arc::new(Traffic::new()),
         }
+    }
+
+    /// Items in and out per stack through this service.
+    pub fn traffic(&self) -> &Arc<Traffic> {
+        &self.traffic
     }
 
     /// How many calls are blocked waiting for an item on `name` (tests use it
@@ -79,7 +87,10 @@ impl Stacks {
             .iter()
             .map(|item| self.limits.encode("item", item))
             .collect::<Result<Vec<_>, _>>()?;
-        self.backend.push(name, encoded).await
+        let n = encoded.len() as u64;
+        let size = self.backend.push(name.clone(), encoded).await?;
+        self.traffic.added(&name, n);
+        Ok(size)
     }
 
     /// Pushes each item whose key the stack has not seen, in order, marking
@@ -108,7 +119,10 @@ impl Stacks {
             };
             entries.push((key, Some(item)));
         }
-        self.backend.claim(name, entries).await
+        let pushed = self.backend.claim(name.clone(), entries).await?;
+        let n = pushed.iter().filter(|&&p| p).count() as u64;
+        self.traffic.added(&name, n);
+        Ok(pushed)
     }
 
     /// Marks keys seen on the stack without pushing anything; whether each
@@ -154,7 +168,10 @@ impl Stacks {
         };
         let carry = |bytes: &[u8]| carriable(ctx, bytes);
         match self.backend.pop(name.clone(), limit, &carry).await? {
-            Some(items) => items.iter().map(|b| decode(b)).collect(),
+            Some(items) => {
+                self.traffic.removed(&name, items.len() as u64);
+                items.iter().map(|b| decode(b)).collect()
+            }
             None if must_exist => Err(not_found(&name)),
             None => Ok(Vec::new()),
         }
@@ -248,6 +265,7 @@ impl Stacks {
             let Some(taken) = taken else {
                 return Ok(None);
             };
+            self.traffic.removed(&name, 1);
             let mut out = Map::with_capacity(3);
             out.insert("id".into(), Value::String(taken.id));
             out.insert("item".into(), decode(&taken.item)?);
@@ -271,7 +289,11 @@ impl Stacks {
 
     /// Gives a leased item back at once (on top of its stack); false if the lease is unknown.
     pub async fn release(&self, name: String, id: String) -> Result<bool, Fault> {
-        self.backend.release(name, id).await
+        let back = self.backend.release(name.clone(), id).await?;
+        if back {
+            self.traffic.added(&name, 1);
+        }
+        Ok(back)
     }
 
     /// Puts expired leases back; returns on how many stacks.
@@ -291,6 +313,22 @@ impl Stacks {
         leased.ok_or_else(|| not_found(&name))
     }
 
+    /// A stack's numbers: items, leased items, and items in and out through
+    /// this master since it started.
+    pub async fn stats(&self, name: String) -> Result<Map, Fault> {
+        self.limits.check_name("stack", &name)?;
+        let size = self.size(name.clone()).await?;
+        let leased = self.backend.stack_leased(name.clone()).await?.unwrap_or(0);
+        let (added, removed) = self.traffic.of(&name);
+        let int = |n: u64| Value::Int(i64::try_from(n).unwrap_or(i64::MAX));
+        let mut out = Map::with_capacity(4);
+        out.insert("size".into(), int(size));
+        out.insert("leased".into(), int(leased));
+        out.insert("itemsIn".into(), int(added));
+        out.insert("itemsOut".into(), int(removed));
+        Ok(out)
+    }
+
     /// Whether a stack of that name exists.
     pub async fn exists(&self, name: String) -> Result<bool, Fault> {
         Ok(self.backend.stack_size(name).await?.is_some())
@@ -308,7 +346,9 @@ impl Stacks {
 
     /// Deletes a stack with its items and leases.
     pub async fn remove(&self, name: String) -> Result<bool, Fault> {
-        self.backend.remove_stack(name).await.map(|()| true)
+        self.backend.remove_stack(name.clone()).await?;
+        self.traffic.forget(&name);
+        Ok(true)
     }
 }
 
@@ -368,6 +408,11 @@ pub fn register(t: &mut MethodTable, svc: &Arc<Stacks>) {
     method!(t, svc => s, Read, "stack.getLeaseCount",
         "The number of the named stack's items under lease (taken, neither acked nor back yet).",
         |name: String| s.leased(name).await)
+    .params(&["name"]);
+    method!(t, svc => s, Read, "stack.getStats",
+        "The named stack's numbers: {size, leased, itemsIn, itemsOut}; itemsIn counts items pushed or \
+         released back and itemsOut items popped or taken, through this master since it started (for rates).",
+        |name: String| s.stats(name).await)
     .params(&["name"]);
     method!(t, svc => s, Read, "stack.isEmpty", "Whether the named stack has no items.",
         |name: String| s.size(name).await.map(|n| n == 0))

@@ -584,3 +584,48 @@ async fn push_new_wakes_a_blocked_pop() {
         assert_eq!(got, s("job"), "[{}]", e.name);
     }
 }
+
+#[tokio::test]
+async fn stats_count_items_in_and_out() {
+    for e in all_envs().await {
+        let stats = || e.ok("stack.getStats", vec![s("flow")]);
+        e.fault("stack.getStats", vec![s("flow")], "StackNotFoundError")
+            .await;
+        e.ok(
+            "stack.pushMany",
+            vec![s("flow"), Value::Array(vec![i(1), i(2), i(3)])],
+        )
+        .await;
+        e.ok("stack.push", vec![s("flow"), i(4)]).await;
+        // pushNew counts only what it pushed.
+        e.ok(
+            "stack.pushNew",
+            vec![s("flow"), Value::Array(vec![i(4), i(5), i(5)])],
+        )
+        .await;
+        e.ok("stack.pop", vec![s("flow")]).await;
+        e.ok("stack.popMany", vec![s("flow"), i(2)]).await;
+        let taken = e.ok("stack.take", vec![s("flow")]).await;
+        let id = taken.as_struct().unwrap()["id"].clone();
+        e.ok("stack.release", vec![s("flow"), id.clone()]).await;
+        // Releasing an unknown lease puts nothing back.
+        e.ok("stack.release", vec![s("flow"), id]).await;
+        let want = map(&[
+            ("size", i(3)),
+            ("leased", i(0)),
+            ("itemsIn", i(7)),
+            ("itemsOut", i(4)),
+        ]);
+        assert_eq!(stats().await, want, "[{}]", e.name);
+        // A stack removed and made again starts from nothing.
+        e.ok("stack.remove", vec![s("flow")]).await;
+        e.ok("stack.push", vec![s("flow"), i(9)]).await;
+        let want = map(&[
+            ("size", i(1)),
+            ("leased", i(0)),
+            ("itemsIn", i(1)),
+            ("itemsOut", i(0)),
+        ]);
+        assert_eq!(stats().await, want, "[{}]", e.name);
+    }
+}

@@ -142,12 +142,12 @@
     const stacks = (stackNames || []).slice(0, MAX_LISTED);
     const storages = (storageNames || []).slice(0, MAX_LISTED);
     const more = [];
-    for (const s of stacks) more.push(['stack.getSize', [s]], ['stack.getLeaseCount', [s]]);
+    for (const s of stacks) more.push(['stack.getStats', [s]]);
     for (const s of storages) more.push(['storage.getAllParameters', [s]]);
     const numbers = more.length ? await call(more) : [];
     look.own += more.length;
-    look.stacks = stacks.map((name, i) => ({ name, size: numbers[2 * i], leased: numbers[2 * i + 1] }));
-    look.storages = storages.map((name, i) => ({ name, size: Object.keys(numbers[2 * stacks.length + i] || {}).length }));
+    look.stacks = stacks.map((name, i) => Object.assign({ name }, numbers[i]));
+    look.storages = storages.map((name, i) => ({ name, size: Object.keys(numbers[stacks.length + i] || {}).length }));
     look.stackTotal = (stackNames || []).length;
     look.storageTotal = (storageNames || []).length;
     return look;
@@ -201,9 +201,17 @@
     }), [5, 6, 7, 8]);
     fill('stacks', look.stacks.map((st) => {
       const old = before && before.stacks.find((o) => o.name === st.name);
-      const change = old ? perSecondSigned(look, before, st.size - old.size) : null;
-      return [st.name, num(st.size), num(st.leased), change === null ? '' : rate(change)];
-    }), [1, 2, 3]);
+      const per = (now, was, floor) => {
+        if (!old) return '';
+        const r = perSecondSigned(look, before, now - was);
+        // A master that restarted counts in and out from zero again.
+        return r === null ? '' : rate(floor ? Math.max(0, r) : r);
+      };
+      return [st.name, num(st.size), num(st.leased),
+        old ? per(st.itemsIn, old.itemsIn, true) : '',
+        old ? per(st.itemsOut, old.itemsOut, true) : '',
+        old ? per(st.size, old.size, false) : ''];
+    }), [1, 2, 3, 4, 5]);
     fill('storages', look.storages.map((st) => [st.name, num(st.size)]), [1]);
     count('clients-count', clients.length, clients.length);
     count('stacks-count', look.stacks.length, look.stackTotal);

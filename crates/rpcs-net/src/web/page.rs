@@ -84,7 +84,7 @@ const LIVE: &str = r#"<section id="live" hidden>
 <h3>Clients <span id="clients-count" class="count"></span></h3>
 <table id="clients"><thead><tr><th>Name</th><th>Host</th><th>Status</th><th>URL</th><th>Last visit</th><th>Leases</th><th>Pages</th><th>Errors</th><th>Messages</th></tr></thead><tbody></tbody></table>
 <h3>Stacks <span id="stacks-count" class="count"></span></h3>
-<table id="stacks"><thead><tr><th>Name</th><th>Items</th><th>Leased</th><th>Change/s</th></tr></thead><tbody></tbody></table>
+<table id="stacks"><thead><tr><th>Name</th><th>Items</th><th>Leased</th><th>In/s</th><th>Out/s</th><th>Change/s</th></tr></thead><tbody></tbody></table>
 <h3>Storages <span id="storages-count" class="count"></span></h3>
 <table id="storages"><thead><tr><th>Name</th><th>Parameters</th></tr></thead><tbody></tbody></table>
 </div>

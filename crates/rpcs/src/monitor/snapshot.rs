@@ -36,8 +36,15 @@ pub struct StackRow {
     pub name: String,
     pub size: i64,
     pub leased: i64,
+    /// Items pushed or released back, and popped or taken, through the
+    /// master so far (`stack.getStats`).
+    pub items_in: i64,
+    pub items_out: i64,
     /// Change in size per second since the snapshot before.
     pub rate: Option<f64>,
+    /// Items in and out per second since the snapshot before.
+    pub in_rate: Option<f64>,
+    pub out_rate: Option<f64>,
 }
 
 /// The server's own totals (`rpc.stats`) and their rates.
@@ -143,11 +150,7 @@ impl Snapshot {
         let storage_names = names(client.call("storage.getAllNames", ()).await?);
         let mut calls = Vec::new();
         for s in &stack_names {
-            calls.push(("stack.getSize".to_owned(), vec![Value::String(s.clone())]));
-            calls.push((
-                "stack.getLeaseCount".to_owned(),
-                vec![Value::String(s.clone())],
-            ));
+            calls.push(("stack.getStats".to_owned(), vec![Value::String(s.clone())]));
         }
         for s in &storage_names {
             calls.push((
@@ -166,31 +169,15 @@ impl Snapshot {
         let stats = client.call("rpc.stats", ()).await.ok();
         let at = Instant::now();
         let server = stats.and_then(|v| server_row(&v, before, at, own));
-        let int = |i: usize| {
-            answers
-                .get(i)
-                .and_then(|a| a.as_ref().ok()?.as_i64())
-                .unwrap_or(0)
-        };
         let stacks = stack_names
             .into_iter()
             .enumerate()
             .map(|(i, name)| {
-                let size = int(2 * i);
-                let rate = before.and_then(|b| {
-                    let old = b.stacks.iter().find(|s| s.name == name)?;
-                    let secs = at.duration_since(b.at).as_secs_f64();
-                    (secs > 0.0).then(|| (size - old.size) as f64 / secs)
-                });
-                StackRow {
-                    name,
-                    size,
-                    leased: int(2 * i + 1),
-                    rate,
-                }
+                let stats = answers.get(i).and_then(|a| a.as_ref().ok()?.as_struct());
+                stack_row(name, stats, before, at)
             })
             .collect::<Vec<_>>();
-        let first = 2 * stacks.len();
+        let first = stacks.len();
         let storages = storage_names
             .into_iter()
             .enumerate()
@@ -239,7 +226,12 @@ impl Snapshot {
                 m.insert("name".into(), Value::String(s.name.clone()));
                 m.insert("size".into(), Value::Int(s.size));
                 m.insert("leased".into(), Value::Int(s.leased));
-                m.insert("rate".into(), s.rate.map_or(Value::Nil, Value::Double));
+                m.insert("itemsIn".into(), Value::Int(s.items_in));
+                m.insert("itemsOut".into(), Value::Int(s.items_out));
+                let rate = |r: Option<f64>| r.map_or(Value::Nil, Value::Double);
+                m.insert("rate".into(), rate(s.rate));
+                m.insert("inPerSecond".into(), rate(s.in_rate));
+                m.insert("outPerSecond".into(), rate(s.out_rate));
                 Value::Struct(m)
             })
             .collect();
@@ -285,6 +277,38 @@ impl Snapshot {
         }
         out
     }
+}
+
+/// A stack's row from its `stack.getStats`, with rates against `before`.
+fn stack_row(
+    name: String,
+    stats: Option<&Map>,
+    before: Option<&Snapshot>,
+    at: Instant,
+) -> StackRow {
+    let get = |k: &str| stats.and_then(|m| m.get(k)?.as_i64()).unwrap_or(0);
+    let mut row = StackRow {
+        size: get("size"),
+        leased: get("leased"),
+        items_in: get("itemsIn"),
+        items_out: get("itemsOut"),
+        rate: None,
+        in_rate: None,
+        out_rate: None,
+        name,
+    };
+    let old = before.and_then(|b| Some((b.at, b.stacks.iter().find(|s| s.name == row.name)?)));
+    if let Some((then, old)) = old {
+        let secs = at.duration_since(then).as_secs_f64();
+        if secs > 0.0 {
+            let per_second = |now: i64, was: i64| (now - was) as f64 / secs;
+            row.rate = Some(per_second(row.size, old.size));
+            // A master that restarted counts from zero again.
+            row.in_rate = Some(per_second(row.items_in, old.items_in).max(0.0));
+            row.out_rate = Some(per_second(row.items_out, old.items_out).max(0.0));
+        }
+    }
+    row
 }
 
 /// The server's row from an `rpc.stats` answer, with rates against `before`
@@ -344,9 +368,85 @@ pub fn client_line(c: &ClientRow) -> String {
 
 /// One stack, likewise.
 pub fn stack_line(s: &StackRow) -> String {
-    let rate = s.rate.map_or("-".into(), |r| format!("{r:+.1}/s"));
     format!(
-        "{} size {} leased {} change {rate}",
-        s.name, s.size, s.leased
+        "{} size {} leased {} in {} out {} change {}",
+        s.name,
+        s.size,
+        s.leased,
+        per_second(s.in_rate),
+        per_second(s.out_rate),
+        change(s.rate)
     )
+}
+
+/// `12.0/s`, or `-` before there is a rate.
+pub fn per_second(r: Option<f64>) -> String {
+    r.map_or("-".into(), |r| format!("{r:.1}/s"))
+}
+
+/// `+1.5/s`, or `-` before there is a rate.
+pub fn change(r: Option<f64>) -> String {
+    r.map_or("-".into(), |r| format!("{r:+.1}/s"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn stats(size: i64, items_in: i64, items_out: i64) -> Map {
+        let mut m = Map::new();
+        m.insert("size".into(), Value::Int(size));
+        m.insert("leased".into(), Value::Int(1));
+        m.insert("itemsIn".into(), Value::Int(items_in));
+        m.insert("itemsOut".into(), Value::Int(items_out));
+        m
+    }
+
+    fn snapshot_with(stack: StackRow, at: Instant) -> Snapshot {
+        Snapshot {
+            at,
+            clients: Vec::new(),
+            stacks: vec![stack],
+            storages: Vec::new(),
+            server: None,
+        }
+    }
+
+    #[test]
+    fn a_stack_has_rates_in_and_out_against_the_look_before() {
+        let then = Instant::now();
+        let first = stack_row("jobs".into(), Some(&stats(10, 100, 90)), None, then);
+        assert_eq!(
+            (first.in_rate, first.out_rate, first.rate),
+            (None, None, None)
+        );
+        let before = snapshot_with(first, then);
+        let now = then + Duration::from_secs(2);
+        let row = stack_row(
+            "jobs".into(),
+            Some(&stats(14, 120, 106)),
+            Some(&before),
+            now,
+        );
+        assert_eq!(row.in_rate, Some(10.0));
+        assert_eq!(row.out_rate, Some(8.0));
+        assert_eq!(row.rate, Some(2.0));
+        assert_eq!(
+            stack_line(&row),
+            "jobs size 14 leased 1 in 10.0/s out 8.0/s change +2.0/s"
+        );
+    }
+
+    #[test]
+    fn a_restarted_master_gives_no_negative_rates() {
+        let then = Instant::now();
+        let before = snapshot_with(
+            stack_row("jobs".into(), Some(&stats(10, 100, 90)), None, then),
+            then,
+        );
+        let now = then + Duration::from_secs(1);
+        let row = stack_row("jobs".into(), Some(&stats(10, 3, 1)), Some(&before), now);
+        assert_eq!((row.in_rate, row.out_rate), (Some(0.0), Some(0.0)));
+    }
 }

@@ -2,7 +2,7 @@
 //! keys to steer the selected client or all of them.
 
 use super::send;
-use super::snapshot::{server_line, Snapshot, StackRow};
+use super::snapshot::{change, per_second, server_line, Snapshot, StackRow};
 use anyhow::Result;
 use ratatui::crossterm::event::{self, Event, KeyCode, KeyEventKind};
 use ratatui::layout::{Constraint, Layout};
@@ -250,7 +250,9 @@ fn stack_table(stacks: &[StackRow]) -> Table<'static> {
             s.name.clone(),
             s.size.to_string(),
             s.leased.to_string(),
-            s.rate.map_or("-".into(), |r| format!("{r:+.1}/s")),
+            per_second(s.in_rate),
+            per_second(s.out_rate),
+            change(s.rate),
         ])
     });
     Table::new(
@@ -260,10 +262,12 @@ fn stack_table(stacks: &[StackRow]) -> Table<'static> {
             Constraint::Length(10),
             Constraint::Length(8),
             Constraint::Length(10),
+            Constraint::Length(10),
+            Constraint::Length(10),
         ],
     )
     .header(
-        Row::new(["stack", "size", "leased", "change"])
+        Row::new(["stack", "size", "leased", "in", "out", "change"])
             .style(Style::new().add_modifier(Modifier::BOLD)),
     )
     .block(Block::bordered().title(format!(" stacks {} ", stacks.len())))
