@@ -6,6 +6,9 @@
 //! - `call.rs`: `rpcs call` and `rpcs methods`.
 //! - `master.rs`: `rpcs master`, flags and config file; `fdlimit.rs`: the
 //!   open-file limit a server raises at start.
+//! - `serving.rs`: what server commands share: listener, TLS, token and
+//!   limit flags, protected mode, running the listeners.
+//! - `serve/`: `rpcs serve`, programs as methods.
 //! - `bench.rs`: `rpcs bench`, a closed-loop load generator.
 //! - `registry.rs`: `rpcs registry` and `rpcs discover`; `register.rs`: the
 //!   `--register` flags of servers.
@@ -21,6 +24,8 @@ mod monitor;
 mod output;
 mod register;
 mod registry;
+mod serve;
+mod serving;
 mod token;
 
 use clap::{Parser, Subcommand};
@@ -47,6 +52,8 @@ struct Cli {
 enum Command {
     /// Run the master: named stacks, parameter storages and a client provider.
     Master(Box<master::MasterArgs>),
+    /// Serve existing programs as RPC methods, as a config file maps them.
+    Serve(Box<serve::ServeArgs>),
     /// Call a method; with no method, list the server's methods.
     Call(call::CallArgs),
     /// List a server's methods with their signatures and documentation.
@@ -96,7 +103,7 @@ fn main() -> ExitCode {
     }
     // Servers report what they do; one-shot commands only warn.
     let default_level = match cli.command {
-        Command::Master(_) | Command::Registry(_) => "info",
+        Command::Master(_) | Command::Serve(_) | Command::Registry(_) => "info",
         _ => "warn",
     };
     tracing_subscriber::fmt()
@@ -121,6 +128,7 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Master(args) => master::master(*args).await,
+            Command::Serve(args) => serve::serve(*args).await,
             Command::Call(args) => call::call(args).await,
             Command::Methods(args) => call::methods(args).await,
             Command::Bench(args) => bench::bench(args).await,
