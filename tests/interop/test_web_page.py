@@ -229,6 +229,10 @@ def test_the_live_view_shows_a_pushed_stack_and_follows_it(master, browser):
     assert cells[0] == stack
     client_cells = browser.wait_for(row_cells("clients", client))
     assert client_cells[2] == "crawling" and client_cells[3] == "http://example.test/a"
+    storage = f"cfg-{uuid.uuid4().hex[:6]}"
+    proxy.storage.setParameters(storage, {"depth": 3, "seed": "http://example.test/"})
+    browser.wait_for(f"(() => {{ const c = {row_cells('storages', storage)}; "
+                     "return c && c[1] === '2'; })()")
 
     proxy.stack.push(stack, "two")
     proxy.stack.push(stack, "three")

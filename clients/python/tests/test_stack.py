@@ -59,7 +59,7 @@ def test_the_seed_exception_path(client, name):
 def test_methods_of_a_removed_stack_fault_not_found(client, name):
     s = client.stack.createStack(name)
     assert s.remove() is True
-    for call in (s.pop, s.getSize, s.isEmpty, s.truncate, s.getLeaseCount):
+    for call in (s.pop, s.getSize, s.isEmpty, s.truncate, s.getLeaseCount, s.getStats):
         with pytest.raises(StackNotFoundError):
             call()
 
@@ -123,6 +123,8 @@ def test_take_ack_release_extend(client, name):
     assert s.release(second) is True
     assert s.getSize() == 1 and s.pop() == "j1"
     assert s.release(second.id) is False
+    # In: two pushed, one released back; out: two taken, one popped.
+    assert s.getStats() == {"size": 0, "leased": 0, "itemsIn": 3, "itemsOut": 3}
     assert s.extend(second.id) is False
     assert s.ack(second.id) is False
 

@@ -37,6 +37,7 @@ def test_parameters(client, name):
     assert st.getParameter("b") == 2
     assert st.getAllParameters() == {"a": "x", "b": 2, "c": [1, {"d": None}]}
     assert list(st.getAllParameters()) == ["a", "b", "c"]
+    assert st.getSize() == 3
     assert st.hasParameter("a") is True
     assert st.removeParameter("a") is True
     assert st.removeParameter("a") is False
@@ -54,6 +55,8 @@ def test_methods_of_a_missing_storage_fault_not_found(client, name):
         st.getParameter("k")
     with pytest.raises(StorageNotFoundError):
         st.getAllParameters()
+    with pytest.raises(StorageNotFoundError):
+        st.getSize()
 
 
 def test_compare_and_set(client, name):

@@ -103,6 +103,8 @@ pub trait Backend: Send + Sync + 'static {
     fn remove_param(&self, name: String, param: String) -> Answer<'_, bool>;
     /// Whether a storage of that name exists.
     fn storage_exists(&self, name: String) -> Answer<'_, bool>;
+    /// How many parameters a storage has; `None` for an unknown storage.
+    fn storage_size(&self, name: String) -> Answer<'_, Option<u64>>;
     /// Deletes a storage with its parameters.
     fn remove_storage(&self, name: String) -> Answer<'_, ()>;
     /// Every storage name, sorted.

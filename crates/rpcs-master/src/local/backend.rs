@@ -135,6 +135,10 @@ impl Backend for LocalBackend {
         Box::pin(async move { Ok(LocalBackend::storage_exists(self, &name)) })
     }
 
+    fn storage_size(&self, name: String) -> Answer<'_, Option<u64>> {
+        Box::pin(async move { Ok(LocalBackend::storage_size(self, &name)) })
+    }
+
     fn remove_storage(&self, name: String) -> Answer<'_, ()> {
         Box::pin(LocalBackend::remove_storage(self, name))
     }

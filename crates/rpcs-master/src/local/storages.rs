@@ -46,6 +46,11 @@ impl LocalBackend {
         })
     }
 
+    /// How many parameters a storage has; `None` for an unknown storage.
+    pub fn storage_size(&self, name: &str) -> Option<u64> {
+        self.read(|state| state.storages.params(name).ok().map(|p| p.len() as u64))
+    }
+
     /// Removes a parameter; false if it was not set.
     pub async fn remove_param(&self, name: String, param: String) -> Result<bool, Fault> {
         self.write(move |state| {

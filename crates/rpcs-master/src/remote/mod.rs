@@ -1111,6 +1111,17 @@ impl Backend for RedisBackend {
         })
     }
 
+    fn storage_size(&self, name: String) -> Answer<'_, Option<u64>> {
+        Box::pin(async move {
+            let key = self.storage_key(&name);
+            let n = self
+                .inner
+                .run_int(&scripts::STORAGE_SIZE, &key, &[])
+                .await?;
+            Ok(u64::try_from(n).ok())
+        })
+    }
+
     fn remove_storage(&self, name: String) -> Answer<'_, ()> {
         Box::pin(async move {
             let key = self.storage_key(&name);

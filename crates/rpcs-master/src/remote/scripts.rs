@@ -244,6 +244,11 @@ return {1, v}
 if redis.call('EXISTS', ARGV[1] .. 'on') == 0 then return {-1} end
 return {1, redis.call('HGETALL', ARGV[1] .. 'params')}
 "];
+    /// Storage. ARGV: K, now → the number of parameters, -1 for no storage.
+    STORAGE_SIZE = ["
+if redis.call('EXISTS', ARGV[1] .. 'on') == 0 then return -1 end
+return redis.call('HLEN', ARGV[1] .. 'params')
+"];
     /// Storage. ARGV: K, now, param → 1 removed, 0 unset, -1 no storage.
     REMOVE_PARAM = ["
 if redis.call('EXISTS', ARGV[1] .. 'on') == 0 then return -1 end

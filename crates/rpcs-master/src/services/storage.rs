@@ -96,6 +96,13 @@ impl Storages {
         self.backend.storage_exists(name).await
     }
 
+    /// How many parameters the storage has.
+    pub async fn size(&self, name: String) -> Result<u64, Fault> {
+        self.check(&name, None)?;
+        let size = self.backend.storage_size(name.clone()).await?;
+        size.ok_or_else(|| crate::state::storages::not_found(&name))
+    }
+
     /// Deletes a storage and its parameters.
     pub async fn remove(&self, name: String) -> Result<bool, Fault> {
         self.backend.remove_storage(name).await.map(|()| true)
@@ -185,6 +192,9 @@ pub fn register(t: &mut MethodTable, svc: &Arc<Storages>) {
     method!(t, svc => s, Write, "storage.removeParameter", "Remove a parameter; false if it was not set.",
         |name: String, param: String| s.remove_param(name, param).await)
     .params(&["name", "param"]);
+    method!(t, svc => s, Read, "storage.getSize", "The number of parameters of the named storage.",
+        |name: String| s.size(name).await)
+    .params(&["name"]);
     method!(t, svc => s, Read, "storage.hasStorage", "Whether a storage of that name exists.",
         |name: String| s.exists(name).await)
     .params(&["name"]);

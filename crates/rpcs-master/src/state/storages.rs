@@ -9,7 +9,8 @@
 use rpcs_core::{msgpack, Fault, Value};
 use std::collections::BTreeMap;
 
-fn not_found(name: &str) -> Fault {
+/// The fault for an unknown storage.
+pub fn not_found(name: &str) -> Fault {
     Fault::named("StorageNotFoundError", format!("no storage named {name:?}"))
 }
 

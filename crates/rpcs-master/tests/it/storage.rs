@@ -42,6 +42,9 @@ async fn parameters() {
         let all = e.ok("storage.getAllParameters", vec![s("cfg")]).await;
         let keys: Vec<&String> = all.as_struct().unwrap().keys().collect();
         assert_eq!(keys, ["depth", "nested", "seed"]);
+        assert_eq!(e.ok("storage.getSize", vec![s("cfg")]).await, i(3));
+        e.fault("storage.getSize", vec![s("nope")], "StorageNotFoundError")
+            .await;
         assert_eq!(
             e.ok("storage.hasParameter", vec![s("cfg"), s("depth")])
                 .await,

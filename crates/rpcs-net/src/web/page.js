@@ -37,11 +37,19 @@
   }
 
   // Sends calls as one batch; resolves to their results in order, or rejects
-  // with the first error.
-  function call(calls) {
+  // with the first error. With `lenient`, a call that faults (a stack
+  // removed since it was listed) gives null instead, unless the fault is
+  // about authentication.
+  function call(calls, lenient) {
     const ws = socket;
     const batch = calls.map(([method, params]) => ({ jsonrpc: '2.0', id: nextId++, method, params }));
-    const answers = batch.map((c) => new Promise((resolve, reject) => pending.set(c.id, { resolve, reject })));
+    let answers = batch.map((c) => new Promise((resolve, reject) => pending.set(c.id, { resolve, reject })));
+    if (lenient) {
+      answers = answers.map((a) => a.catch((e) => {
+        if (e && (e.code === NOT_AUTHENTICATED || e.code === 0)) throw e;
+        return null;
+      }));
+    }
     ws.send(JSON.stringify(batch.length === 1 ? batch[0] : batch));
     return Promise.all(answers);
   }
@@ -143,11 +151,11 @@
     const storages = (storageNames || []).slice(0, MAX_LISTED);
     const more = [];
     for (const s of stacks) more.push(['stack.getStats', [s]]);
-    for (const s of storages) more.push(['storage.getAllParameters', [s]]);
-    const numbers = more.length ? await call(more) : [];
+    for (const s of storages) more.push(['storage.getSize', [s]]);
+    const numbers = more.length ? await call(more, true) : [];
     look.own += more.length;
     look.stacks = stacks.map((name, i) => Object.assign({ name }, numbers[i]));
-    look.storages = storages.map((name, i) => ({ name, size: Object.keys(numbers[stacks.length + i] || {}).length }));
+    look.storages = storages.map((name, i) => ({ name, size: numbers[stacks.length + i] }));
     look.stackTotal = (stackNames || []).length;
     look.storageTotal = (storageNames || []).length;
     return look;

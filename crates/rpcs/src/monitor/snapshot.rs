@@ -153,10 +153,7 @@ impl Snapshot {
             calls.push(("stack.getStats".to_owned(), vec![Value::String(s.clone())]));
         }
         for s in &storage_names {
-            calls.push((
-                "storage.getAllParameters".to_owned(),
-                vec![Value::String(s.clone())],
-            ));
+            calls.push(("storage.getSize".to_owned(), vec![Value::String(s.clone())]));
         }
         // The calls this look costs, counted in the server's totals: three
         // listings, the multicall, and the previous look's `rpc.stats`.
@@ -184,7 +181,7 @@ impl Snapshot {
             .map(|(i, name)| {
                 let n = answers
                     .get(first + i)
-                    .and_then(|a| a.as_ref().ok()?.as_struct().map(|m| m.len() as i64))
+                    .and_then(|a| a.as_ref().ok()?.as_i64())
                     .unwrap_or(0);
                 (name, n)
             })

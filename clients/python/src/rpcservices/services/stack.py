@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 import datetime
-from typing import Any, List, Optional, Sequence, Union
+from typing import Any, Dict, List, Optional, Sequence, Union
 
 from .._batch import Handle, Stub
 from ..errors import StackIndexError, StackNotFoundError
@@ -147,6 +147,11 @@ class Stack(Handle):
     def getLeaseCount(self) -> int:
         """How many of the stack's items are under lease."""
         return self._call("getLeaseCount")
+
+    def getStats(self) -> Dict[str, int]:
+        """``{size, leased, itemsIn, itemsOut}``: items in (pushed or released back) and out
+        (popped or taken) count since the master started, for rates."""
+        return self._call("getStats")
 
     def remove(self) -> bool:
         """Deletes the stack with its items and leases."""

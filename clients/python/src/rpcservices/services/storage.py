@@ -37,6 +37,10 @@ class Storage(Handle):
         """All parameters, in name order."""
         return self._call("getAllParameters")
 
+    def getSize(self) -> int:
+        """How many parameters the storage has."""
+        return self._call("getSize")
+
     def hasParameter(self, param: str) -> bool:
         """Whether the parameter is set."""
         return self._call("hasParameter", param)
