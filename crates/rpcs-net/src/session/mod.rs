@@ -15,7 +15,7 @@ pub(crate) use outbox::{ByteSink, FrameSink, Outbox};
 use crate::auth::{Attempt, Authenticator, AUTH_METHODS};
 use crate::metrics::Metrics;
 use rpcs_core::{
-    BoxFuture, CallResult, Context, Dispatcher, Fault, Peer, PeerCall, Principal, Value,
+    BoxFuture, CallResult, Context, Dispatcher, Fault, Peer, PeerCall, Principal, Reply, Value,
 };
 use std::collections::HashMap;
 use std::future::Future;
@@ -404,6 +404,46 @@ impl Calls {
                 .await
                 .unwrap_or_else(|_| Err(call_timed_out(limit))),
         }
+    }
+
+    /// Runs one call keeping a streaming method's items as a stream; the time
+    /// limit bounds the start only (the items go on for as long as the peer
+    /// takes them, as over zerorpc). Counted when it starts.
+    pub(crate) async fn run_streaming(&self, ctx: &Context, call: Call) -> Result<Reply, Fault> {
+        let started = Instant::now();
+        let (method, params) = match call {
+            Call::Positional(method, params) => (method, Ok(params)),
+            Call::Named(method, named) => {
+                let params = match self.dispatcher.table().get(&method) {
+                    Some(m) => m.positional(named),
+                    None => Ok(Vec::new()),
+                };
+                (method, params)
+            }
+        };
+        let stats = self.metrics.method(&method);
+        let reply = match params {
+            Ok(params) => {
+                let start = self.dispatcher.call_streaming(ctx, &method, params);
+                match self.timeout {
+                    None => start.await,
+                    Some(limit) => Box::pin(tokio::time::timeout(limit, start))
+                        .await
+                        .unwrap_or_else(|_| Err(call_timed_out(limit))),
+                }
+            }
+            Err(fault) => Err(fault),
+        };
+        stats.record(ctx.protocol, reply.is_err(), started.elapsed());
+        reply
+    }
+
+    /// Whether `method` streams, for a caller who may learn it (one who
+    /// need not authenticate, or has).
+    pub(crate) fn streams(&self, ctx: &Context, method: &str) -> bool {
+        let d = &self.dispatcher;
+        (ctx.principal.is_some() || !d.requires_authentication())
+            && d.table().get(method).is_some_and(|m| m.is_stream())
     }
 
     async fn dispatch(&self, ctx: &Context, call: Call) -> CallResult {

@@ -6,14 +6,22 @@
 //! A protocol error closes the socket with the close code RFC 6455 gives it:
 //! 1007 for text that is not UTF-8, 1009 for a message over the limit, 1002 for
 //! a framing error.
+//!
+//! Streaming: a client that calls `rpc.streaming(true)` gets the items of a
+//! streaming method as they come, each a notification
+//! `{"method":"rpc.item","params":{"id":CALL_ID,"item":ITEM}}`, and then the
+//! call's response, whose result is the number of items sent (or an error
+//! that ended the stream). Without it, as a client that knows nothing of this
+//! expects, a streaming method answers one array of its items.
 
 use super::idle::IdleTimer;
 use super::{run_call, Call, Calls, FrameSink, Session, StreamLimits, Wire};
 use crate::accept::stopped;
 use futures_util::{SinkExt, StreamExt};
 use rpcs_core::jsonrpc::{self, Id, Message, Params};
-use rpcs_core::{Context, Fault, Principal, Value};
+use rpcs_core::{Context, Fault, Principal, Reply, Value};
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::watch;
@@ -27,6 +35,12 @@ use tokio_tungstenite::WebSocketStream;
 use tracing::debug;
 
 pub(crate) const PROTOCOL: &str = "jsonrpc-ws";
+
+/// The call that turns streaming on (or off) for the connection.
+pub(crate) const STREAMING_METHOD: &str = "rpc.streaming";
+
+/// The notification that carries one item of a streamed call.
+pub(crate) const ITEM_METHOD: &str = "rpc.item";
 
 struct JsonWire;
 
@@ -153,6 +167,7 @@ where
             limits,
             peer,
             conn_id,
+            streaming: AtomicBool::new(false),
         };
         let mut idle = reader.limits.idle_timeout.map(IdleTimer::new);
         let opened = tokio::time::Instant::now();
@@ -228,6 +243,8 @@ struct Reader {
     limits: StreamLimits,
     peer: Option<SocketAddr>,
     conn_id: u64,
+    /// The client asked for streamed items (`rpc.streaming`).
+    streaming: AtomicBool,
 }
 
 impl Reader {
@@ -262,6 +279,15 @@ impl Reader {
     }
 
     async fn call(&self, call: jsonrpc::Call) {
+        if call.method == STREAMING_METHOD {
+            return self.set_streaming(call).await;
+        }
+        let ctx = self.context();
+        if let Some(id) = &call.id {
+            if self.streaming.load(Ordering::Relaxed) && self.calls.streams(&ctx, &call.method) {
+                return self.stream(id.clone(), call, ctx).await;
+            }
+        }
         let (id, v1) = (call.id, call.v1);
         let run = match call.params {
             Params::Positional(p) => Call::Positional(call.method, p),
@@ -273,11 +299,78 @@ impl Reader {
             }
         };
         let mut out = Vec::new();
-        let ctx = self.context();
         run_call(&self.session, &self.calls, ctx, run, &mut out, answer).await;
         if !out.is_empty() {
             self.session.send(out).await;
         }
+    }
+
+    /// `rpc.streaming(on = true)`: whether this connection's streaming calls
+    /// send their items as they come. Answers the setting.
+    async fn set_streaming(&self, call: jsonrpc::Call) {
+        let on = match &call.params {
+            Params::Positional(p) => p.first().cloned(),
+            Params::Named(n) => n.get("on").cloned(),
+        };
+        let outcome = match on {
+            None | Some(Value::Nil) => Ok(true),
+            Some(Value::Bool(on)) => Ok(on),
+            Some(_) => Err(Fault::invalid_params(
+                "rpc.streaming takes one boolean: whether to stream items",
+            )),
+        };
+        if let Ok(on) = outcome {
+            self.streaming.store(on, Ordering::Relaxed);
+        }
+        if let Some(id) = call.id {
+            let answer = outcome.map(Value::Bool);
+            let frame = jsonrpc::encode_response(&id, &answer, call.v1);
+            self.session.send(frame).await;
+        }
+    }
+
+    /// A streaming call, as a task of its own: its items as `rpc.item`
+    /// notifications, then the response (the number of items). A client that
+    /// goes away ends the stream (and whatever produces it).
+    async fn stream(&self, id: Id, call: jsonrpc::Call, ctx: Context) {
+        let run = match call.params {
+            Params::Positional(p) => Call::Positional(call.method, p),
+            Params::Named(n) => Call::Named(call.method, n),
+        };
+        // As for any call that waits: started only while its answers have
+        // somewhere to go and a slot is free.
+        if !self.session.outbox.wait_room().await {
+            return;
+        }
+        let Some(permit) = self.session.slot().await else {
+            return;
+        };
+        let (calls, session, v1) = (self.calls.clone(), self.session.clone(), call.v1);
+        tokio::spawn(async move {
+            let outcome = match calls.run_streaming(&ctx, run).await {
+                Ok(Reply::Value(v)) => Ok(v),
+                Err(fault) => Err(fault),
+                Ok(Reply::Stream(mut stream)) => {
+                    let mut sent = 0i64;
+                    loop {
+                        match stream.next().await {
+                            None => break Ok(Value::Int(sent)),
+                            Some(Err(fault)) => break Err(fault),
+                            Some(Ok(item)) => {
+                                if !session.send(item_notification(&id, &item)).await {
+                                    return;
+                                }
+                                sent += 1;
+                            }
+                        }
+                    }
+                }
+            };
+            session
+                .send(jsonrpc::encode_response(&id, &outcome, v1))
+                .await;
+            drop(permit);
+        });
     }
 
     /// A batch runs as a task of its own: its calls may call back into the
@@ -311,6 +404,20 @@ impl Reader {
             drop(permit);
         });
     }
+}
+
+/// The `rpc.item` notification carrying one item of the call `id`.
+fn item_notification(id: &Id, item: &Value) -> Vec<u8> {
+    let mut out = Vec::with_capacity(64);
+    out.extend_from_slice(b"{\"jsonrpc\":\"2.0\",\"method\":\"");
+    out.extend_from_slice(ITEM_METHOD.as_bytes());
+    out.extend_from_slice(b"\",\"params\":{\"id\":");
+    out.extend_from_slice(id.as_json().as_bytes());
+    out.extend_from_slice(b",\"item\":");
+    // Writing JSON into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut out, &rpcs_core::json::to_json(item));
+    out.extend_from_slice(b"}}");
+    out
 }
 
 /// Runs one message; the encoded response, unless it was a notification.
