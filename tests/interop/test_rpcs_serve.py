@@ -519,3 +519,30 @@ def test_tokens_are_required_with_auth(bin_dir, programs, tmp_path):
             client.close()
     finally:
         proc.stop()
+
+
+def test_the_server_runs_at_most_max_concurrent_programs_over_all_methods(
+        bin_dir, programs, tmp_path):
+    proc = ServerProcess(
+        [bin_dir / "rpcs", "serve", programs / "serve.toml", "--listen", "127.0.0.1:0",
+         "--max-concurrent", "1"],
+        1, tmp_path / "stderr.log")
+    started, release = tmp_path / "started", tmp_path / "release"
+    answers = []
+    try:
+        s = xmlrpc.client.ServerProxy(proc.urls[0])
+        first = threading.Thread(target=lambda: answers.append(
+            xmlrpc.client.ServerProxy(proc.urls[0]).hold(str(started), str(release))))
+        first.start()
+        try:
+            wait_until(started.exists, "the first call's program to start")
+            with pytest.raises(xmlrpc.client.Fault) as e:
+                s.exits(0)
+            assert e.value.faultString.startswith("Busy: the server already runs max_concurrent = 1")
+        finally:
+            release.touch()
+            first.join(DEADLINE)
+        assert answers and answers[0]["exitCode"] == 0
+        assert s.exits(0)["exitCode"] == 0
+    finally:
+        proc.stop()

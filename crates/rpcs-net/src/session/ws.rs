@@ -484,3 +484,26 @@ fn message_id(m: &Message) -> Option<Id> {
         Message::RefusedNotification { .. } => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_item_names_its_call() {
+        let frame = item_notification(&Id::from(7u32), &Value::from("tick 1"));
+        let json: serde_json::Value = serde_json::from_slice(&frame).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"jsonrpc": "2.0", "method": "rpc.item",
+                               "params": {"id": 7, "item": "tick 1"}})
+        );
+        let Message::Call(call) = (match jsonrpc::decode(&frame) {
+            jsonrpc::Incoming::Single(m) => m,
+            other => panic!("{other:?}"),
+        }) else {
+            panic!("not a notification");
+        };
+        assert_eq!((call.id, call.method.as_str()), (None, ITEM_METHOD));
+    }
+}

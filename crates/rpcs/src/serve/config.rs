@@ -324,6 +324,10 @@ fn environment(
         .chain(defaults.inherit_env.iter().flatten().cloned())
         .chain(keys.inherit_env.iter().flatten().cloned());
     for name in inherit {
+        ensure!(
+            !name.is_empty() && !name.contains(['=', '\0']),
+            "inherit_env: {name:?} is not a variable name"
+        );
         if let Some(value) = std::env::var_os(&name) {
             env.insert(name.into(), value);
         }
@@ -479,6 +483,10 @@ mod tests {
         );
         fails(
             &method("program = \"ls\"\nenv = { \"A=B\" = \"x\" }"),
+            "not a variable name",
+        );
+        fails(
+            &method("program = \"ls\"\ninherit_env = [\"A=B\"]"),
             "not a variable name",
         );
     }

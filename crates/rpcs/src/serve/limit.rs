@@ -61,13 +61,13 @@ impl Slots {
         };
         let method_permit = self.method.clone().try_acquire_owned().map_err(|_| {
             busy(format!(
-                "{method} is already running {} times, its max_concurrent",
+                "{method} already runs max_concurrent = {} programs",
                 self.method_max
             ))
         })?;
         let global_permit = self.global.clone().try_acquire_owned().map_err(|_| {
             busy(format!(
-                "{} programs are already running, the server's max_concurrent",
+                "the server already runs max_concurrent = {} programs",
                 self.global_max
             ))
         })?;
@@ -92,12 +92,14 @@ mod tests {
         assert_eq!(busy.code, Fault::LIMIT_EXCEEDED);
         assert_eq!(busy.name(), Some("Busy"));
         assert!(
-            busy.message.contains("a is already running 2 times"),
+            busy.message.contains("a already runs max_concurrent = 2"),
             "{busy}"
         );
         let _b1 = b.take("b").unwrap();
         let overall = b.take("b").err().unwrap();
-        assert!(overall.message.contains("3 programs are already running"));
+        assert!(overall
+            .message
+            .contains("the server already runs max_concurrent = 3"));
         drop(a1);
         assert!(b.take("b").is_ok());
     }
