@@ -93,7 +93,7 @@ doc = "Forks a grandchild that ignores SIGTERM, then never ends."
 program = "./runaway.sh"
 args = ["{{pidfile}}"]
 params = [{{ name = "pidfile", allow_dash = false }}]
-timeout = 1
+timeout = 2
 
 [[method]]
 name = "leaver"
