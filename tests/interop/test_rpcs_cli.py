@@ -3,6 +3,7 @@
 import datetime
 import json
 import socket
+import subprocess
 import threading
 import xmlrpc.client
 from xmlrpc.server import SimpleXMLRPCServer
@@ -298,3 +299,46 @@ def test_methods_hides_the_underscore_aliases_unless_asked(master_endpoints, run
     # The plain listing hides them too (remote_repr, with no dotted twin, stays: see above).
     text = ok(run_rpcs("methods", master_endpoints.http))
     assert "stack_push(" not in text and "stack.push(" in text
+
+
+def bash_completions(bin_dir, words):
+    """What bash offers for the last of ``words`` with `rpcs completions bash` loaded."""
+    script = subprocess.run([str(bin_dir / "rpcs"), "completions", "bash"],
+                            capture_output=True, text=True, timeout=30, check=True).stdout
+    words_arr = " ".join(f"'{w}'" for w in words)
+    probe = (f"{script}\nCOMP_WORDS=({words_arr}); COMP_CWORD={len(words) - 1}; "
+             f"COMP_LINE='{' '.join(words)}'; COMP_POINT=${{#COMP_LINE}}; "
+             "_rpcs rpcs \"${COMP_WORDS[COMP_CWORD]}\" \"${COMP_WORDS[COMP_CWORD-1]}\"; "
+             "printf '%s\\n' \"${COMPREPLY[@]}\"")
+    r = subprocess.run(["bash", "-c", probe], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    return set(r.stdout.split())
+
+
+def test_bash_completes_commands_and_their_flags(bin_dir):
+    assert bash_completions(bin_dir, ["rpcs", "ma"]) == {"master", "man"}
+    flags = bash_completions(bin_dir, ["rpcs", "master", "--ba"])
+    assert flags == {"--backend"}
+    assert {"memory", "embedded", "redis"} <= bash_completions(
+        bin_dir, ["rpcs", "master", "--backend", ""])
+
+
+@pytest.mark.parametrize("shell", ["zsh", "fish", "elvish", "powershell"])
+def test_completions_for_other_shells_name_every_command(run_rpcs, shell):
+    r = run_rpcs("completions", shell)
+    assert r.returncode == 0, r.stderr
+    for command in ("master", "serve", "call", "monitor", "token"):
+        assert command in r.stdout, command
+
+
+def test_man_page_of_rpcs_and_one_per_command(run_rpcs, tmp_path):
+    r = run_rpcs("man")
+    assert r.returncode == 0, r.stderr
+    assert ".TH rpcs 1" in r.stdout and ".SH NAME" in r.stdout and "master" in r.stdout
+    r = run_rpcs("man", "--dir", tmp_path)
+    assert r.returncode == 0, r.stderr
+    pages = {p.name for p in tmp_path.iterdir()}
+    assert {"rpcs.1", "rpcs-master.1", "rpcs-serve.1", "rpcs-token-new.1"} <= pages
+    master = (tmp_path / "rpcs-master.1").read_text()
+    assert ".TH rpcs-master 1" in master
+    assert "\\-\\-backend" in master and "\\-\\-durability" in master

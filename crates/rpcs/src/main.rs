@@ -13,11 +13,13 @@
 //! - `registry.rs`: `rpcs registry` and `rpcs discover`; `register.rs`: the
 //!   `--register` flags of servers.
 //! - `output.rs`: rendering values for people and for machines.
+//! - `docs.rs`: `rpcs completions` and `rpcs man`, generated from this tree.
 
 mod alloc;
 mod bench;
 mod call;
 mod cert;
+mod docs;
 mod fdlimit;
 mod master;
 mod monitor;
@@ -28,7 +30,7 @@ mod serve;
 mod serving;
 mod token;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 use std::process::ExitCode;
 
@@ -73,6 +75,10 @@ enum Command {
     /// Make a CA and certificates, to try TLS (--https, --msgpack-tls).
     #[command(subcommand)]
     Cert(cert::CertCommand),
+    /// Print the shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(docs::CompletionsArgs),
+    /// Print the manual page, or write one per command into a directory.
+    Man(docs::ManArgs),
 }
 
 /// An error that already knows its exit status.
@@ -137,6 +143,8 @@ fn main() -> ExitCode {
             Command::Discover(args) => registry::discover(args).await,
             Command::Token(command) => token::token(command),
             Command::Cert(command) => cert::cert(command),
+            Command::Completions(args) => docs::completions(args, Cli::command()),
+            Command::Man(args) => docs::man(args, Cli::command()),
         }
     });
     match result {
@@ -157,4 +165,17 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
         c.downcast_ref::<std::io::Error>()
             .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// clap checks a command's definition only when it is used: this checks
+    /// every command's at once (a required positional after an optional one
+    /// once broke `rpcs bench` and the generated completions).
+    #[test]
+    fn the_command_tree_is_consistent() {
+        Cli::command().debug_assert();
+    }
 }

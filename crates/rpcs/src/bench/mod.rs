@@ -27,8 +27,9 @@ use std::time::{Duration, Instant};
 pub struct BenchArgs {
     #[command(flatten)]
     conn: Connection,
-    /// The method to call.
-    method: String,
+    /// The method to call (after the URL; clap cannot make it required
+    /// after the URL, which `rpcs call` lets be left out).
+    method: Option<String>,
     /// Arguments, as strings unless --json is given.
     #[arg(allow_negative_numbers = true)]
     args: Vec<String>,
@@ -116,23 +117,20 @@ impl Load {
 }
 
 pub async fn bench(args: BenchArgs) -> anyhow::Result<()> {
+    let Some(method) = args.method.clone() else {
+        bail!("usage: rpcs bench URL METHOD [ARGS...]: name the method to measure");
+    };
     let params = parse_args(&args.args, args.json_args)?;
     let client = args.conn.client()?;
     client
-        .call(&args.method, params.clone())
+        .call(&method, params.clone())
         .await
         .context("the method does not answer; nothing to measure")?;
     if args.pipeline == 0 {
         bail!("--pipeline must be at least 1");
     }
     let url = args.conn.url()?;
-    let load = Load::new(
-        url,
-        &args.method,
-        &params,
-        args.pipeline,
-        &args.conn.config()?,
-    )?;
+    let load = Load::new(url, &method, &params, args.pipeline, &args.conn.config()?)?;
     let label = args.label.clone().unwrap_or_else(|| url.to_owned());
     let measure = Duration::try_from_secs_f64(args.duration).context("--duration")?;
     let warmup = Duration::try_from_secs_f64(args.warmup).context("--warmup")?;
