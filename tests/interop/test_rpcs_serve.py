@@ -546,3 +546,21 @@ def test_the_server_runs_at_most_max_concurrent_programs_over_all_methods(
         assert s.exits(0)["exitCode"] == 0
     finally:
         proc.stop()
+
+
+def test_a_program_that_cannot_start_is_a_spawn_error(bin_dir, tmp_path):
+    program = script(tmp_path / "vanishing.sh", "#!/bin/sh\necho hi\n")
+    (tmp_path / "serve.toml").write_text(
+        '[[method]]\nname = "vanishing"\nprogram = "./vanishing.sh"\n')
+    proc = ServerProcess([bin_dir / "rpcs", "serve", tmp_path / "serve.toml", "--listen",
+                          "127.0.0.1:0"], 1, tmp_path / "stderr.log")
+    try:
+        s = xmlrpc.client.ServerProxy(proc.urls[0])
+        assert s.vanishing()["stdout"] == "hi\n"
+        program.unlink()
+        with pytest.raises(xmlrpc.client.Fault) as e:
+            s.vanishing()
+        assert e.value.faultString.startswith("SpawnError: vanishing could not start"), e.value
+        assert str(tmp_path) not in e.value.faultString
+    finally:
+        proc.stop()

@@ -8,6 +8,7 @@ use rpcs_core::Fault;
 use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
 use tokio::process::{Child, ChildStderr, ChildStdin, ChildStdout, Command};
+use tracing::warn;
 
 /// A running program and its process group.
 pub struct Process {
@@ -84,9 +85,11 @@ impl Process {
             .process_group(0)
             .kill_on_drop(true);
         let mut child = command.spawn().map_err(|e| {
+            // Callers learn the method, the log says which file.
+            warn!(program = %def.program.display(), error = %e, "a served program could not start");
             Fault::named(
                 "SpawnError",
-                format_args!("{} could not start: {e}", def.program.display()),
+                format_args!("{} could not start: {e}", def.name),
             )
         })?;
         let group = child
