@@ -10,10 +10,11 @@
 //! - `session`: what a stream connection carries both ways, on either side:
 //!   the outbox with its byte budget, calls in flight, calls to the peer; and
 //!   the protocols over it, MessagePack-RPC (`session::msgpack`) and JSON-RPC
-//!   over WebSocket (`session::ws`).
+//!   (`session::json`) over WebSocket (`session::ws`) or lines (`session::lines`).
 //! - Transports, each adding its constructors to [`Listener`]: `web` (HTTP:
-//!   XML-RPC and JSON-RPC on POST, WebSocket by upgrade), `msgpack_rpc` (TCP,
-//!   Unix sockets, stdio) and `zerorpc` (ZeroMQ).
+//!   XML-RPC and JSON-RPC on POST, WebSocket by upgrade, the page on GET),
+//!   `msgpack_rpc` (TCP, Unix sockets) and `zerorpc` (ZeroMQ); `stdio` serves
+//!   one session on standard input and output (MessagePack-RPC or JSON-RPC).
 //! - `zmtp`: ZeroMQ connections (handshake, messages within limits, a DEALER
 //!   socket for clients) over the pure codec in `rpcs_core::zmtp`.
 //! - [`client`]: [`Client`] (async) and [`BlockingClient`]; the URL picks the
@@ -40,6 +41,7 @@ mod msgpack_rpc;
 mod rpyc;
 pub mod server;
 mod session;
+mod stdio;
 mod tcp;
 pub mod tls;
 mod web;

@@ -1,15 +1,15 @@
-//! The MessagePack-RPC transport: listeners on TCP and Unix sockets, and one
-//! session over standard input and output. The protocol itself (either side of
-//! a connection) is in [`crate::session::msgpack`].
+//! The MessagePack-RPC transport: listeners on TCP and Unix sockets (one
+//! session over standard input and output is in [`crate::stdio`]). The
+//! protocol itself (either side of a connection) is in
+//! [`crate::session::msgpack`].
 
 use crate::accept::{accept_loop, drain, tune_tcp, Slots};
-use crate::server::{Endpoint, Listener, Server, Shared};
+use crate::server::{Endpoint, Listener, Shared};
 use crate::session::msgpack::{start, PeerInfo};
 use crate::session::StreamLimits;
 use crate::tcp::TcpEndpoint;
 use crate::tls::Tls;
 use rpcs_core::BoxFuture;
-use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -157,42 +157,5 @@ impl Endpoint for Unix {
             serve_connection(shared, r, w, None, stop).await;
             Ok(())
         })
-    }
-}
-
-impl Server {
-    /// Serves one MessagePack-RPC session over standard input and output (for
-    /// inetd, systemd socket activation with `Accept=yes`, or a parent process),
-    /// until the input ends or `shutdown` completes. The parent is trusted: the
-    /// session has no idle timeout and, on a server with tokens, runs with
-    /// admin access without authenticating.
-    pub async fn serve_stdio(&self, shutdown: impl Future<Output = ()> + Send) -> io::Result<()> {
-        let (stop_tx, stop_rx) = watch::channel(false);
-        let shared = self.shared.clone();
-        let mut limits = StreamLimits::of(&shared.config);
-        limits.idle_timeout = None;
-        limits.auth_timeout = None;
-        let peer = PeerInfo {
-            addr: None,
-            conn_id: shared.connection_id(),
-            trusted: true,
-        };
-        let (_, session) = start(
-            shared.calls(),
-            tokio::io::stdin(),
-            tokio::io::stdout(),
-            limits,
-            peer,
-            stop_rx,
-        );
-        tokio::pin!(session);
-        tokio::select! {
-            _ = &mut session => {}
-            _ = shutdown => {
-                let _ = stop_tx.send(true);
-                let _ = session.await;
-            }
-        }
-        Ok(())
     }
 }

@@ -183,9 +183,9 @@ pub async fn master(args: MasterArgs) -> anyhow::Result<()> {
     let server =
         Server::new(Dispatcher::new(master.table()), server_config).with_metrics_source(metrics);
     let maintenance = master.spawn_maintenance();
-    if settings.server.stdio {
-        info!(backend = ?settings.backend, "master serving one session on stdin/stdout");
-        server.serve_stdio(shutdown).await?;
+    if let Some(protocol) = settings.server.stdio {
+        info!(backend = ?settings.backend, ?protocol, "master serving one session on stdin/stdout");
+        crate::serving::serve_stdio(&server, protocol, shutdown).await?;
         maintenance.abort();
         backend.shutdown().await.context("stopping the backend")?;
         return Ok(());

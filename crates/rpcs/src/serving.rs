@@ -4,7 +4,7 @@
 
 use crate::register::{self, RegisterArgs};
 use anyhow::Context as _;
-use clap::Args;
+use clap::{Args, ValueEnum};
 use rpcs_net::{Listener, Server, ServerConfig, Tls, TlsFiles};
 use serde::Deserialize;
 use std::future::Future;
@@ -86,15 +86,38 @@ pub struct ServerArgs {
     /// then do anything. Without it the server refuses to start that way.
     #[arg(long)]
     insecure_no_auth: bool,
-    /// Serve one MessagePack-RPC session on standard input and output, then exit
-    /// (for inetd, systemd socket activation or a parent process); no listeners.
-    #[arg(long, conflicts_with = "once")]
-    stdio: bool,
+    /// Serve one session on standard input and output, then exit (for inetd,
+    /// systemd socket activation or a parent process); no listeners.
+    /// MessagePack-RPC, or with --stdio=jsonrpc JSON-RPC, one document per line.
+    #[arg(long, conflicts_with = "once", value_enum, value_name = "PROTOCOL",
+          num_args = 0..=1, require_equals = true, default_missing_value = "msgpack")]
+    stdio: Option<StdioProtocol>,
     /// Serve one connection on the first listener, then exit.
     #[arg(long)]
     once: bool,
     #[command(flatten)]
     register: RegisterArgs,
+}
+
+/// What a `--stdio` session speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StdioProtocol {
+    /// MessagePack-RPC (the default).
+    Msgpack,
+    /// JSON-RPC 2.0, one document per line each way.
+    Jsonrpc,
+}
+
+/// Serves one session of `protocol` on standard input and output.
+pub async fn serve_stdio(
+    server: &Server,
+    protocol: StdioProtocol,
+    shutdown: impl Future<Output = ()> + Send,
+) -> std::io::Result<()> {
+    match protocol {
+        StdioProtocol::Msgpack => server.serve_stdio(shutdown).await,
+        StdioProtocol::Jsonrpc => server.serve_stdio_jsonrpc(shutdown).await,
+    }
 }
 
 /// The config-file keys of [`ServerArgs`], flattened into each command's file
@@ -129,7 +152,7 @@ pub struct ServerFile {
 /// The server settings in force after merging flags over the file over defaults.
 #[derive(Debug)]
 pub struct ServerSettings {
-    pub stdio: bool,
+    pub stdio: Option<StdioProtocol>,
     pub once: bool,
     pub listen: Vec<String>,
     pub msgpack: Vec<String>,
@@ -285,7 +308,7 @@ impl ServerSettings {
     /// another host, unless told `--insecure-no-auth`. `exposes` says what
     /// anyone could then do (for the refusal's message).
     pub fn check_exposure(&self, exposes: &str) -> anyhow::Result<()> {
-        if self.config.auth.is_some() || self.insecure_no_auth || self.stdio {
+        if self.config.auth.is_some() || self.insecure_no_auth || self.stdio.is_some() {
             return Ok(());
         }
         let tcp = (self.listen.iter())

@@ -3,9 +3,12 @@
 //! peer and waits answers for, and the calls in flight.
 //!
 //! The protocols that run over it: [`msgpack`] (MessagePack-RPC over a byte
-//! stream) and [`ws`] (JSON-RPC over a WebSocket).
+//! stream) and [`json`] (JSON-RPC), over a WebSocket ([`ws`]) or one
+//! document per line ([`lines`], for stdio).
 
 pub(crate) mod idle;
+pub(crate) mod json;
+pub(crate) mod lines;
 pub(crate) mod msgpack;
 pub(crate) mod outbox;
 pub(crate) mod ws;

@@ -19,7 +19,7 @@ use crate::auth::Attempt;
 use crate::compress::{self, Encoding, InflateError};
 use crate::config::ServerConfig;
 use crate::server::{Listener, Shared};
-use crate::session::ws::{answer_batch, answer_message};
+use crate::session::json::{answer_batch, answer_message};
 use crate::session::Calls;
 use crate::tcp::TcpEndpoint;
 use crate::tls::Tls;

@@ -83,9 +83,13 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         Dispatcher::new(table),
         fit_open_files(settings.config.clone()),
     );
-    if settings.stdio {
-        info!(methods = count, "serving one session on stdin/stdout");
-        server.serve_stdio(shutdown).await?;
+    if let Some(protocol) = settings.stdio {
+        info!(
+            methods = count,
+            ?protocol,
+            "serving one session on stdin/stdout"
+        );
+        crate::serving::serve_stdio(&server, protocol, shutdown).await?;
         return Ok(());
     }
     let listeners = settings.bind().await?;
