@@ -26,8 +26,13 @@ root=$(head -1 "$work/site.out")
 
 now() { date +%s.%N; }
 rate() { python3 -c "print(f'{$1 / ($3 - $2):.0f}')"; }
+# CPU seconds (user + system) a live process has used so far.
+cpu_of() { awk -v t="$(getconf CLK_TCK)" '{ printf "%.3f", ($14 + $15) / t }' "/proc/$1/stat"; }
 
-echo "crawler,processes,pages,seconds,pages_per_s"
+# master_cpu_us_per_page: the master's CPU per saved page; master_share: of
+# the machine's CPU over the crawl (all cores).
+cores=$(nproc)
+echo "crawler,processes,pages,seconds,pages_per_s,master_cpu_us_per_page,master_share"
 for n in 1 2 4; do
     "$bin/rpcs" master --backend memory --listen 127.0.0.1:0 --msgpack 127.0.0.1:0 >"$work/master$n.out" 2>/dev/null &
     master_pid=$!
@@ -35,6 +40,7 @@ for n in 1 2 4; do
     for _ in $(seq 100); do [ "$(grep -c '^listening on' "$work/master$n.out")" -ge 2 ] && break; sleep 0.1; done
     url=$(sed -n 's/^listening on //p' "$work/master$n.out" | sed -n 2p)
     "$bin/rpcs-crawler" --master "$url" add "$root" >/dev/null
+    master_before=$(cpu_of "$master_pid")
     start=$(now)
     crawlers=()
     for i in $(seq "$n"); do
@@ -45,8 +51,11 @@ for n in 1 2 4; do
     done
     wait "${crawlers[@]}"
     end=$(now)
+    master_cpu=$(python3 -c "print($(cpu_of "$master_pid") - $master_before)")
     saved=$(find "$work/out$n" -name '*.page' | wc -l)
-    echo "rpcs-crawler,$n,$saved,$(python3 -c "print(f'{$end - $start:.2f}')"),$(rate "$saved" "$start" "$end")"
+    per_page=$(python3 -c "print(f'{$master_cpu / $saved * 1e6:.0f}')")
+    share=$(python3 -c "print(f'{$master_cpu / (($end - $start) * $cores) * 100:.1f}%')")
+    echo "rpcs-crawler,$n,$saved,$(python3 -c "print(f'{$end - $start:.2f}')"),$(rate "$saved" "$start" "$end"),$per_page,$share"
     kill "$master_pid" 2>/dev/null || true
 done
 
@@ -54,4 +63,4 @@ start=$(now)
 bench/.venv-scrapy/bin/python bench/crawl_spider.py "$root" "$work/scrapy"
 end=$(now)
 saved=$(find "$work/scrapy" -type f | wc -l)
-echo "scrapy,1,$saved,$(python3 -c "print(f'{$end - $start:.2f}')"),$(rate "$saved" "$start" "$end")"
+echo "scrapy,1,$saved,$(python3 -c "print(f'{$end - $start:.2f}')"),$(rate "$saved" "$start" "$end"),,"

@@ -102,6 +102,17 @@ impl Control {
         mode
     }
 
+    /// Waits until the mode is one `pred` accepts (at once if it already is:
+    /// no change between a look and the wait can be missed).
+    pub async fn until(&self, pred: impl Fn(Mode) -> bool) -> Mode {
+        let mut rx = self.tx.subscribe();
+        let mode = *rx
+            .wait_for(|m| pred(*m))
+            .await
+            .expect("the sender lives in self");
+        mode
+    }
+
     /// Waits until the mode changes.
     pub async fn changed(&self) {
         let mut rx = self.tx.subscribe();

@@ -28,6 +28,10 @@ use url::Url;
 /// How long a take waits for a URL before the crawler looks around.
 const TAKE_WAIT: Duration = Duration::from_secs(1);
 
+/// The same, for a crawler that exits when the crawl is done: how soon an idle
+/// crawler sees that another finished the last page.
+const TAKE_WAIT_UNTIL_DONE: Duration = Duration::from_millis(200);
+
 /// The longest pause between tries of a master call that failed.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
@@ -358,23 +362,34 @@ impl Crawler {
             if self.control.unpaused().await.is_ending() {
                 return;
             }
-            let taken = self
-                .frontier
-                .take(self.config.lease, TAKE_WAIT, &self.config.name)
-                .await;
+            let wait = if self.config.exit_when_done {
+                TAKE_WAIT_UNTIL_DONE
+            } else {
+                TAKE_WAIT
+            };
+            // A crawler that is stopping does not wait out a take: a URL the
+            // master leased to it meanwhile goes back when it logs out.
+            let taken = tokio::select! {
+                t = self.frontier.take(self.config.lease, wait, &self.config.name) => t,
+                () = self.until_ending() => return,
+            };
             match taken {
                 Ok(Some(job)) => {
                     backoff = Duration::from_millis(100);
                     lock(&self.current).insert(task, job.url.to_string());
                     self.crawl_one(job).await;
-                    lock(&self.current).remove(&task);
-                }
-                Ok(None) => {
-                    if self.config.exit_when_done && self.crawl_is_done().await {
-                        tracing::info!("nothing queued and nothing in flight: the crawl is done");
-                        self.control.apply(Mode::Stopping);
+                    let idle = {
+                        let mut current = lock(&self.current);
+                        current.remove(&task);
+                        current.is_empty()
+                    };
+                    // The last page in flight here may have been the crawl's
+                    // last: look now rather than after a take times out.
+                    if idle {
+                        self.stop_if_done().await;
                     }
                 }
+                Ok(None) => self.stop_if_done().await,
                 Err(e) => {
                     tracing::warn!(error = %e, "taking a URL failed; trying again");
                     tokio::time::sleep(backoff).await;
@@ -382,6 +397,18 @@ impl Crawler {
                 }
             }
         }
+    }
+
+    /// With `exit_when_done`, stops the crawler once the whole crawl is done.
+    async fn stop_if_done(&self) {
+        if self.config.exit_when_done && self.crawl_is_done().await {
+            tracing::info!("nothing queued and nothing in flight: the crawl is done");
+            self.control.apply(Mode::Stopping);
+        }
+    }
+
+    async fn until_ending(&self) {
+        self.control.until(Mode::is_ending).await;
     }
 
     /// Nothing queued and no URL under lease, in the whole crawl. (A page's
@@ -561,9 +588,7 @@ impl Crawler {
     }
 
     async fn until_aborting(&self) {
-        while self.control.mode() != Mode::Aborting {
-            self.control.changed().await;
-        }
+        self.control.until(|m| m == Mode::Aborting).await;
     }
 
     /// Saves the page, queues its links, and acks it, in that order.

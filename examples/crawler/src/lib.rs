@@ -7,6 +7,7 @@ pub mod control;
 pub mod crawl;
 pub mod fetch;
 pub mod frontier;
+pub mod group_sync;
 pub mod links;
 pub mod normalize;
 pub mod polite;

@@ -3,12 +3,17 @@
 //! after a crawler died before its ack, lands on the same name), beside a
 //! metadata record (`.json`). Each file is written under a temporary name,
 //! synced and renamed into place, and the directory synced, so that a page is
-//! acknowledged to the master only once it is safely on disk.
+//! acknowledged to the master only once it is safely on disk and no file ever
+//! shows under its final name half written. The directory's sync is shared by
+//! the pages of that directory saved at the same time (see [`GroupSync`]).
 
+use crate::group_sync::GroupSync;
 use serde::Serialize;
+use std::collections::HashMap;
 use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use url::Url;
 
 /// What is known of a fetched page, saved beside it.
@@ -41,9 +46,21 @@ pub struct PageRecord {
 }
 
 /// The output directory of a crawl.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Output {
     dir: PathBuf,
+    /// The shared sync of each directory pages are being saved in.
+    dirs: Arc<Mutex<HashMap<PathBuf, Arc<GroupSync>>>>,
+}
+
+/// Directories whose shared sync is kept at most: past it, those no save is
+/// using are dropped (a crawl of many hosts has a directory for each).
+const MAX_DIRS_KEPT: usize = 1024;
+
+impl std::fmt::Debug for Output {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Output").field("dir", &self.dir).finish()
+    }
 }
 
 /// FNV-1a, 64 bits: a stable name for a URL (the standard library's hasher
@@ -57,7 +74,10 @@ fn fnv1a(bytes: &[u8]) -> u64 {
 impl Output {
     /// Pages go under `dir` (created when missing).
     pub fn new(dir: impl Into<PathBuf>) -> Output {
-        Output { dir: dir.into() }
+        Output {
+            dir: dir.into(),
+            dirs: Arc::default(),
+        }
     }
 
     /// The file a URL's body is saved in (its record has `.json` added).
@@ -73,12 +93,33 @@ impl Output {
         let path = self.path_of(url);
         let dir = path.parent().expect("a page's path has a directory");
         fs::create_dir_all(dir)?;
-        write_durably(&path, body)?;
         let json = serde_json::to_vec_pretty(record).map_err(io::Error::other)?;
+        write_durably(&path, body)?;
         write_durably(&record_path(&path), &json)?;
-        File::open(dir)?.sync_all()?;
+        self.dir_sync(dir).sync()?;
         Ok(path)
     }
+
+    /// The shared sync of `dir`: an fsync of the directory, opened afresh
+    /// each time so no descriptor is held per host.
+    fn dir_sync(&self, dir: &Path) -> Arc<GroupSync> {
+        let mut dirs = self.dirs.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(group) = dirs.get(dir) {
+            return group.clone();
+        }
+        if dirs.len() >= MAX_DIRS_KEPT {
+            dirs.retain(|_, group| Arc::strong_count(group) > 1);
+        }
+        let path = dir.to_owned();
+        let group = Arc::new(GroupSync::new(move || File::open(&path)?.sync_all()));
+        dirs.insert(dir.to_owned(), group.clone());
+        group
+    }
+}
+
+/// Where a file is written before it is renamed into place.
+fn temp_path(path: &Path) -> PathBuf {
+    path.with_extension(format!("tmp{}", std::process::id()))
 }
 
 /// `name` with every character but letters, digits, `.`, `_` and `-`
@@ -101,14 +142,17 @@ pub fn record_path(page: &Path) -> PathBuf {
 }
 
 /// Writes `bytes` to a temporary name beside `path`, syncs it, and renames
-/// it into place.
+/// it into place (the rename is durable once the directory is synced).
 fn write_durably(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    let tmp = temp_path(path);
     let mut file = File::create(&tmp)?;
-    file.write_all(bytes)?;
-    file.sync_all()?;
+    let written = file.write_all(bytes).and_then(|()| file.sync_data());
     drop(file);
-    fs::rename(&tmp, path)
+    if let Err(e) = written.and_then(|()| fs::rename(&tmp, path)) {
+        let _ = fs::remove_file(&tmp);
+        return Err(e);
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -152,5 +196,30 @@ mod tests {
         assert_eq!(fs::read(&path).unwrap(), b"again");
         let other = Url::parse("http://a.test:8080/z").unwrap();
         assert_ne!(out.path_of(&other), path);
+    }
+
+    #[test]
+    fn pages_saved_at_once_into_one_directory_are_all_in_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = Output::new(dir.path());
+        let saves: Vec<_> = (0..16)
+            .map(|i| {
+                let out = out.clone();
+                std::thread::spawn(move || {
+                    let url = Url::parse(&format!("http://a.test/{i}")).unwrap();
+                    let body = format!("page {i}");
+                    out.save(&url, body.as_bytes(), &record(url.as_str()))
+                        .unwrap()
+                })
+            })
+            .collect();
+        let mut host_dir = None;
+        for (i, save) in saves.into_iter().enumerate() {
+            let path = save.join().unwrap();
+            assert_eq!(fs::read(&path).unwrap(), format!("page {i}").as_bytes());
+            host_dir = path.parent().map(Path::to_owned);
+        }
+        let files = fs::read_dir(host_dir.unwrap()).unwrap().count();
+        assert_eq!(files, 32, "each page and its record, no temporary file");
     }
 }
