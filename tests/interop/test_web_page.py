@@ -207,6 +207,23 @@ def test_a_websocket_from_another_sites_page_is_refused(master):
             ws.close()
 
 
+def test_an_allowed_origin_may_open_a_websocket(bin_dir, tmp_path):
+    argv = [bin_dir / "rpcs", "master", "--backend", "memory", "--listen", "127.0.0.1:0",
+            "--allow-origin", "https://dash.example"]
+    proc = ServerProcess(argv, 1, tmp_path / "stderr.log", env=no_token_env())
+    try:
+        host_port = proc.urls[0].removeprefix("http://").rstrip("/")
+        ws = websocket.create_connection(f"ws://{host_port}/", timeout=TIMEOUT,
+                                         origin="https://dash.example")
+        ws.close()
+        with pytest.raises(websocket.WebSocketBadStatusException) as e:
+            websocket.create_connection(f"ws://{host_port}/", timeout=TIMEOUT,
+                                        origin="https://other.example")
+        assert e.value.status_code == 403
+    finally:
+        proc.stop()
+
+
 # --- the page in a browser ------------------------------------------------------------------
 
 

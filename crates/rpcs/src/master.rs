@@ -44,7 +44,7 @@ pub struct MasterArgs {
     /// zerorpc_connect, data_dir, backend, durability, session_timeout,
     /// max_item_bytes, max_connections, max_connections_per_listener,
     /// idle_timeout, call_timeout, max_in_flight, max_queued_bytes, register,
-    /// registry, register_ttl, registry_secret_file, auth, auth_timeout,
+    /// registry, register_ttl, registry_secret_file, auth, auth_timeout, allowed_origins,
     /// insecure_no_auth, https, msgpack_tls, tls_cert, tls_key, tls_client_ca.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
@@ -217,7 +217,8 @@ mod tests {
     #[test]
     fn the_file_mixes_server_and_master_keys_and_refuses_others() {
         let text = "listen = [\"127.0.0.1:0\"]\nauth_timeout = 3\nidle_timeout = 1.5\n\
-                    backend = \"memory\"\nsession_timeout = 30\n";
+                    backend = \"memory\"\nsession_timeout = 30\n\
+                    allowed_origins = [\"https://dash.example\"]\n";
         let file: FileConfig = toml::from_str(text).unwrap();
         assert_eq!(file.backend, Some(BackendKind::Memory));
         let settings = MasterArgs::default().settings_from(file).unwrap();
@@ -228,6 +229,10 @@ mod tests {
             Duration::from_millis(1500)
         );
         assert_eq!(settings.config.session_timeout, Duration::from_secs(30));
+        assert_eq!(
+            settings.server.config.allowed_origins,
+            ["https://dash.example"]
+        );
         let unknown = toml::from_str::<FileConfig>("listen = []\ncolour = \"blue\"\n");
         let message = unknown.unwrap_err().to_string();
         assert!(message.contains("unknown field `colour`"), "{message}");

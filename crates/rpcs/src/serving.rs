@@ -82,6 +82,11 @@ pub struct ServerArgs {
     /// authenticate before it is closed [default: 3].
     #[arg(long, value_name = "SECS")]
     auth_timeout: Option<f64>,
+    /// A web origin (https://dash.example.com) whose pages may open a
+    /// WebSocket here besides the server's own page (repeat for several; `*`
+    /// for any). Browsers send an Origin; programs do not and are never refused.
+    #[arg(long = "allow-origin", value_name = "ORIGIN")]
+    allowed_origins: Vec<String>,
     /// Listen beyond loopback with no --auth: anyone who reaches a port can
     /// then do anything. Without it the server refuses to start that way.
     #[arg(long)]
@@ -141,6 +146,7 @@ pub struct ServerFile {
     registry_secret_file: Option<PathBuf>,
     auth: Option<PathBuf>,
     auth_timeout: Option<f64>,
+    allowed_origins: Option<Vec<String>>,
     insecure_no_auth: Option<bool>,
     https: Option<Vec<String>>,
     msgpack_tls: Option<Vec<String>>,
@@ -254,6 +260,7 @@ impl ServerArgs {
                 .unwrap_or(defaults.max_queued_bytes),
             auth,
             auth_timeout,
+            allowed_origins: flag_or_file(self.allowed_origins, file.allowed_origins),
             ..defaults
         };
         Ok(ServerSettings {
