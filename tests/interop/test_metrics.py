@@ -142,6 +142,10 @@ def test_calls_are_counted_per_method_and_protocol(master):
     after = scrape(master.metrics_url)
     for protocol in ["xmlrpc", "jsonrpc", "msgpack-rpc", "jsonrpc-ws", "zerorpc"]:
         assert count(after, protocol) == count(before, protocol) + 1, protocol
+        for family in ["rpcs_received_bytes", "rpcs_sent_bytes"]:
+            moved = (sample(after, family, protocol=protocol) or 0) - (
+                sample(before, family, protocol=protocol) or 0)
+            assert moved > 0, (family, protocol)
     assert sample(after, "rpcs_stack_items", stack=stack) == 5
 
 

@@ -14,7 +14,7 @@
 //! expects, a streaming method answers one array of its items.
 
 use super::idle::IdleTimer;
-use super::{run_call, Call, Calls, FrameSink, Session, StreamLimits, Wire};
+use super::{run_call, Call, Calls, CountedSink, FrameSink, Session, StreamLimits, Wire};
 use crate::accept::stopped;
 use futures_util::StreamExt;
 use rpcs_core::jsonrpc::{self, Id, Message, Params};
@@ -76,6 +76,11 @@ pub(crate) fn start<K: FrameSink, D: Documents>(
     peer: Peer,
     mut stop: watch::Receiver<bool>,
 ) -> (Arc<Session>, JoinHandle<()>) {
+    let sink = CountedSink {
+        inner: sink,
+        metrics: calls.metrics.clone(),
+        protocol: peer.protocol,
+    };
     let (session, writer) = Session::start(sink, Box::new(JsonWire), &limits);
     if let Some(principal) = peer.principal {
         session.set_principal(principal);
@@ -105,7 +110,13 @@ pub(crate) fn start<K: FrameSink, D: Documents>(
             };
             match doc {
                 None => break,
-                Some(Ok(bytes)) => reader.document(&bytes).await,
+                Some(Ok(bytes)) => {
+                    reader
+                        .calls
+                        .metrics
+                        .record_bytes(reader.protocol, bytes.len(), 0);
+                    reader.document(&bytes).await;
+                }
                 Some(Err(fault)) => {
                     let answer = jsonrpc::encode_response(&Id::null(), &Err(fault), false);
                     reader.session.send(answer).await;

@@ -13,7 +13,7 @@ pub(crate) mod msgpack;
 pub(crate) mod outbox;
 pub(crate) mod ws;
 
-pub(crate) use outbox::{ByteSink, FrameSink, Outbox};
+pub(crate) use outbox::{ByteSink, CountedSink, FrameSink, Outbox};
 
 use crate::auth::{Attempt, Authenticator, AUTH_METHODS};
 use crate::metrics::Metrics;

@@ -8,7 +8,7 @@
 //! announcing more than the limit is refused before anything is allocated.
 
 use super::idle::IdleTimer;
-use super::{run_call, ByteSink, Call, Calls, Session, StreamLimits, Wire, FLUSH_AT};
+use super::{run_call, ByteSink, Call, Calls, CountedSink, Session, StreamLimits, Wire, FLUSH_AT};
 use crate::accept::stopped;
 use bytes::BytesMut;
 use rpcs_core::msgpack::{self, FrameLen};
@@ -72,7 +72,12 @@ where
     R: AsyncRead + Unpin + Send + 'static,
     W: AsyncWrite + Unpin + Send + 'static,
 {
-    let (session, writer_task) = Session::start(ByteSink(writer), Box::new(MsgpackWire), &limits);
+    let sink = CountedSink {
+        inner: ByteSink(writer),
+        metrics: calls.metrics.clone(),
+        protocol: PROTOCOL,
+    };
+    let (session, writer_task) = Session::start(sink, Box::new(MsgpackWire), &limits);
     if peer.trusted {
         session.set_principal(Arc::new(Principal::trusted("stdio")));
     }
@@ -118,7 +123,7 @@ where
             };
             match read {
                 Read::Bytes(Ok(0)) | Read::Bytes(Err(_)) | Read::Close => break,
-                Read::Bytes(Ok(_)) => {}
+                Read::Bytes(Ok(n)) => calls.metrics.record_bytes(PROTOCOL, n, 0),
             }
         }
         session.finish().await;

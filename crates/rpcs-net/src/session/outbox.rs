@@ -40,6 +40,27 @@ impl<W: AsyncWrite + Unpin + Send + 'static> FrameSink for ByteSink<W> {
     }
 }
 
+/// A sink that counts the bytes written through it in the server's metrics
+/// (the protocol's own bytes, without a transport's framing such as
+/// WebSocket's or TLS's).
+pub(crate) struct CountedSink<S> {
+    pub inner: S,
+    pub metrics: Arc<crate::metrics::Metrics>,
+    pub protocol: &'static str,
+}
+
+impl<S: FrameSink> FrameSink for CountedSink<S> {
+    async fn write_batch(&mut self, frames: Vec<Vec<u8>>) -> std::io::Result<()> {
+        let n: usize = frames.iter().map(Vec::len).sum();
+        self.inner.write_batch(frames).await?;
+        self.metrics.record_bytes(self.protocol, 0, n);
+        Ok(())
+    }
+    async fn close(&mut self) {
+        self.inner.close().await;
+    }
+}
+
 /// A frame to write, the room it holds in the budget, and who wants to know once
 /// it is written (`true`) or lost.
 struct Frame {

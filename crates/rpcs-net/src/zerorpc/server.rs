@@ -17,7 +17,7 @@ use crate::accept::{accept_loop, drain, stopped, Slots};
 use crate::auth::Attempt;
 use crate::server::Shared;
 use crate::session::idle::IdleTimer;
-use crate::session::{ByteSink, Calls, Outbox};
+use crate::session::{ByteSink, Calls, CountedSink, Outbox};
 use crate::zmtp::endpoint::{connect, Bound, Endpoint, Halves};
 use crate::zmtp::{self, handshake, ConnError, Incoming, Reader};
 use bytes::Bytes;
@@ -192,7 +192,12 @@ async fn serve_peer(
         return;
     }
     let stall = Some(config.write_timeout);
-    let (outbox, writer_task) = Outbox::start(ByteSink(writer), config.max_queued_bytes, stall);
+    let sink = CountedSink {
+        inner: ByteSink(writer),
+        metrics: shared.metrics.clone(),
+        protocol: PROTOCOL,
+    };
+    let (outbox, writer_task) = Outbox::start(sink, config.max_queued_bytes, stall);
     let peer = Arc::new(Peer {
         config: Arc::new(ZerorpcConfig {
             name: config.service_name.clone(),
@@ -214,7 +219,11 @@ async fn serve_peer(
             _ = stopped(&mut stop) => break true,
         };
         match next {
-            Some(Ok(Incoming::Message(frames))) => on_message(&peer, frames, &mut calls).await,
+            Some(Ok(Incoming::Message(frames))) => {
+                let n = frames.iter().map(Bytes::len).sum();
+                shared.metrics.record_bytes(PROTOCOL, n, 0);
+                on_message(&peer, frames, &mut calls).await;
+            }
             Some(Ok(Incoming::Ping(pong))) => {
                 peer.outbox.send(zmtp::command(&pong)).await;
             }
