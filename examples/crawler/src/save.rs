@@ -94,8 +94,15 @@ impl Output {
         let dir = path.parent().expect("a page's path has a directory");
         fs::create_dir_all(dir)?;
         let json = serde_json::to_vec_pretty(record).map_err(io::Error::other)?;
-        write_durably(&path, body)?;
-        write_durably(&record_path(&path), &json)?;
+        // The two files sync at once: a sync mostly waits for the disk, and
+        // the page waits for both.
+        let record = record_path(&path);
+        let (page, meta) = std::thread::scope(|s| {
+            let meta = s.spawn(|| write_durably(&record, &json));
+            (write_durably(&path, body), meta.join())
+        });
+        page?;
+        meta.map_err(|_| io::Error::other("saving the record panicked"))??;
         self.dir_sync(dir).sync()?;
         Ok(path)
     }
