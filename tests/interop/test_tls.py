@@ -201,3 +201,31 @@ def test_mutual_tls_needs_a_client_certificate(bin_dir, tmp_path):
             assert MsgpackConn(sock=s).call("auth", m.secret)[0] is None
     finally:
         m.proc.stop()
+
+
+def test_rpcs_monitor_takes_a_ca(tls_master, bin_dir):
+    rpcs = str(bin_dir / "rpcs")
+    env = dict(os.environ, RPCS_TOKEN=tls_master.secret)
+    ca = str(tls_master.dir / "ca.pem")
+    r = subprocess.run([rpcs, "monitor", "--once", "--json", "--ca", ca, tls_master.https],
+                       capture_output=True, text=True, env=env, timeout=TIMEOUT)
+    assert r.returncode == 0, r.stderr
+    assert "stacks" in json.loads(r.stdout.splitlines()[0])
+    r = subprocess.run([rpcs, "monitor", "--once", tls_master.https], capture_output=True,
+                       text=True, env=env, timeout=TIMEOUT)
+    assert r.returncode != 0 and "certificate" in r.stderr, (r.returncode, r.stderr)
+
+
+def test_the_crawler_takes_a_ca(tls_master, bin_dir):
+    crawler = str(bin_dir / "rpcs-crawler")
+    env = dict(os.environ, RPCS_TOKEN=tls_master.secret)
+    env.pop("RPCS_MASTER", None)
+    wss = tls_master.https.replace("https://", "wss://")
+    ca = str(tls_master.dir / "ca.pem")
+    r = subprocess.run([crawler, "--master", wss, "--ca", ca, "status", "--json"],
+                       capture_output=True, text=True, env=env, timeout=TIMEOUT)
+    assert r.returncode == 0, r.stderr
+    assert isinstance(json.loads(r.stdout), dict)
+    r = subprocess.run([crawler, "--master", wss, "status"], capture_output=True, text=True,
+                       env=env, timeout=TIMEOUT)
+    assert r.returncode != 0 and "certificate" in r.stderr, (r.returncode, r.stderr)

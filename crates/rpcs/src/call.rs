@@ -40,6 +40,13 @@ pub struct Connection {
     /// (calls that never reached an instance are always retried).
     #[arg(long)]
     pub idempotent: bool,
+    #[command(flatten)]
+    pub tls: TlsArgs,
+}
+
+/// How a client checks a TLS server and shows itself to one.
+#[derive(Args, Clone, Debug, Default)]
+pub struct TlsArgs {
     /// TLS (https://, wss://, msgpack+tls://): trust this CA file (PEM)
     /// instead of the system's.
     #[arg(long, value_name = "FILE")]
@@ -54,6 +61,18 @@ pub struct Connection {
     /// and change the calls; for tests only.
     #[arg(long)]
     pub insecure: bool,
+}
+
+impl TlsArgs {
+    /// The client's TLS settings.
+    pub fn client_tls(&self) -> ClientTls {
+        ClientTls {
+            ca: self.ca.clone(),
+            cert: self.cert.clone(),
+            key: self.key.clone(),
+            insecure_skip_verify: self.insecure,
+        }
+    }
 }
 
 fn seconds(value: f64, flag: &str) -> anyhow::Result<Duration> {
@@ -86,12 +105,7 @@ impl Connection {
             } else {
                 Vec::new()
             },
-            tls: ClientTls {
-                ca: self.ca.clone(),
-                cert: self.cert.clone(),
-                key: self.key.clone(),
-                insecure_skip_verify: self.insecure,
-            },
+            tls: self.tls.client_tls(),
             ..ClientConfig::default()
         })
     }

@@ -40,6 +40,8 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 pub struct CrawlConfig {
     /// The master's URL (MessagePack-RPC or WebSocket: commands are pushed).
     pub master: String,
+    /// How the crawler's client connects to the master (TLS settings).
+    pub client: ClientConfig,
     /// The crawl's name: its stacks and storages are `crawl/NAME/...`.
     pub crawl: String,
     /// This crawler's provider client name, unique in the crawl.
@@ -149,7 +151,7 @@ pub fn stats_storage(crawl: &str) -> String {
 pub async fn run(mut config: CrawlConfig, control: Control) -> Result<Summary, CrawlError> {
     // A master given by service name: the crawler's session is bound to its
     // connection, so it keeps to one instance.
-    config.master = Client::resolve_instance(&config.master, &ClientConfig::default())
+    config.master = Client::resolve_instance(&config.master, &config.client)
         .await
         .map_err(|e| CrawlError::Config(e.to_string()))?;
     tracing::info!(master = %rpcs_net::client::redacted(&config.master), "crawling");
@@ -180,7 +182,7 @@ impl Crawler {
             "A command for this crawler: pause, resume, stop or abort.",
             move |_sub: String, _client: String, message: Value| obey(&commands, &message),
         );
-        let client = Client::with_handlers(&config.master, ClientConfig::default(), handlers)
+        let client = Client::with_handlers(&config.master, config.client.clone(), handlers)
             .map_err(|e| CrawlError::Config(e.to_string()))?;
         let frontier = Arc::new(Frontier::new(client.clone(), &config.crawl));
         let robots = RobotsCache::new(

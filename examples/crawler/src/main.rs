@@ -9,7 +9,7 @@ use rpcs_crawler::fetch::{FetchConfig, Fetcher};
 use rpcs_crawler::frontier::Frontier;
 use rpcs_crawler::normalize::Normalizer;
 use rpcs_crawler::sitemap;
-use rpcs_net::Client;
+use rpcs_net::{Client, ClientConfig};
 use std::path::PathBuf;
 use std::time::Duration;
 use url::Url;
@@ -41,6 +41,24 @@ struct Common {
     /// The crawl's name: several crawls can share one master.
     #[arg(long, global = true, default_value = "default")]
     crawl: String,
+    /// Trust this CA file (PEM) for a master reached over TLS (wss://,
+    /// msgpack+tls://) instead of the system's.
+    #[arg(long, global = true, value_name = "FILE")]
+    ca: Option<PathBuf>,
+}
+
+impl Common {
+    /// How clients of the master connect.
+    fn client_config(&self) -> ClientConfig {
+        let mut config = ClientConfig::default();
+        config.tls.ca = self.ca.clone();
+        config
+    }
+
+    /// A client of the master.
+    fn client(&self) -> Result<Client, rpcs_net::ClientError> {
+        Client::with_config(&self.master, self.client_config())
+    }
 }
 
 #[derive(Subcommand)]
@@ -195,6 +213,7 @@ fn crawl_config(common: &Common, a: &CrawlArgs) -> Result<CrawlConfig> {
     });
     Ok(CrawlConfig {
         master: common.master.clone(),
+        client: common.client_config(),
         crawl: common.crawl.clone(),
         name,
         out: a.out.clone(),
@@ -290,7 +309,7 @@ async fn add(common: &Common, a: &AddArgs) -> Result<()> {
         .iter()
         .map(|t| Url::parse(t).with_context(|| format!("{t}: not a URL")))
         .collect::<Result<Vec<_>>>()?;
-    let client = Client::new(&common.master)?;
+    let client = common.client()?;
     let normalizer = Normalizer {
         sort_query: a.sort_query,
         ..Normalizer::default()
@@ -328,7 +347,7 @@ async fn sitemap_urls(first: &str) -> Result<Vec<String>> {
 }
 
 async fn status(common: &Common, json: bool) -> Result<()> {
-    let client = Client::new(&common.master)?;
+    let client = common.client()?;
     let frontier = Frontier::new(client.clone(), &common.crawl);
     let (queued, leased) = frontier.pending().await?.unwrap_or((0, 0));
     let stats = match client
@@ -413,7 +432,7 @@ async fn control(common: &Common, command: &str, client: Option<&str>) -> Result
     if rpcs_crawler::control::command_of(&Value::String(command.into())).is_none() {
         bail!("{command:?}: expected pause, resume, stop or abort");
     }
-    let master = Client::new(&common.master)?;
+    let master = common.client()?;
     match client {
         Some(name) => {
             master

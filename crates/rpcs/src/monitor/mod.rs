@@ -34,11 +34,18 @@ pub struct MonitorArgs {
     /// Plain lines even on a terminal.
     #[arg(long)]
     plain: bool,
+    #[command(flatten)]
+    tls: crate::call::TlsArgs,
 }
 
 /// Runs the monitor.
 pub async fn monitor(args: MonitorArgs) -> Result<()> {
-    let client = Client::new(&args.url).with_context(|| rpcs_net::client::redacted(&args.url))?;
+    let config = rpcs_net::ClientConfig {
+        tls: args.tls.client_tls(),
+        ..rpcs_net::ClientConfig::default()
+    };
+    let client = Client::with_config(&args.url, config)
+        .with_context(|| rpcs_net::client::redacted(&args.url))?;
     let interval = Duration::try_from_secs_f64(args.interval)
         .ok()
         .filter(|d| !d.is_zero())
