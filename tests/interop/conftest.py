@@ -70,12 +70,7 @@ def example_server(bin_dir, tmp_path_factory):
             )
         yield m.group(1)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
+        terminate(proc)
         proc.stdout.close()
 
 

@@ -7,6 +7,7 @@ import base64
 import http.client
 import json
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -255,6 +256,10 @@ def test_the_live_view_shows_a_pushed_stack_and_follows_it(master, browser):
     proxy.stack.push(stack, "three")
     browser.wait_for(f"(() => {{ const c = {row_cells('stacks', stack)}; "
                      "return c && c[1] === '3'; })()")
+    # Once there are two looks, in/s, out/s and change/s are numbers.
+    rates = browser.wait_for(f"(() => {{ const c = {row_cells('stacks', stack)}; "
+                             "return c && c[3] !== '' ? c.slice(3) : null; })()")
+    assert all(re.fullmatch(r"-?\d+(\.\d)?", r) for r in rates), rates
     calls = browser.eval("document.querySelector('[data-total=\"calls\"] b').textContent")
     assert int(calls) > 0
     path = browser.screenshot("web-page-master.png")

@@ -63,26 +63,45 @@ async fn stacks(backend: &dyn Backend, traffic: Option<&Traffic>, out: &mut Stri
         let size = backend.stack_size(name.clone()).await.ok().flatten();
         let leased = backend.stack_leased(name.clone()).await.ok().flatten();
         if let (Some(size), Some(leased)) = (size, leased) {
-            rows.push((escape(name), size, leased));
+            let (added, removed) = traffic.map_or((0, 0), |t| t.of(name));
+            rows.push(Row {
+                name: escape(name),
+                size,
+                leased,
+                added,
+                removed,
+            });
         }
     }
-    type Row = (String, u64, u64);
-    for (name, help, pick) in [
+    let gauges: [Family; 2] = [
         (
             "rpcs_stack_items",
             "Items on a stack, waiting to be popped or taken.",
-            (|r: &Row| r.1) as fn(&Row) -> u64,
+            |r| r.size,
         ),
         (
             "rpcs_stack_leased_items",
             "Items of a stack taken under a lease and not yet acked or released.",
-            |r: &Row| r.2,
+            |r| r.leased,
         ),
-    ] {
-        family(out, name, "gauge", help);
-        for row in &rows {
-            let _ = writeln!(out, "{name}{{stack=\"{}\"}} {}", row.0, pick(row));
-        }
+    ];
+    // Counters of items through this master: a rate is what Prometheus
+    // makes of them.
+    let counters: [Family; 2] = [
+        (
+            "rpcs_stack_items_in_total",
+            "Items pushed on a stack or released back to it, through this master.",
+            |r| r.added,
+        ),
+        (
+            "rpcs_stack_items_out_total",
+            "Items popped or taken from a stack, through this master.",
+            |r| r.removed,
+        ),
+    ];
+    per_stack(out, "gauge", &gauges, &rows);
+    if traffic.is_some() {
+        per_stack(out, "counter", &counters, &rows);
     }
     family(
         out,
@@ -90,32 +109,28 @@ async fn stacks(backend: &dyn Backend, traffic: Option<&Traffic>, out: &mut Stri
         "gauge",
         "Leases held, over every stack.",
     );
-    let held: u64 = rows.iter().map(|r| r.2).sum();
+    let held: u64 = rows.iter().map(|r| r.leased).sum();
     let _ = writeln!(out, "rpcs_leases {held}");
-    if let Some(traffic) = traffic {
-        traffic_counters(traffic, &names[..names.len().min(MAX_STACKS_LISTED)], out);
-    }
 }
 
-/// Items in and out of each listed stack through this master, as counters
-/// (a rate is what Prometheus makes of them).
-fn traffic_counters(traffic: &Traffic, names: &[String], out: &mut String) {
-    for (name, help, pick) in [
-        (
-            "rpcs_stack_items_in_total",
-            "Items pushed on a stack or released back to it, through this master.",
-            (|c: (u64, u64)| c.0) as fn((u64, u64)) -> u64,
-        ),
-        (
-            "rpcs_stack_items_out_total",
-            "Items popped or taken from a stack, through this master.",
-            |c: (u64, u64)| c.1,
-        ),
-    ] {
-        family(out, name, "counter", help);
-        for stack in names {
-            let n = pick(traffic.of(stack));
-            let _ = writeln!(out, "{name}{{stack=\"{}\"}} {n}", escape(stack));
+/// One listed stack's numbers.
+struct Row {
+    /// Escaped for a label.
+    name: String,
+    size: u64,
+    leased: u64,
+    added: u64,
+    removed: u64,
+}
+
+/// A family of one sample per stack: its name, help, and what it reads.
+type Family = (&'static str, &'static str, fn(&Row) -> u64);
+
+fn per_stack(out: &mut String, kind: &str, families: &[Family], rows: &[Row]) {
+    for (name, help, pick) in families {
+        family(out, name, kind, help);
+        for row in rows {
+            let _ = writeln!(out, "{name}{{stack=\"{}\"}} {}", row.name, pick(row));
         }
     }
 }

@@ -96,19 +96,44 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::{mpsc, Arc};
 
-    /// A sync that counts its calls and, the first time, waits to be let go.
-    fn gated() -> (Arc<GroupSync>, Arc<AtomicUsize>, mpsc::Sender<()>) {
+    /// A sync that counts its calls; the first waits to be let go, the
+    /// others answer what `later` says for their number (1, 2, ...).
+    fn gated(
+        later: fn(usize) -> io::Result<()>,
+    ) -> (Arc<GroupSync>, Arc<AtomicUsize>, mpsc::Sender<()>) {
         let calls = Arc::new(AtomicUsize::new(0));
         let (go, gate) = mpsc::channel::<()>();
         let gate = Mutex::new(gate);
         let counted = calls.clone();
-        let group = GroupSync::new(move || {
-            if counted.fetch_add(1, Ordering::SeqCst) == 0 {
+        let group = GroupSync::new(move || match counted.fetch_add(1, Ordering::SeqCst) {
+            0 => {
                 let _ = gate.lock().unwrap().recv();
+                Ok(())
             }
-            Ok(())
+            n => later(n),
         });
         (Arc::new(group), calls, go)
+    }
+
+    /// Starts one caller, holds its sync, starts `n` more that must wait for
+    /// it, lets it go: what the first and the others got.
+    fn first_then_waiting(
+        group: &Arc<GroupSync>,
+        calls: &AtomicUsize,
+        go: mpsc::Sender<()>,
+        n: usize,
+    ) -> (io::Result<()>, Vec<io::Result<()>>) {
+        let spawn = || {
+            let g = group.clone();
+            std::thread::spawn(move || g.sync())
+        };
+        let first = spawn();
+        until(|| calls.load(Ordering::SeqCst) == 1);
+        let rest: Vec<_> = (0..n).map(|_| spawn()).collect();
+        until(|| group.waiting() == n);
+        go.send(()).unwrap();
+        let first = first.join().unwrap();
+        (first, rest.into_iter().map(|r| r.join().unwrap()).collect())
     }
 
     fn until(mut cond: impl FnMut() -> bool) {
@@ -119,26 +144,12 @@ mod tests {
 
     #[test]
     fn callers_waiting_during_a_sync_share_the_next_one() {
-        let (group, calls, go) = gated();
-        let first = {
-            let g = group.clone();
-            std::thread::spawn(move || g.sync())
-        };
-        until(|| calls.load(Ordering::SeqCst) == 1);
+        let (group, calls, go) = gated(|_| Ok(()));
         // Seven more arrive while the first sync runs: it started before
         // they wrote, so it cannot cover them; one more sync covers them all.
-        let rest: Vec<_> = (0..7)
-            .map(|_| {
-                let g = group.clone();
-                std::thread::spawn(move || g.sync())
-            })
-            .collect();
-        until(|| group.waiting() == 7);
-        go.send(()).unwrap();
-        first.join().unwrap().unwrap();
-        for r in rest {
-            r.join().unwrap().unwrap();
-        }
+        let (first, rest) = first_then_waiting(&group, &calls, go, 7);
+        first.unwrap();
+        assert!(rest.iter().all(Result::is_ok));
         assert_eq!(calls.load(Ordering::SeqCst), 2);
     }
 
@@ -158,40 +169,14 @@ mod tests {
 
     #[test]
     fn a_failed_sync_fails_every_caller_it_was_to_cover() {
-        let (go, gate) = mpsc::channel::<()>();
-        let gate = Mutex::new(gate);
-        let calls = Arc::new(AtomicUsize::new(0));
-        let counted = calls.clone();
-        let group = Arc::new(GroupSync::new(move || {
-            match counted.fetch_add(1, Ordering::SeqCst) {
-                // The first sync holds the others back, then the second fails.
-                0 => {
-                    let _ = gate.lock().unwrap().recv();
-                    Ok(())
-                }
-                1 => Err(io::Error::other("disk gone")),
-                _ => Ok(()),
-            }
-        }));
-        let first = {
-            let g = group.clone();
-            std::thread::spawn(move || g.sync())
-        };
-        until(|| calls.load(Ordering::SeqCst) == 1);
-        let rest: Vec<_> = (0..3)
-            .map(|_| {
-                let g = group.clone();
-                std::thread::spawn(move || g.sync())
-            })
-            .collect();
-        until(|| group.waiting() == 3);
-        go.send(()).unwrap();
-        first.join().unwrap().unwrap();
-        let failed = rest
-            .into_iter()
-            .map(|r| r.join().unwrap())
-            .filter(Result::is_err)
-            .count();
+        // The second sync, the one the waiting callers share, fails.
+        let (group, calls, go) = gated(|n| match n {
+            1 => Err(io::Error::other("disk gone")),
+            _ => Ok(()),
+        });
+        let (first, rest) = first_then_waiting(&group, &calls, go, 3);
+        first.unwrap();
+        let failed = rest.iter().filter(|r| r.is_err()).count();
         assert_eq!(failed, 3, "a later sync must not vouch for them");
         // A caller after the failure gets a sync of its own.
         group.sync().unwrap();

@@ -161,11 +161,15 @@
     return look;
   }
 
-  function perSecond(now, old, pick, own) {
-    if (!old) return null;
-    const secs = (now.at - old.at) / 1000;
-    if (secs <= 0) return null;
-    return Math.max(0, pick(now) - pick(old) - (own || 0)) / secs;
+  // A change per second between two looks; null before there are two.
+  function perSecond(now, old, delta) {
+    const secs = old ? (now.at - old.at) / 1000 : 0;
+    return secs > 0 && Number.isFinite(delta) ? delta / secs : null;
+  }
+
+  // Counts only grow: a drop means the server restarted, not a negative rate.
+  function floor(r) {
+    return r === null ? null : Math.max(0, r);
   }
 
   function rate(value) {
@@ -175,8 +179,10 @@
 
   function render(look) {
     const s = look.stats || {};
-    const callsRate = perSecond(look, before, (l) => (l.stats || {}).calls || 0, before && before.own);
-    const faultsRate = perSecond(look, before, (l) => (l.stats || {}).faults || 0, 0);
+    const was = (before && before.stats) || {};
+    const own = before ? before.own : 0;
+    const callsRate = floor(perSecond(look, before, (s.calls || 0) - (was.calls || 0) - own));
+    const faultsRate = floor(perSecond(look, before, (s.faults || 0) - (was.faults || 0)));
     const boxes = [
       ['calls', s.calls], ['calls/s', rate(callsRate)], ['faults', s.faults],
       ['faults/s', rate(faultsRate)], ['connections', s.connections],
@@ -209,26 +215,17 @@
     }), [5, 6, 7, 8]);
     fill('stacks', look.stacks.map((st) => {
       const old = before && before.stacks.find((o) => o.name === st.name);
-      const per = (now, was, floor) => {
-        if (!old) return '';
-        const r = perSecondSigned(look, before, now - was);
-        // A master that restarted counts in and out from zero again.
-        return r === null ? '' : rate(floor ? Math.max(0, r) : r);
+      const per = (field, counted) => {
+        const r = old ? perSecond(look, before, st[field] - old[field]) : null;
+        return rate(counted ? floor(r) : r);
       };
       return [st.name, num(st.size), num(st.leased),
-        old ? per(st.itemsIn, old.itemsIn, true) : '',
-        old ? per(st.itemsOut, old.itemsOut, true) : '',
-        old ? per(st.size, old.size, false) : ''];
+        per('itemsIn', true), per('itemsOut', true), per('size', false)];
     }), [1, 2, 3, 4, 5]);
     fill('storages', look.storages.map((st) => [st.name, num(st.size)]), [1]);
     count('clients-count', clients.length, clients.length);
     count('stacks-count', look.stacks.length, look.stackTotal);
     count('storages-count', look.storages.length, look.storageTotal);
-  }
-
-  function perSecondSigned(now, old, delta) {
-    const secs = (now.at - old.at) / 1000;
-    return secs > 0 ? delta / secs : null;
   }
 
   function count(id, shown, total) {
